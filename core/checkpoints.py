@@ -1,0 +1,193 @@
+"""Checkpoint storage: ``model.safetensors`` + ``manifest.json`` in one folder.
+
+The manifest holds the model config, a data card (training data, licence, attribution), the exact
+training command, metrics at export, the format version and the weights' sha256. Loading verifies
+the hash before deserialising anything; pickles are never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from core.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+MANIFEST_FILE = "manifest.json"
+_MAX_MANIFEST_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Manifest:
+    model_id: str
+    family: str
+    config: dict[str, Any]
+    data_card: dict[str, Any] = field(default_factory=dict)
+    training_command: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    sha256: str = ""
+    format_version: int = FORMAT_VERSION
+    created: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "model_id": self.model_id,
+            "family": self.family,
+            "created": self.created,
+            "sha256": self.sha256,
+            "training_command": self.training_command,
+            "config": self.config,
+            "data_card": self.data_card,
+            "metrics": self.metrics,
+        }
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_checkpoint(
+    folder: str | Path,
+    tensors: dict[str, torch.Tensor],
+    manifest: Manifest,
+) -> Manifest:
+    """Write weights and manifest; returns the manifest with its sha256 and timestamp filled."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / WEIGHTS_FILE
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(weights))
+    done = Manifest(
+        **{
+            **manifest.__dict__,
+            "sha256": sha256_file(weights),
+            "created": manifest.created or datetime.now(UTC).isoformat(timespec="seconds"),
+            "format_version": FORMAT_VERSION,
+        }
+    )
+    (folder / MANIFEST_FILE).write_text(
+        json.dumps(done.to_json(), indent=2, sort_keys=False) + "\n"
+    )
+    return done
+
+
+def read_manifest(folder: str | Path) -> Manifest:
+    path = Path(folder) / MANIFEST_FILE
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint '{Path(folder).name}' has no {MANIFEST_FILE}.")
+    if path.stat().st_size > _MAX_MANIFEST_BYTES:
+        raise CheckpointError(
+            f"{path.name} in '{Path(folder).name}' is too large to be a manifest."
+        )
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(
+            f"{path.name} in '{Path(folder).name}' is not valid JSON: {exc}"
+        ) from None
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path.name} in '{Path(folder).name}' must hold a JSON object.")
+    version = raw.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"Checkpoint '{Path(folder).name}' has format version {version!r}; "
+            f"this app reads version {FORMAT_VERSION}."
+        )
+    missing = [k for k in ("model_id", "family", "config", "sha256") if k not in raw]
+    if missing:
+        raise CheckpointError(f"Manifest of '{Path(folder).name}' lacks {', '.join(missing)}.")
+    if not isinstance(raw["config"], dict):
+        raise CheckpointError(f"Manifest of '{Path(folder).name}': 'config' must be an object.")
+    return Manifest(
+        model_id=str(raw["model_id"]),
+        family=str(raw["family"]),
+        config=raw["config"],
+        data_card=raw.get("data_card") or {},
+        training_command=str(raw.get("training_command", "")),
+        metrics=raw.get("metrics") or {},
+        sha256=str(raw["sha256"]),
+        format_version=version,
+        created=str(raw.get("created", "")),
+    )
+
+
+def load_checkpoint(
+    folder: str | Path,
+    *,
+    family: str | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[dict[str, torch.Tensor], Manifest]:
+    """Verify and load a checkpoint folder.
+
+    Raises :class:`CheckpointError` if the manifest is missing or malformed, the family differs
+    from ``family``, the weights' sha256 differs from the manifest, or the file is not safetensors.
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if family is not None and manifest.family != family:
+        raise CheckpointError(
+            f"Checkpoint '{folder.name}' is a '{manifest.family}' model, expected '{family}'."
+        )
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"Checkpoint '{folder.name}' has no {WEIGHTS_FILE}.")
+    actual = sha256_file(weights)
+    if actual != manifest.sha256:
+        raise CheckpointError(
+            f"Checkpoint '{folder.name}': {WEIGHTS_FILE} does not match its manifest "
+            f"(sha256 {actual[:12]}..., expected {manifest.sha256[:12]}...). "
+            "The file was modified or corrupted; refusing to load it."
+        )
+    try:
+        tensors = load_file(str(weights), device=str(torch.device(device)))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"Checkpoint '{folder.name}': not a valid safetensors file ({exc})."
+        ) from None
+    log.info("loaded checkpoint %s (%d tensors)", folder.name, len(tensors))
+    return tensors, manifest
+
+
+@dataclass(frozen=True)
+class CheckpointStatus:
+    folder: str
+    ok: bool
+    detail: str
+    manifest: Manifest | None
+
+
+def scan_checkpoints(root: str | Path) -> list[CheckpointStatus]:
+    """Verify every checkpoint folder under ``root`` (hash included) for the status panel."""
+    root = Path(root)
+    out: list[CheckpointStatus] = []
+    if not root.is_dir():
+        return out
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            manifest = read_manifest(folder)
+            weights = folder / WEIGHTS_FILE
+            if not weights.is_file():
+                raise CheckpointError(f"no {WEIGHTS_FILE}")
+            if sha256_file(weights) != manifest.sha256:
+                raise CheckpointError("sha256 mismatch")
+            size_mb = weights.stat().st_size / 1e6
+            out.append(CheckpointStatus(folder.name, True, f"verified, {size_mb:.1f} MB", manifest))
+        except CheckpointError as exc:
+            out.append(CheckpointStatus(folder.name, False, str(exc), None))
+    return out

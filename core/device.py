@@ -1,0 +1,98 @@
+"""Compute device selection, dtype policy and seeded random generators.
+
+Order of preference is cuda > mps > cpu. ``CSS_DEVICE`` (``auto``, ``cpu``, ``cuda``, ``cuda:1``,
+``mps``) overrides the automatic choice; pages pass the user's choice as ``preference``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from core.errors import DeviceError
+
+DEVICE_ENV_VAR = "CSS_DEVICE"
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def available_devices() -> list[str]:
+    """Device strings usable on this machine, best first."""
+    devices = (
+        [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    )
+    if _mps_available():
+        devices.append("mps")
+    devices.append("cpu")
+    return devices
+
+
+def select_device(preference: str | None = None) -> torch.device:
+    """Resolve ``preference`` (or ``$CSS_DEVICE``, or ``auto``) to an available ``torch.device``.
+
+    Raises :class:`DeviceError` when an explicitly requested device is not available, rather than
+    silently falling back: a user who asked for a GPU should know they are not getting one.
+    """
+    choice = (preference or os.environ.get(DEVICE_ENV_VAR) or "auto").strip().lower()
+    if choice == "auto":
+        return torch.device(available_devices()[0])
+    if choice == "cpu":
+        return torch.device("cpu")
+    if choice.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"Device '{choice}' was requested but no CUDA GPU is available.")
+        dev = torch.device(choice)
+        index = dev.index or 0
+        if index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"Device '{choice}' was requested but only {torch.cuda.device_count()} GPU(s) exist."
+            )
+        return torch.device("cuda", index)
+    if choice == "mps":
+        if not _mps_available():
+            raise DeviceError("Device 'mps' was requested but Apple MPS is not available.")
+        return torch.device("mps")
+    raise DeviceError(f"Unknown device '{choice}'; expected one of {', '.join(DEVICE_CHOICES)}.")
+
+
+@dataclass(frozen=True)
+class DtypePolicy:
+    """Which dtypes a model uses on a device.
+
+    Parameters and sampling state stay float32 everywhere (diffusion samplers accumulate error in
+    half precision); ``autocast`` is the reduced dtype allowed for the network's matmuls, or None.
+    """
+
+    param: torch.dtype
+    autocast: torch.dtype | None
+
+
+def dtype_policy(device: torch.device) -> DtypePolicy:
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return DtypePolicy(param=torch.float32, autocast=torch.bfloat16)
+    return DtypePolicy(param=torch.float32, autocast=None)
+
+
+def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A fresh generator seeded with ``seed`` on ``device``; never touches the global RNG."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise DeviceError(f"Seed must be a non-negative integer, got {seed!r}.")
+    gen = torch.Generator(device=torch.device(device))
+    gen.manual_seed(seed)
+    return gen
+
+
+def describe_device(device: torch.device) -> str:
+    """One human-readable line for the landing page and sidebars."""
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return f"GPU {props.name} ({props.total_memory / 2**30:.0f} GiB)"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU ({torch.get_num_threads()} threads)"

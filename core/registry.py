@@ -1,0 +1,94 @@
+"""The one explicit registry of models and metrics.
+
+Every model a page can offer and every metric the review computes is registered here, by hand,
+in this file (no import-time discovery): what the app can do is readable in one place. Later
+families add their ``MODELS.register(...)`` lines at the bottom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Generic, Literal, Protocol, TypeVar
+
+from core.errors import RegistryError
+
+Task = Literal["generate-ehr", "forecast-cxr"]
+Modality = Literal["static", "temporal", "codes", "image"]
+MetricCategory = Literal["fidelity", "utility", "privacy"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model family entry point plus, optionally, a shipped checkpoint of it."""
+
+    id: str
+    family: str
+    task: Task
+    title: str
+    description: str
+    requires: tuple[Modality, ...]
+    checkpoint: str | None = None  # folder name under checkpoints/
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    id: str
+    category: MetricCategory
+    title: str
+    higher_is_better: bool
+    ideal: float
+    compute: Callable[..., object] = field(repr=False, compare=False)
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+T = TypeVar("T", bound=_HasId)
+
+
+class Registry(Generic[T]):
+    """An insertion-ordered, id-keyed collection that refuses duplicates."""
+
+    def __init__(self, kind: str) -> None:
+        self._kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, spec: T) -> T:
+        if not spec.id or spec.id != spec.id.strip():
+            raise RegistryError(f"Invalid {self._kind} id {spec.id!r}.")
+        if spec.id in self._items:
+            raise RegistryError(f"{self._kind} '{spec.id}' is already registered.")
+        self._items[spec.id] = spec
+        return spec
+
+    def get(self, spec_id: str) -> T:
+        try:
+            return self._items[spec_id]
+        except KeyError:
+            known = ", ".join(self._items) or "none"
+            raise RegistryError(f"Unknown {self._kind} '{spec_id}'. Known: {known}.") from None
+
+    def __contains__(self, spec_id: object) -> bool:
+        return spec_id in self._items
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(list(self._items.values()))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def where(self, **attrs: object) -> list[T]:
+        """Entries whose attributes equal all of ``attrs`` (e.g. ``task="generate-ehr"``)."""
+        return [
+            s for s in self._items.values() if all(getattr(s, k) == v for k, v in attrs.items())
+        ]
+
+
+MODELS: Registry[ModelSpec] = Registry("model")
+METRICS: Registry[MetricSpec] = Registry("metric")
+
+# --- Registered models -------------------------------------------------------------------------
+# (EHRDiff, FLEXGEN-EHR and DDL-CXR entries are added here as their packages land.)
