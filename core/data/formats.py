@@ -1,0 +1,163 @@
+"""Catalogue of supported cohort formats: which files each needs and the loader that reads them.
+
+Pages render uploaders from ``inputs`` and call :func:`load_cohort`; they never branch on formats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core.data.cohort import Cohort
+from core.data.diagnoses import load_eicu_diagnoses, load_mimic3_diagnoses, load_mimic4_diagnoses
+from core.data.io import Source
+from core.data.physionet2012 import load_physionet2012
+from core.data.tables import load_long_timeseries, load_wide_table
+from core.errors import CohortError, ConfigError
+
+ProgressCallback = Callable[[int, int], None]
+TABLE_TYPES = ("csv", "gz", "parquet", "zip", "txt", "tsv")
+
+
+@dataclass(frozen=True)
+class InputSlot:
+    key: str
+    label: str
+    required: bool
+    extensions: tuple[str, ...]
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class NamedInput:
+    """A user file: its display name and its content (bytes, buffer or server path)."""
+
+    name: str
+    source: Source
+
+
+@dataclass(frozen=True)
+class CohortFormat:
+    id: str
+    title: str
+    description: str
+    inputs: tuple[InputSlot, ...]
+    loader: Callable[..., Cohort]
+
+
+def _physionet(
+    inputs: Mapping[str, NamedInput], options: dict[str, Any], callback: ProgressCallback | None
+) -> Cohort:
+    rec, out = inputs["records"], inputs.get("outcomes")
+    return load_physionet2012(
+        rec.source,
+        None if out is None else out.source,
+        name=rec.name,
+        outcomes_name=None if out is None else out.name,
+        callback=callback,
+        **options,
+    )
+
+
+def _eicu(
+    inputs: Mapping[str, NamedInput], options: dict[str, Any], callback: ProgressCallback | None
+) -> Cohort:
+    dx, pt = inputs["diagnosis"], inputs.get("patient")
+    return load_eicu_diagnoses(
+        dx.source,
+        patient_table=None if pt is None else pt.source,
+        name=dx.name,
+        patient_table_name=None if pt is None else pt.name,
+        **options,
+    )
+
+
+def _single(fn: Callable[..., Cohort]) -> Callable[..., Cohort]:
+    def load(
+        inputs: Mapping[str, NamedInput], options: dict[str, Any], callback: ProgressCallback | None
+    ) -> Cohort:
+        table = inputs["table"]
+        return fn(table.source, name=table.name, **options)
+
+    return load
+
+
+FORMATS: dict[str, CohortFormat] = {
+    f.id: f
+    for f in (
+        CohortFormat(
+            "physionet2012",
+            "PhysioNet/CinC 2012",
+            "ICU stays, 48 h of vitals and labs: the official set-a/b/c .tar.gz (or a .zip of it) "
+            "plus the matching Outcomes file for the in-hospital death label.",
+            (
+                InputSlot(
+                    "records",
+                    "Records archive (set-a.tar.gz or .zip)",
+                    True,
+                    ("gz", "tgz", "tar", "zip"),
+                ),
+                InputSlot(
+                    "outcomes", "Outcomes-a.txt (optional, gives the label)", False, ("txt", "csv")
+                ),
+            ),
+            _physionet,
+        ),
+        CohortFormat(
+            "eicu_diagnosis",
+            "eICU diagnosis table",
+            "eICU-CRD `diagnosis` table (patientunitstayid, icd9code). Add the `patient` table to group "
+            "stays by patient (uniquepid) and to label hospital mortality.",
+            (
+                InputSlot("diagnosis", "diagnosis.csv(.gz)", True, TABLE_TYPES),
+                InputSlot("patient", "patient.csv(.gz) (optional)", False, TABLE_TYPES),
+            ),
+            _eicu,
+        ),
+        CohortFormat(
+            "mimic3_diagnoses",
+            "MIMIC-III DIAGNOSES_ICD",
+            "SUBJECT_ID, HADM_ID, ICD9_CODE: one record per admission or per patient.",
+            (InputSlot("table", "DIAGNOSES_ICD.csv(.gz)", True, TABLE_TYPES),),
+            _single(load_mimic3_diagnoses),
+        ),
+        CohortFormat(
+            "mimic4_diagnoses",
+            "MIMIC-IV diagnoses_icd",
+            "subject_id, hadm_id, icd_code, icd_version (ICD-9 and ICD-10).",
+            (InputSlot("table", "diagnoses_icd.csv(.gz)", True, TABLE_TYPES),),
+            _single(load_mimic4_diagnoses),
+        ),
+        CohortFormat(
+            "wide_table",
+            "Wide table (one row per patient)",
+            "CSV, gzip CSV or Parquet with one row per record; column types are inferred and can be overridden.",
+            (InputSlot("table", "Table (.csv, .csv.gz, .parquet)", True, TABLE_TYPES),),
+            _single(load_wide_table),
+        ),
+        CohortFormat(
+            "long_timeseries",
+            "Long time series (id, time, variable, value)",
+            "One observation per row, resampled onto a regular grid with an observation mask.",
+            (InputSlot("table", "Table (.csv, .csv.gz, .parquet)", True, TABLE_TYPES),),
+            _single(load_long_timeseries),
+        ),
+    )
+}
+
+
+def load_cohort(
+    format_id: str,
+    inputs: Mapping[str, NamedInput],
+    options: dict[str, Any] | None = None,
+    callback: ProgressCallback | None = None,
+) -> Cohort:
+    """Load a cohort of format ``format_id`` from ``inputs`` keyed by the format's slot keys."""
+    if format_id not in FORMATS:
+        raise ConfigError(f"Unknown cohort format '{format_id}'; known: {', '.join(FORMATS)}.")
+    fmt = FORMATS[format_id]
+    missing = [s.label for s in fmt.inputs if s.required and s.key not in inputs]
+    if missing:
+        raise CohortError(f"{fmt.title} needs: {', '.join(missing)}.")
+    return fmt.loader(inputs, dict(options or {}), callback)

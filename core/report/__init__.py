@@ -1,0 +1,1 @@
+"""Plotly figures and the exportable report (pure functions: data in, figure out)."""
