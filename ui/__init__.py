@@ -1,0 +1,1 @@
+"""Streamlit-only helpers shared by pages (session state, widget groups, cached loaders)."""

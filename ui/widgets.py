@@ -1,0 +1,44 @@
+"""Widget groups used by several pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from core.device import DEVICE_CHOICES, describe_device, select_device
+from core.errors import CoreError
+from ui import state
+
+
+def device_sidebar() -> None:
+    """Sidebar control for the compute device; the choice lives in session state."""
+    with st.sidebar:
+        current = state.device_preference()
+        choice = st.selectbox(
+            "Compute device",
+            DEVICE_CHOICES,
+            index=DEVICE_CHOICES.index(current) if current in DEVICE_CHOICES else 0,
+            help="'auto' picks a CUDA GPU, then Apple MPS, then the CPU. Can also be set with CSS_DEVICE.",
+        )
+        try:
+            device = select_device(choice)
+        except CoreError as exc:
+            st.warning(str(exc))
+            return
+        st.session_state[state.DEVICE] = choice
+        st.caption(f"Running on: {describe_device(device)}")
+
+
+def show_error(exc: CoreError, what: str) -> None:
+    """A user-facing error box: what failed and why, never a traceback."""
+    st.error(f"**{what} failed.** {exc}", icon=":material/error:")
+
+
+def progress_callback(
+    bar: st.delta_generator.DeltaGenerator, text: str
+) -> Callable[[int, int], None]:
+    def update(step: int, total: int) -> None:
+        bar.progress(min(step / max(total, 1), 1.0), text=f"{text} ({step:,}/{total:,})")
+
+    return update
