@@ -1,4 +1,4 @@
-"""Clinical Synthesis Studio: landing page (what the app does, where to start, system status)."""
+"""Clinical Synthesis Studio: entry point (navigation) and landing page."""
 
 from pathlib import Path
 
@@ -12,58 +12,62 @@ from ui import state, widgets
 
 ROOT = Path(__file__).resolve().parent
 
+
+def home() -> None:
+    """What the app does, where to start, and the state of this installation."""
+    widgets.device_sidebar()
+    st.title("Clinical Synthesis Studio")
+    st.markdown(
+        "Generate synthetic patient records with diffusion models, forecast a later chest X-ray "
+        "from a prior one and the EHR since, and review **fidelity, utility and privacy** side by "
+        "side before any release. Everything runs on this server; nothing you load leaves it or is "
+        "written to disk unless you export it."
+    )
+    c1, c2, c3 = st.columns(3)
+    with c1.container(border=True):
+        st.markdown("#### 1. Cohort")
+        st.write(
+            "Load PhysioNet 2012, eICU or MIMIC diagnoses, or your own tables; "
+            "check them and split by patient."
+        )
+        st.page_link(COHORT_PAGE, label="Open Cohort", icon=":material/groups:")
+    with c2.container(border=True):
+        st.markdown("#### 2. Generate")
+        st.write("Train or pick a diffusion model (EHRDiff, FLEXGEN-EHR) and generate records.")
+        st.caption("Not available yet in this version.")
+    with c3.container(border=True):
+        st.markdown("#### 3. Review")
+        st.write("Compare synthetic sets with the real training and holdout data.")
+        st.caption("Not available yet in this version.")
+
+    cohort = state.get_cohort()
+    if cohort is not None:
+        st.success(f"Session cohort: **{cohort.name}**, {cohort.n_records:,} records.")
+
+    st.divider()
+    st.subheader("System status")
+    s1, s2 = st.columns(2)
+    with s1:
+        try:
+            device = select_device(state.device_preference())
+            st.write(f"Compute device: **{describe_device(device)}**")
+        except CoreError as exc:
+            st.warning(str(exc))
+        st.write(f"Upload limit: **{state.upload_limit_mb()} MB** per file.")
+        st.write(f"Registered models: **{len(MODELS)}**")
+    with s2:
+        checkpoints = scan_checkpoints(ROOT / "checkpoints")
+        if not checkpoints:
+            st.write("Shipped checkpoints: none yet.")
+        for ck in checkpoints:
+            icon = ":material/verified:" if ck.ok else ":material/gpp_bad:"
+            st.write(f"{icon} `{ck.folder}`: {ck.detail}")
+
+
 st.set_page_config(
     page_title="Clinical Synthesis Studio", page_icon=":material/stethoscope:", layout="wide"
 )
-widgets.device_sidebar()
-
-st.title("Clinical Synthesis Studio")
-st.markdown(
-    "Generate synthetic patient records with diffusion models, forecast a later chest X-ray from a "
-    "prior one and the EHR since, and review **fidelity, utility and privacy** side by side before "
-    "any release. Everything runs on this server; nothing you load leaves it or is written to disk "
-    "unless you export it."
-)
-
-c1, c2, c3 = st.columns(3)
-with c1.container(border=True):
-    st.markdown("#### 1. Cohort")
-    st.write(
-        "Load PhysioNet 2012, eICU or MIMIC diagnoses, or your own tables; check them and split by patient."
-    )
-    st.page_link("pages/1_Cohort.py", label="Open Cohort", icon=":material/groups:")
-with c2.container(border=True):
-    st.markdown("#### 2. Generate")
-    st.write(
-        "Train or pick a diffusion model (EHRDiff, FLEXGEN-EHR) and generate synthetic records."
-    )
-    st.caption("Coming with the model issues.")
-with c3.container(border=True):
-    st.markdown("#### 3. Review")
-    st.write(
-        "Compare synthetic sets with the real training and holdout data: fidelity, utility, privacy."
-    )
-    st.caption("Coming with the review issue.")
-
-cohort = state.get_cohort()
-if cohort is not None:
-    st.success(f"Session cohort: **{cohort.name}**, {cohort.n_records:,} records.")
-
-st.divider()
-st.subheader("System status")
-s1, s2 = st.columns(2)
-with s1:
-    try:
-        device = select_device(state.device_preference())
-        st.write(f"Compute device: **{describe_device(device)}**")
-    except CoreError as exc:
-        st.warning(str(exc))
-    st.write(f"Upload limit: **{state.upload_limit_mb()} MB** per file.")
-    st.write(f"Registered models: **{len(MODELS)}**")
-with s2:
-    checkpoints = scan_checkpoints(ROOT / "checkpoints")
-    if not checkpoints:
-        st.write("Shipped checkpoints: none yet.")
-    for ck in checkpoints:
-        icon = ":material/verified:" if ck.ok else ":material/gpp_bad:"
-        st.write(f"{icon} `{ck.folder}`: {ck.detail}")
+COHORT_PAGE = st.Page("pages/1_Cohort.py", title="Cohort", icon=":material/groups:")
+st.navigation(
+    [st.Page(home, title="Home", icon=":material/home:", default=True), COHORT_PAGE]
+).run()

@@ -52,7 +52,8 @@ with st.container(border=True):
                 inputs[slot.key] = NamedInput(
                     os.path.basename(pick), resolve_inside(data_root, pick)
                 )
-    st.caption(f"Uploads are limited to {state.upload_limit_mb()} MB per file.")
+    if mode == "Upload":
+        st.caption(f"Uploads are limited to {state.upload_limit_mb()} MB per file.")
     options = cohort_forms.options_for(format_id)
     c1, c2, c3 = st.columns([1, 1, 2])
     holdout = c1.slider(
@@ -98,17 +99,31 @@ st.subheader(cohort.name)
 m = st.columns(4)
 m[0].metric("Records", f"{summary.n_records:,}")
 m[1].metric("Patients", f"{summary.n_patients:,}")
-m[2].metric("Parts", ", ".join(summary.modalities))
+m[2].metric(
+    "Features",
+    f"{len(summary.features) + (0 if cohort.codes is None else len(cohort.codes.vocabulary)):,}",
+)
 if summary.label_counts is not None:
     positive = summary.label_counts.iloc[min(1, len(summary.label_counts) - 1)]
     m[3].metric(
-        f"Label: {summary.label_name}",
-        f"{positive['records']:,} {positive['class']}",
-        f"{positive['share']:.1%}",
-        delta_color="off",
+        f"{summary.label_name} = {positive['class']}",
+        f"{positive['records']:,} ({positive['share']:.1%})",
     )
 else:
     m[3].metric("Label", "none")
+parts = []
+if cohort.static is not None:
+    parts.append(f"static ({len(cohort.static_features)} features)")
+if cohort.temporal is not None:
+    t = cohort.temporal
+    parts.append(
+        f"temporal ({len(t.variables)} variables x {t.n_steps} steps of {t.step_hours:g} h)"
+    )
+if cohort.codes is not None:
+    parts.append(
+        f"codes ({len(cohort.codes.vocabulary):,} {cohort.codes.system}, {cohort.codes.granularity})"
+    )
+st.caption("Parts: " + "; ".join(parts) + f". Source: {cohort.source}.")
 for note in cohort.notes:
     st.caption(f":material/info: {note}")
 

@@ -56,7 +56,7 @@ def test_physionet_upload_shows_summary_and_split(physionet_tar, physionet_outco
     assert not at.exception and not at.error
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Records"] == "3" and metrics["Patients"] == "3"
-    assert metrics["Label: In-hospital_death"] == "1 died"
+    assert metrics["In-hospital_death = died"] == "1 (33.3%)"
     assert at.session_state["css.cohort"].n_records == 3
     split = at.session_state["css.split"]
     assert len(split.train) + len(split.holdout) == 3 and len(split.holdout) == 1
@@ -131,4 +131,4 @@ def test_real_data_from_server_folder(monkeypatch):
     press_load(at)
     assert not at.exception and not at.error
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Records"] == "4,000" and metrics["Label: In-hospital_death"] == "554 died"
+    assert metrics["Records"] == "4,000" and metrics["In-hospital_death = died"] == "554 (13.9%)"
