@@ -1,0 +1,74 @@
+"""EDM preconditioning and training loss (Karras et al. 2022, Table 1), plus EMA weights."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class EDMConfig:
+    sigma_data: float = 0.5
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    p_mean: float = -1.2
+    p_std: float = 1.2
+
+
+class EDMDenoiser(nn.Module):
+    """D(x; sigma, y) = c_skip x + c_out F(c_in x; c_noise, y)."""
+
+    def __init__(self, net: nn.Module, config: EDMConfig) -> None:
+        super().__init__()
+        self.net = net
+        self.edm = config
+
+    def forward(
+        self, x: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        sd = self.edm.sigma_data
+        sigma = sigma.to(x.dtype).reshape(-1, 1).expand(x.shape[0], 1)
+        c_skip = sd**2 / (sigma**2 + sd**2)
+        c_out = sigma * sd / (sigma**2 + sd**2).sqrt()
+        c_in = 1.0 / (sigma**2 + sd**2).sqrt()
+        c_noise = sigma.log().flatten() / 4.0
+        return c_skip * x + c_out * self.net(c_in * x, c_noise, labels)
+
+
+def edm_loss(
+    denoiser: nn.Module,
+    config: EDMConfig,
+    x: torch.Tensor,
+    labels: torch.Tensor | None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Mean of lambda(sigma) ||D(x + sigma n; sigma) - x||^2 / dim, ln sigma ~ N(P_mean, P_std^2).
+
+    ``denoiser`` may be an :class:`EDMDenoiser` or a wrapper of one (e.g. DistributedDataParallel).
+    """
+    rnd = torch.randn(x.shape[0], 1, device=x.device, generator=generator)
+    sigma = (rnd * config.p_std + config.p_mean).exp()
+    weight = (sigma**2 + config.sigma_data**2) / (sigma * config.sigma_data) ** 2
+    noise = torch.randn(x.shape, device=x.device, generator=generator) * sigma
+    denoised = denoiser(x + noise, sigma, labels)
+    return (weight * (denoised - x) ** 2).sum(dim=1).mean() / x.shape[1]
+
+
+class EMA:
+    """Exponential moving average of a module's parameters (what gets sampled from and shipped)."""
+
+    def __init__(self, module: nn.Module, decay: float = 0.999) -> None:
+        self.decay = decay
+        self.shadow = copy.deepcopy(module).eval()
+        for p in self.shadow.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        for s, p in zip(self.shadow.parameters(), module.parameters(), strict=True):
+            s.lerp_(p.detach(), 1.0 - self.decay)
+        for s, b in zip(self.shadow.buffers(), module.buffers(), strict=True):
+            s.copy_(b)

@@ -1,0 +1,301 @@
+"""Record table <-> float vectors in [0, 1] for the diffusion model, and back.
+
+- binary: 0/1;
+- numeric: optionally log1p (for positive, heavy-tailed columns), then min-max scaled to [0, 1]
+  using the training range; decoded by clipping to [0, 1] and inverting, so values stay within
+  the observed range, in original units;
+- categorical: one-hot, decoded by argmax;
+- codes: 0/1 per code, decoded by thresholding at 0.5;
+- missing values: an explicit indicator dimension (shared by columns that are always missing
+  together, e.g. the five summaries of one lab), decoded as NaN when above 0.5. The value slot of
+  a missing entry holds the training mean so it carries no signal of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from core.data.cohort import FeatureSpec
+from core.ehr.table import EHRTable, codes_from_binary
+from core.errors import CheckpointError, CohortError
+
+HEAVY_TAIL_RATIO = 10.0
+
+
+def _group_name(columns: tuple[str, ...]) -> str:
+    """'Height missing', 'HR_* missing' (summaries of one variable), or 'Height/Weight missing'."""
+    prefixes = {c.rsplit("_", 1)[0] for c in columns}
+    if len(columns) > 1 and len(prefixes) == 1 and all("_" in c for c in columns):
+        return f"{prefixes.pop()}_* missing"
+    return "/".join(columns) + " missing"
+
+
+@dataclass(frozen=True)
+class ColumnCodec:
+    name: str
+    kind: str  # binary | categorical | numeric
+    start: int
+    width: int
+    unit: str | None = None
+    categories: tuple[str, ...] = ()
+    lo: float = 0.0
+    hi: float = 1.0
+    log: bool = False
+    fill: float = 0.0
+    missing_dim: int | None = None
+
+
+@dataclass(frozen=True)
+class VectorEncoding:
+    columns: tuple[ColumnCodec, ...]
+    missing_groups: tuple[tuple[str, ...], ...]  # column names per indicator dim, in order
+    static_dim: int  # value dims + indicator dims
+    vocabulary: tuple[str, ...]
+    code_system: str = ""
+    code_granularity: str = ""
+    label_name: str | None = None
+    label_classes: tuple[str, ...] = ()
+
+    @property
+    def dim(self) -> int:
+        return self.static_dim + len(self.vocabulary)
+
+    @property
+    def dim_names(self) -> list[str]:
+        names: list[str] = []
+        for c in self.columns:
+            if c.kind == "categorical":
+                names.extend(f"{c.name}={v}" for v in c.categories)
+            else:
+                names.append(c.name)
+        names.extend(_group_name(g) for g in self.missing_groups)
+        names.extend(self.vocabulary)
+        return names
+
+    @property
+    def binary_dims(self) -> np.ndarray:
+        """Mask of dimensions that are 0/1 indicators (codes, binaries, one-hots, missing flags)."""
+        mask = np.ones(self.dim, dtype=bool)
+        for c in self.columns:
+            if c.kind == "numeric":
+                mask[c.start] = False
+        return mask
+
+    # --- fitting ---------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, table: EHRTable) -> VectorEncoding:
+        columns: list[ColumnCodec] = []
+        pos = 0
+        pending: list[tuple[FeatureSpec, dict]] = []
+        group_of_mask: dict[bytes, int] = {}
+        groups: list[list[str]] = []
+        if table.static is not None:
+            for spec in table.static_features:
+                col = table.static[spec.name]
+                missing = col.isna().to_numpy()
+                group = None
+                if missing.any():
+                    key = np.packbits(missing).tobytes()
+                    if key not in group_of_mask:
+                        group_of_mask[key] = len(groups)
+                        groups.append([])
+                    group = group_of_mask[key]
+                    groups[group].append(spec.name)
+                params: dict = {"group": group}
+                if spec.kind == "categorical":
+                    cats = tuple(spec.categories) or tuple(sorted(map(str, col.dropna().unique())))
+                    if not cats:
+                        raise CohortError(f"categorical column '{spec.name}' has no observed level")
+                    params |= {"categories": cats, "width": len(cats)}
+                elif spec.kind == "numeric":
+                    v = col.to_numpy(dtype=float)
+                    v = v[~np.isnan(v)]
+                    if v.size == 0:
+                        v = np.zeros(1)
+                    log = bool(
+                        v.min() >= 0
+                        and np.quantile(v, 0.99) > HEAVY_TAIL_RATIO * max(np.median(v), 1e-9)
+                    )
+                    t = np.log1p(v) if log else v
+                    lo, hi = float(t.min()), float(t.max())
+                    scaled = (t - lo) / (hi - lo) if hi > lo else np.zeros_like(t)
+                    params |= {
+                        "lo": lo,
+                        "hi": hi,
+                        "log": log,
+                        "fill": float(scaled.mean()),
+                        "width": 1,
+                    }
+                else:
+                    v = col.to_numpy(dtype=float)
+                    params |= {
+                        "fill": float(np.nanmean(v)) if (~np.isnan(v)).any() else 0.0,
+                        "width": 1,
+                    }
+                pending.append((spec, params))
+        for spec, params in pending:
+            columns.append(
+                ColumnCodec(
+                    name=spec.name,
+                    kind=spec.kind,
+                    start=pos,
+                    width=params["width"],
+                    unit=spec.unit,
+                    categories=params.get("categories", ()),
+                    lo=params.get("lo", 0.0),
+                    hi=params.get("hi", 1.0),
+                    log=params.get("log", False),
+                    fill=params.get("fill", 0.0),
+                    missing_dim=params["group"],
+                )
+            )
+            pos += params["width"]
+        n_values = pos
+        columns = [
+            c
+            if c.missing_dim is None
+            else ColumnCodec(**{**asdict(c), "missing_dim": n_values + c.missing_dim})
+            for c in columns
+        ]
+        codes = table.codes
+        return cls(
+            columns=tuple(columns),
+            missing_groups=tuple(tuple(g) for g in groups),
+            static_dim=n_values + len(groups),
+            vocabulary=() if codes is None else tuple(codes.vocabulary),
+            code_system="" if codes is None else codes.system,
+            code_granularity="" if codes is None else codes.granularity,
+            label_name=table.label_name,
+            label_classes=table.label_classes,
+        )
+
+    # --- encode / decode ---------------------------------------------------------------------
+    def check_compatible(self, table: EHRTable) -> None:
+        want = [c.name for c in self.columns]
+        have = [f.name for f in table.static_features] if table.static is not None else []
+        if want != have:
+            missing = [c for c in want if c not in have][:5]
+            extra = [c for c in have if c not in want][:5]
+            raise CohortError(
+                "the cohort's columns do not match the model's "
+                f"(missing: {', '.join(missing) or 'none'}; unexpected: {', '.join(extra) or 'none'})"
+            )
+        vocab = () if table.codes is None else tuple(table.codes.vocabulary)
+        if vocab != self.vocabulary:
+            raise CohortError(
+                f"the cohort's code vocabulary ({len(vocab)} codes) differs from the model's ({len(self.vocabulary)})"
+            )
+
+    def encode(self, table: EHRTable) -> np.ndarray:
+        self.check_compatible(table)
+        n = table.n_records
+        out = np.zeros((n, self.dim), dtype=np.float32)
+        for c in self.columns:
+            col = table.static[c.name]
+            missing = col.isna().to_numpy()
+            if c.missing_dim is not None:
+                out[missing, c.missing_dim] = 1.0
+            if c.kind == "categorical":
+                index = {v: i for i, v in enumerate(c.categories)}
+                codes = col.astype(object).map(
+                    lambda v, index=index: index.get(str(v), -1) if pd.notna(v) else -1
+                )
+                codes = codes.to_numpy(dtype=np.int64)
+                unknown = (codes < 0) & ~missing
+                if unknown.any():
+                    raise CohortError(
+                        f"column '{c.name}' has level {col[unknown].iloc[0]!r} unknown to the model"
+                    )
+                rows = np.flatnonzero(codes >= 0)
+                out[rows, c.start + codes[rows]] = 1.0
+            else:
+                v = col.to_numpy(dtype=float)
+                if c.kind == "numeric":
+                    t = np.log1p(np.maximum(v, 0)) if c.log else v
+                    v = (t - c.lo) / (c.hi - c.lo) if c.hi > c.lo else np.zeros_like(t)
+                    v = np.clip(v, 0.0, 1.0)
+                out[:, c.start] = np.where(missing, c.fill, v)
+        if self.vocabulary:
+            out[:, self.static_dim :] = table.codes.dense()
+        return out
+
+    def decode(
+        self, x: np.ndarray, record_ids: np.ndarray, labels: np.ndarray | None = None
+    ) -> EHRTable:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise CohortError(f"expected vectors of width {self.dim}, got {x.shape}")
+        static = None
+        specs = []
+        if self.columns:
+            data: dict[str, object] = {}
+            for c in self.columns:
+                missing = (
+                    x[:, c.missing_dim] > 0.5
+                    if c.missing_dim is not None
+                    else np.zeros(len(x), bool)
+                )
+                if c.kind == "categorical":
+                    pick = x[:, c.start : c.start + c.width].argmax(axis=1)
+                    codes = np.where(missing, -1, pick)
+                    data[c.name] = pd.Categorical.from_codes(codes, categories=list(c.categories))
+                elif c.kind == "binary":
+                    data[c.name] = np.where(missing, np.nan, (x[:, c.start] > 0.5).astype(float))
+                else:
+                    t = np.clip(x[:, c.start].astype(np.float64), 0.0, 1.0) * (c.hi - c.lo) + c.lo
+                    v = np.expm1(t) if c.log else t
+                    data[c.name] = np.where(missing, np.nan, v)
+                specs.append(FeatureSpec(c.name, c.kind, c.unit, c.categories))  # type: ignore[arg-type]
+            static = pd.DataFrame(data)
+        codes = None
+        if self.vocabulary:
+            codes = codes_from_binary(
+                x[:, self.static_dim :] > 0.5,
+                self.vocabulary,
+                self.code_system,
+                self.code_granularity,
+            )
+        return EHRTable(
+            record_ids=record_ids,
+            static=static,
+            static_features=tuple(specs),
+            codes=codes,
+            labels=labels,
+            label_name=self.label_name,
+            label_classes=self.label_classes,
+        )
+
+    # --- persistence (manifest JSON) -------------------------------------------------------------
+    def to_json(self) -> dict:
+        return {
+            "columns": [{**asdict(c), "categories": list(c.categories)} for c in self.columns],
+            "missing_groups": [list(g) for g in self.missing_groups],
+            "static_dim": self.static_dim,
+            "vocabulary": list(self.vocabulary),
+            "code_system": self.code_system,
+            "code_granularity": self.code_granularity,
+            "label_name": self.label_name,
+            "label_classes": list(self.label_classes),
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict) -> VectorEncoding:
+        try:
+            return cls(
+                columns=tuple(
+                    ColumnCodec(**{**c, "categories": tuple(c["categories"])})
+                    for c in raw["columns"]
+                ),
+                missing_groups=tuple(tuple(g) for g in raw["missing_groups"]),
+                static_dim=int(raw["static_dim"]),
+                vocabulary=tuple(raw["vocabulary"]),
+                code_system=raw.get("code_system", ""),
+                code_granularity=raw.get("code_granularity", ""),
+                label_name=raw.get("label_name"),
+                label_classes=tuple(raw.get("label_classes", ())),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"invalid feature encoding in manifest ({exc})") from None

@@ -1,0 +1,164 @@
+"""One row per record: what EHRDiff generates and what the review compares.
+
+A cohort's temporal part is summarised per stay (first / last / min / max / mean over the grid,
+NaN when the variable was never observed), so one vector per stay can be generated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from core.data.cohort import CodeMatrix, Cohort, FeatureSpec
+from core.errors import CohortError
+
+SUMMARIES = ("first", "last", "min", "max", "mean")
+LABEL_COLUMN = "label"
+ID_COLUMN = "record_id"
+
+
+@dataclass(frozen=True, eq=False)
+class EHRTable:
+    record_ids: np.ndarray
+    static: pd.DataFrame | None
+    static_features: tuple[FeatureSpec, ...]
+    codes: CodeMatrix | None
+    labels: np.ndarray | None = None
+    label_name: str | None = None
+    label_classes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.static is None and self.codes is None:
+            raise CohortError("A record table needs static columns or codes.")
+
+    @property
+    def n_records(self) -> int:
+        return len(self.record_ids)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Column names in output order (static features, then codes)."""
+        static = tuple(f.name for f in self.static_features)
+        codes = () if self.codes is None else tuple(self.codes.vocabulary)
+        return static + codes
+
+    def subset(self, index: np.ndarray) -> EHRTable:
+        index = np.asarray(index, dtype=np.int64)
+        return replace(
+            self,
+            record_ids=self.record_ids[index],
+            static=None if self.static is None else self.static.iloc[index].reset_index(drop=True),
+            codes=None if self.codes is None else self.codes.subset(index),
+            labels=None if self.labels is None else self.labels[index],
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """A flat table for download: id, static columns, one 0/1 column per code, label."""
+        parts = [pd.DataFrame({ID_COLUMN: self.record_ids})]
+        if self.static is not None:
+            parts.append(self.static.reset_index(drop=True))
+        if self.codes is not None:
+            parts.append(
+                pd.DataFrame(
+                    self.codes.matrix.toarray().astype(np.int8), columns=list(self.codes.vocabulary)
+                )
+            )
+        if self.labels is not None:
+            classes = list(self.label_classes) or None
+            values = (
+                self.labels
+                if classes is None
+                else [classes[i] if i >= 0 else None for i in self.labels]
+            )
+            parts.append(pd.DataFrame({self.label_name or LABEL_COLUMN: values}))
+        return pd.concat(parts, axis=1)
+
+
+def summarise_temporal(
+    cohort: Cohort, summaries: tuple[str, ...] = SUMMARIES
+) -> tuple[pd.DataFrame, tuple[FeatureSpec, ...]]:
+    """Per-record summaries of each temporal variable (NaN where never observed)."""
+    t = cohort.temporal
+    if t is None:
+        raise CohortError("cohort has no temporal part to summarise")
+    unknown = set(summaries) - set(SUMMARIES)
+    if unknown:
+        raise CohortError(f"unknown summaries {sorted(unknown)}; expected some of {SUMMARIES}")
+    n, steps, d = t.values.shape
+    observed = t.mask
+    any_obs = observed.any(axis=1)  # [N, D]
+    idx = np.arange(steps)[None, :, None]
+    first_i = np.where(observed, idx, steps).min(axis=1)
+    last_i = np.where(observed, idx, -1).max(axis=1)
+
+    def take(index: np.ndarray) -> np.ndarray:
+        clipped = np.clip(index, 0, steps - 1)[:, None, :]
+        return np.take_along_axis(t.values, clipped, axis=1)[:, 0, :]
+
+    with np.errstate(all="ignore"):
+        stats = {
+            "first": take(first_i),
+            "last": take(last_i),
+            "min": np.where(observed, t.values, np.inf).min(axis=1),
+            "max": np.where(observed, t.values, -np.inf).max(axis=1),
+            "mean": np.where(observed, t.values, 0).sum(axis=1)
+            / np.maximum(observed.sum(axis=1), 1),
+        }
+    columns: dict[str, np.ndarray] = {}
+    specs = []
+    for j, var in enumerate(t.variables):
+        for s in summaries:
+            name = f"{var}_{s}"
+            columns[name] = np.where(any_obs[:, j], stats[s][:, j], np.nan).astype(float)
+            specs.append(
+                FeatureSpec(name, "numeric", t.units[j], description=f"{s} of {var} over the grid")
+            )
+    return pd.DataFrame(columns), tuple(specs)
+
+
+def ehr_table(cohort: Cohort, summaries: tuple[str, ...] = SUMMARIES) -> EHRTable:
+    """The record table of a cohort: static features + temporal summaries + codes."""
+    frames = []
+    specs: list[FeatureSpec] = []
+    if cohort.static is not None:
+        frames.append(cohort.static.reset_index(drop=True))
+        specs.extend(cohort.static_features)
+    if cohort.temporal is not None:
+        frame, tspecs = summarise_temporal(cohort, summaries)
+        frames.append(frame)
+        specs.extend(tspecs)
+    static = pd.concat(frames, axis=1) if frames else None
+    return EHRTable(
+        record_ids=cohort.record_ids,
+        static=static,
+        static_features=tuple(specs),
+        codes=cohort.codes,
+        labels=cohort.labels,
+        label_name=cohort.label_name,
+        label_classes=cohort.label_classes,
+    )
+
+
+def table_to_cohort(table: EHRTable, name: str, source: str) -> Cohort:
+    """Wrap a (synthetic) record table as a static/code Cohort; each record is its own patient."""
+    return Cohort(
+        name=name,
+        record_ids=table.record_ids,
+        patient_ids=table.record_ids.copy(),
+        static=table.static,
+        static_features=table.static_features if table.static is not None else (),
+        codes=table.codes,
+        labels=table.labels,
+        label_name=table.label_name,
+        label_classes=table.label_classes,
+        source=source,
+    )
+
+
+def codes_from_binary(
+    x: np.ndarray, vocabulary: tuple[str, ...], system: str, granularity: str
+) -> CodeMatrix:
+    return CodeMatrix(sp.csr_array(x.astype(np.uint8)), vocabulary, system, granularity)

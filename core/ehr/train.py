@@ -1,0 +1,342 @@
+"""Training EHRDiff: a library function (used by the Generate page) and a reproducible CLI.
+
+    python -m core.ehr.train --cohort physionet2012 \
+        --input records=../shared/data/physionet2012/set-a.tar.gz \
+        --input outcomes=../shared/data/physionet2012/Outcomes-a.txt \
+        --out checkpoints/ehrdiff-physionet2012 --steps 20000
+
+Trains on the train part of the patient-level split only. With ``torchrun --nproc_per_node=N``
+it runs data-parallel (DDP; gloo on CPU, nccl on GPU): each rank draws its own batches, gradients
+are averaged, rank 0 writes the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from core.device import make_generator, select_device
+from core.ehr.edm import EMA, EDMConfig, EDMDenoiser, edm_loss
+from core.ehr.encoding import VectorEncoding
+from core.ehr.network import EHRDiffMLP, NetworkConfig
+from core.ehr.pipeline import EHRDiffModel, GenerationSettings
+from core.ehr.table import EHRTable
+from core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+StepCallback = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    units: tuple[int, ...] = (512, 256, 256, 512)
+    embed_dim: int = 128
+    steps: int = 10_000
+    batch_size: int = 256
+    lr: float = 1e-3
+    warmup: int = 200
+    ema_decay: float = 0.999
+    label_dropout: float = (
+        0.1  # share of labels replaced by the null label (classifier-free guidance)
+    )
+    conditional: bool = True  # use the label when the table has one
+    sigma_data: float | None = None  # None = standard deviation of the training vectors
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ConfigError("Steps and batch size must be positive.")
+        if not self.units or min(self.units) < 1:
+            raise ConfigError("Network units must be positive widths.")
+        if not 0.0 <= self.label_dropout < 1.0:
+            raise ConfigError("Label dropout must be in [0, 1).")
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    model: EHRDiffModel
+    losses: np.ndarray  # [steps_done]
+    stopped_early: bool
+    seconds: float
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def train_ehrdiff(
+    table: EHRTable,
+    config: TrainConfig,
+    *,
+    model_id: str = "ehrdiff-session",
+    device: torch.device | str | None = None,
+    callback: StepCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    encoding: VectorEncoding | None = None,
+    init_from: EHRDiffModel | None = None,
+) -> TrainResult:
+    """Fit an EHRDiff model to ``table`` (already the training split).
+
+    ``init_from`` fine-tunes an existing model (its encoding is reused and the table must fit it).
+    ``callback(step, total, loss)`` reports progress; ``should_stop()`` ends training early with
+    the weights so far.
+    """
+    config.validate()
+    device = torch.device(device) if device is not None else select_device()
+    distributed = dist.is_available() and dist.is_initialized()
+    rank = dist.get_rank() if distributed else 0
+    if init_from is not None:
+        encoding = init_from.encoding
+    encoding = encoding or VectorEncoding.fit(table)
+    x_all = torch.from_numpy(encoding.encode(table)).to(device)
+    use_labels = config.conditional and table.labels is not None
+    n_classes = 0
+    labels_all = None
+    class_prior: tuple[float, ...] = ()
+    if use_labels:
+        known = table.labels >= 0
+        x_all = x_all[torch.from_numpy(known).to(device)]
+        n_classes = len(table.label_classes) or int(table.labels.max()) + 1
+        labels_np = table.labels[known]
+        labels_all = torch.from_numpy(labels_np).to(device)
+        class_prior = tuple(
+            float(v) for v in np.bincount(labels_np, minlength=n_classes) / len(labels_np)
+        )
+    if len(x_all) < 2:
+        raise ConfigError("Training needs at least two records.")
+
+    if init_from is not None:
+        denoiser = init_from.denoiser
+        denoiser.train()
+        if denoiser.net.config.n_classes != n_classes:
+            raise ConfigError("The model to fine-tune and the cohort disagree on the label.")
+    else:
+        torch.manual_seed(config.seed)  # parameter init; sampling below uses explicit generators
+        sigma_data = config.sigma_data or float(x_all.std().clamp(min=0.05))
+        net = EHRDiffMLP(
+            NetworkConfig(encoding.dim, tuple(config.units), config.embed_dim, n_classes)
+        )
+        denoiser = EDMDenoiser(net, EDMConfig(sigma_data=sigma_data)).to(device)
+    ema = EMA(denoiser, config.ema_decay)
+    trained = DistributedDataParallel(denoiser) if distributed else denoiser
+    opt = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=0.0)
+    gen = make_generator(config.seed + 1000 * rank, device)
+
+    losses = []
+    stopped = False
+    start = time.perf_counter()
+    for step in range(config.steps):
+        if should_stop is not None and should_stop():
+            stopped = True
+            break
+        idx = torch.randint(len(x_all), (config.batch_size,), device=device, generator=gen)
+        lab = None
+        if labels_all is not None:
+            lab = labels_all[idx].clone()
+            drop = torch.rand(len(lab), device=device, generator=gen) < config.label_dropout
+            lab[drop] = n_classes  # null label
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, config)
+        loss = edm_loss(trained, denoiser.edm, x_all[idx], lab, generator=gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
+        opt.step()
+        ema.update(denoiser)
+        value = float(loss.detach())
+        losses.append(value)
+        if callback is not None and ((step + 1) % 25 == 0 or step == config.steps - 1):
+            callback(step + 1, config.steps, value)
+    seconds = time.perf_counter() - start
+    model = EHRDiffModel(ema.shadow, encoding, model_id, class_prior)
+    if rank == 0:
+        log.info(
+            "trained %s for %d steps in %.1fs (final loss %.4f)",
+            model_id,
+            len(losses),
+            seconds,
+            losses[-1] if losses else float("nan"),
+        )
+    return TrainResult(
+        model=model,
+        losses=np.asarray(losses, dtype=np.float32),
+        stopped_early=stopped,
+        seconds=seconds,
+    )
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+
+def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--{what} expects key=value, got '{pair}'")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _coerce(value: str) -> object:
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    if "," in value:
+        return tuple(_coerce(v) for v in value.split(","))
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m core.ehr.train", description="Train an EHRDiff model on a cohort."
+    )
+    p.add_argument(
+        "--cohort", required=True, help="cohort format id (see core.data.formats.FORMATS)"
+    )
+    p.add_argument(
+        "--input", action="append", default=[], metavar="SLOT=PATH", help="input file per slot"
+    )
+    p.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE", help="loader option"
+    )
+    p.add_argument("--out", required=True, type=Path, help="checkpoint folder to write")
+    p.add_argument("--model-id", default=None)
+    p.add_argument("--steps", type=int, default=TrainConfig.steps)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--units", default="512,256,256,512", help="hidden widths, comma separated")
+    p.add_argument("--unconditional", action="store_true", help="ignore the label")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--holdout", type=float, default=0.2, help="patient share held out (not trained on)"
+    )
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | mps")
+    p.add_argument(
+        "--eval-steps", type=int, default=16, help="DPM-Solver++(2M) steps for export metrics"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core.data.cohort import split_cohort
+    from core.data.formats import FORMATS, NamedInput, load_cohort
+    from core.ehr.table import ehr_table
+    from core.metrics.fidelity import dimension_wise_probability
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = select_device(args.device)
+    if distributed:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    try:
+        inputs = {
+            k: NamedInput(Path(v).name, Path(v))
+            for k, v in _parse_pairs(args.input, "input").items()
+        }
+        options = {k: _coerce(v) for k, v in _parse_pairs(args.option, "option").items()}
+        cohort = load_cohort(args.cohort, inputs, options)
+        split = split_cohort(cohort, args.holdout, args.split_seed)
+        table = ehr_table(cohort)
+        train_table, holdout_table = table.subset(split.train), table.subset(split.holdout)
+        config = TrainConfig(
+            units=tuple(int(u) for u in args.units.split(",")),
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            conditional=not args.unconditional,
+            seed=args.seed,
+        )
+        model_id = args.model_id or args.out.name
+
+        def report(step: int, total: int, loss: float) -> None:
+            if rank == 0 and (step % 1000 == 0 or step == total):
+                log.info("step %d/%d loss %.4f", step, total, loss)
+
+        result = train_ehrdiff(
+            train_table, config, model_id=model_id, device=device, callback=report
+        )
+        if rank == 0:
+            model = result.model
+            settings = GenerationSettings(
+                n=train_table.n_records, steps=args.eval_steps, seed=args.seed
+            )
+            synth = model.generate(settings)
+            enc = model.encoding
+            metrics = {
+                "dimension_wise_probability_r2_vs_train": dimension_wise_probability(
+                    enc.encode(train_table), synth.vectors
+                ).value,
+                "dimension_wise_probability_r2_vs_holdout": dimension_wise_probability(
+                    enc.encode(holdout_table), synth.vectors
+                ).value,
+                "evaluated_with": f"{settings.sampler} {settings.steps} steps, n={settings.n}, seed={settings.seed}",
+                "final_loss": float(result.losses[-20:].mean()),
+                "train_seconds": round(result.seconds, 1),
+                "processes": dist.get_world_size() if distributed else 1,
+                "device": str(device),
+            }
+            card = dict(FORMATS[args.cohort].data_card)
+            card |= {
+                "input_files": sorted(p.name for p in inputs.values()),
+                "cohort_fingerprint": cohort.fingerprint(),
+                "records_train": train_table.n_records,
+                "records_holdout": holdout_table.n_records,
+                "split": {"holdout": args.holdout, "seed": args.split_seed, "patient_level": True},
+            }
+            command = "python -m core.ehr.train " + " ".join(
+                shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+            )
+            if distributed:
+                command = (
+                    f"torchrun --nproc_per_node={dist.get_world_size()} -m core.ehr.train "
+                    + command.split("core.ehr.train ", 1)[1]
+                )
+            # Per-dimension means of the training vectors: an aggregate that lets the app draw the
+            # prevalence scatter for this checkpoint without the training data at hand.
+            reference = enc.encode(train_table).mean(axis=0)
+            model.save(
+                args.out,
+                data_card=card,
+                training_command=command,
+                metrics=metrics,
+                extra_config={
+                    "train": {**asdict(config), "units": list(config.units)},
+                    "reference_means": [round(float(v), 6) for v in reference],
+                },
+            )
+            log.info("wrote %s: %s", args.out, metrics)
+    finally:
+        if distributed:
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Fidelity, utility and privacy metrics: pure functions, arrays in, :class:`MetricResult` out."""

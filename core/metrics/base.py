@@ -1,0 +1,25 @@
+"""The uniform result every metric returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pandas as pd
+
+Category = Literal["fidelity", "utility", "privacy"]
+
+
+@dataclass(frozen=True, eq=False)
+class MetricResult:
+    name: str
+    category: Category
+    value: float
+    higher_is_better: bool
+    ideal: float
+    lower_bound: float | None = None
+    upper_bound: float | None = None
+    ci: tuple[float, float] | None = None
+    per_feature: pd.DataFrame | None = None
+    details: dict = field(default_factory=dict)
+    version: str = "1"

@@ -1,0 +1,102 @@
+"""Figures of the Generate page (and reused by the review)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from core.metrics.base import MetricResult
+
+_LAYOUT = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 50, "b": 10}}
+
+
+def prevalence_scatter(result: MetricResult, reference: str = "training data") -> go.Figure:
+    """Dimension-wise probability: real (x) vs synthetic (y), with the diagonal and R^2."""
+    pf = result.per_feature
+    hi = float(max(pf["real"].max(), pf["synthetic"].max(), 1e-6)) * 1.05
+    fig = go.Figure()
+    fig.add_scatter(
+        x=[0, hi],
+        y=[0, hi],
+        mode="lines",
+        line={"color": "#9aa5b1", "dash": "dash"},
+        name="y = x",
+        hoverinfo="skip",
+    )
+    fig.add_scatter(
+        x=pf["real"],
+        y=pf["synthetic"],
+        mode="markers",
+        text=pf["feature"],
+        name="dimension",
+        marker={"color": "#1f6f8b", "size": 6, "opacity": 0.75},
+        hovertemplate="%{text}<br>real %{x:.3f}<br>synthetic %{y:.3f}<extra></extra>",
+    )
+    fig.update_layout(
+        title=f"Dimension-wise probability: R² = {result.value:.3f} (Pearson r = {result.details['pearson_r']:.3f})",
+        xaxis_title=f"real ({reference})",
+        yaxis_title="synthetic",
+        xaxis_range=[0, hi],
+        yaxis_range=[0, hi],
+        showlegend=False,
+        height=460,
+        **_LAYOUT,
+    )
+    return fig
+
+
+def codes_per_record_overlay(real: np.ndarray | None, synthetic: np.ndarray) -> go.Figure:
+    fig = go.Figure()
+    top = int(max(synthetic.max(initial=0), 0 if real is None else real.max(initial=0))) + 1
+    bins = {"start": -0.5, "end": top + 0.5, "size": 1}
+    if real is not None:
+        fig.add_histogram(
+            x=real,
+            name="real",
+            histnorm="probability",
+            xbins=bins,
+            marker_color="#9aa5b1",
+            opacity=0.7,
+        )
+    fig.add_histogram(
+        x=synthetic,
+        name="synthetic",
+        histnorm="probability",
+        xbins=bins,
+        marker_color="#1f6f8b",
+        opacity=0.7,
+    )
+    fig.update_layout(
+        barmode="overlay",
+        title="Unique codes per record",
+        xaxis_title="distinct codes",
+        yaxis_title="share of records",
+        height=380,
+        **_LAYOUT,
+    )
+    return fig
+
+
+def loss_curve(losses: np.ndarray, window: int = 50) -> go.Figure:
+    steps = np.arange(1, len(losses) + 1)
+    fig = go.Figure()
+    fig.add_scatter(
+        x=steps, y=losses, mode="lines", line={"color": "#c8d3dc", "width": 1}, name="loss"
+    )
+    if len(losses) >= window:
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+        fig.add_scatter(
+            x=steps[window - 1 :],
+            y=smooth,
+            mode="lines",
+            line={"color": "#1f6f8b", "width": 2},
+            name=f"mean of {window}",
+        )
+    fig.update_layout(
+        title="Training loss (EDM-weighted)",
+        xaxis_title="step",
+        yaxis_title="loss",
+        height=320,
+        **_LAYOUT,
+    )
+    return fig
