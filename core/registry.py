@@ -92,3 +92,28 @@ METRICS: Registry[MetricSpec] = Registry("metric")
 
 # --- Registered models -------------------------------------------------------------------------
 # (EHRDiff, FLEXGEN-EHR and DDL-CXR entries are added here as their packages land.)
+MODELS.register(
+    ModelSpec(
+        id="ehrdiff-physionet2012",
+        family="ehrdiff",
+        task="generate-ehr",
+        title="EHRDiff: ICU stays (PhysioNet 2012)",
+        description=(
+            "One vector per ICU stay: age, sex, height, ICU type, weight and first/last/min/max/mean "
+            "of 37 vitals and labs over 48 h, with explicit missingness; conditional on in-hospital death."
+        ),
+        requires=("static", "temporal"),
+        checkpoint="ehrdiff-physionet2012",
+    )
+)
+MODELS.register(
+    ModelSpec(
+        id="ehrdiff-eicu-icd9",
+        family="ehrdiff",
+        task="generate-ehr",
+        title="EHRDiff: ICU diagnoses (eICU demo, ICD-9 3-digit)",
+        description="Binary vectors of 3-digit ICD-9 diagnosis codes per ICU stay; unconditional.",
+        requires=("codes",),
+        checkpoint="ehrdiff-eicu-icd9",
+    )
+)

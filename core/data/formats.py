@@ -6,7 +6,7 @@ Pages render uploaders from ``inputs`` and call :func:`load_cohort`; they never 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.data.cohort import Cohort
@@ -44,6 +44,10 @@ class CohortFormat:
     description: str
     inputs: tuple[InputSlot, ...]
     loader: Callable[..., Cohort]
+    # The public dataset this format usually carries; copied into model cards trained on it.
+    data_card: dict[str, str] = field(
+        default_factory=lambda: {"dataset": "user-supplied", "licence": "as supplied"}
+    )
 
 
 def _physionet(
@@ -103,6 +107,12 @@ FORMATS: dict[str, CohortFormat] = {
                 ),
             ),
             _physionet,
+            {
+                "dataset": "PhysioNet/Computing in Cardiology Challenge 2012",
+                "licence": "PhysioNet open access",
+                "attribution": "Silva I, Moody G, Scott DJ, Celi LA, Mark RG. Predicting In-Hospital Mortality of "
+                "ICU Patients: The PhysioNet/Computing in Cardiology Challenge 2012. CinC 2012;39:245-248.",
+            },
         ),
         CohortFormat(
             "eicu_diagnosis",
@@ -114,6 +124,12 @@ FORMATS: dict[str, CohortFormat] = {
                 InputSlot("patient", "patient.csv(.gz) (optional)", False, TABLE_TYPES),
             ),
             _eicu,
+            {
+                "dataset": "eICU Collaborative Research Database demo v2.0.1",
+                "licence": "Open Database License (ODbL) v1.0",
+                "attribution": "Pollard TJ, Johnson AEW, Raffa JD, Celi LA, Mark RG, Badawi O. The eICU "
+                "Collaborative Research Database. Sci Data 2018;5:180178. eICU-CRD demo on PhysioNet.",
+            },
         ),
         CohortFormat(
             "mimic3_diagnoses",
