@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 from scipy import stats
 
 from core.errors import ConfigError
@@ -79,4 +80,262 @@ def dimension_wise_probability_from_means(
             "n_real": n_real,
             "n_synthetic": n_synth,
         },
+    )
+
+
+def _as_tensor(x: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
+
+
+def _sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return d.clamp_min_(0.0)
+
+
+def median_heuristic_bandwidth(
+    x: np.ndarray, y: np.ndarray, sample: int = 2000, seed: int = 0
+) -> float:
+    """Median pairwise Euclidean distance of the pooled data (on a stated subsample)."""
+    rng = np.random.default_rng(seed)
+    pooled = np.concatenate([x, y])
+    pick = pooled[rng.choice(len(pooled), size=min(sample, len(pooled)), replace=False)]
+    t = _as_tensor(pick, "cpu")
+    d = _sq_dists(t, t)
+    iu = torch.triu_indices(len(t), len(t), offset=1)
+    med = float(d[iu[0], iu[1]].sqrt().median())
+    return med if med > 0 else 1.0
+
+
+def mmd(
+    real: np.ndarray,
+    synth: np.ndarray,
+    *,
+    bandwidth: float | None = None,
+    max_records: int | None = None,
+    block: int = 4096,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+) -> MetricResult:
+    """Unbiased Gaussian-kernel MMD^2, computed exactly over all pairs in blocks.
+
+    ``bandwidth`` defaults to the median heuristic (reported). ``max_records`` optionally draws a
+    stated random subsample of each set first; the default uses every record.
+    """
+    real = np.asarray(real, dtype=np.float32)
+    synth = np.asarray(synth, dtype=np.float32)
+    if real.shape[1] != synth.shape[1]:
+        raise ConfigError("MMD needs equal widths")
+    if len(real) < 2 or len(synth) < 2:
+        raise ConfigError("MMD needs at least two records in each set")
+    rng = np.random.default_rng(seed)
+    sub = None
+    if max_records is not None:
+        sub = max_records
+        if len(real) > max_records:
+            real = real[rng.choice(len(real), max_records, replace=False)]
+        if len(synth) > max_records:
+            synth = synth[rng.choice(len(synth), max_records, replace=False)]
+    h = bandwidth or median_heuristic_bandwidth(real, synth, seed=seed)
+    gamma = 1.0 / (2.0 * h * h)
+    x, y = _as_tensor(real, device), _as_tensor(synth, device)
+
+    def kernel_sum(a: torch.Tensor, b: torch.Tensor, same: bool) -> float:
+        total = 0.0
+        for i in range(0, len(a), block):
+            ai = a[i : i + block]
+            for j in range(0, len(b), block):
+                k = torch.exp(-gamma * _sq_dists(ai, b[j : j + block]))
+                total += float(k.sum(dtype=torch.float64))
+        if same:
+            total -= len(a)  # drop the diagonal k(x, x) = 1
+        return total
+
+    m, n = len(x), len(y)
+    value = (
+        kernel_sum(x, x, True) / (m * (m - 1))
+        + kernel_sum(y, y, True) / (n * (n - 1))
+        - 2 * kernel_sum(x, y, False) / (m * n)
+    )
+    return MetricResult(
+        name="MMD (Gaussian kernel, unbiased)",
+        category="fidelity",
+        value=float(value),
+        higher_is_better=False,
+        ideal=0.0,
+        details={
+            "bandwidth": h,
+            "bandwidth_rule": "median heuristic" if bandwidth is None else "given",
+            "subsample": sub,
+            "n_real": m,
+            "n_synthetic": n,
+            "exact": sub is None,
+        },
+    )
+
+
+def numeric_marginals(real: pd.DataFrame, synth: pd.DataFrame, columns: list[str]) -> MetricResult:
+    """Per numeric column: two-sample KS statistic and Wasserstein-1 distance (in column units,
+    and scaled by the real interquartile range so columns are comparable). Value = mean KS."""
+    rows = []
+    for col in columns:
+        a = real[col].to_numpy(dtype=float)
+        b = synth[col].to_numpy(dtype=float)
+        a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+        if len(a) == 0 or len(b) == 0:
+            rows.append(
+                {"feature": col, "ks": np.nan, "wasserstein": np.nan, "wasserstein_iqr": np.nan}
+            )
+            continue
+        iqr = float(np.subtract(*np.percentile(a, [75, 25]))) or float(np.std(a)) or 1.0
+        w = float(stats.wasserstein_distance(a, b))
+        rows.append(
+            {
+                "feature": col,
+                "ks": float(stats.ks_2samp(a, b).statistic),
+                "wasserstein": w,
+                "wasserstein_iqr": w / iqr,
+            }
+        )
+    table = pd.DataFrame(rows, columns=["feature", "ks", "wasserstein", "wasserstein_iqr"])
+    return MetricResult(
+        name="Numeric marginals (mean KS statistic)",
+        category="fidelity",
+        value=float(table["ks"].mean()) if table["ks"].notna().any() else float("nan"),
+        higher_is_better=False,
+        ideal=0.0,
+        lower_bound=0.0,
+        upper_bound=1.0,
+        per_feature=table,
+        details={
+            "mean_wasserstein_iqr": float(table["wasserstein_iqr"].mean())
+            if len(table)
+            else float("nan")
+        },
+    )
+
+
+def correlation_difference(real: np.ndarray, synth: np.ndarray) -> MetricResult:
+    """Mean absolute difference of the Pearson correlation matrices (dimensions varying in both)."""
+    real = np.asarray(real, dtype=np.float64)
+    synth = np.asarray(synth, dtype=np.float64)
+    keep = (real.std(axis=0) > 0) & (synth.std(axis=0) > 0)
+    if keep.sum() < 2:
+        raise ConfigError(
+            "correlation difference needs at least two varying dimensions in both sets"
+        )
+    a = np.corrcoef(real[:, keep], rowvar=False)
+    b = np.corrcoef(synth[:, keep], rowvar=False)
+    iu = np.triu_indices(int(keep.sum()), k=1)
+    diff = np.abs(a - b)[iu]
+    return MetricResult(
+        name="Correlation matrix difference (mean |r_real - r_syn|)",
+        category="fidelity",
+        value=float(diff.mean()),
+        higher_is_better=False,
+        ideal=0.0,
+        lower_bound=0.0,
+        upper_bound=2.0,
+        details={"dimensions": int(keep.sum()), "max": float(diff.max())},
+    )
+
+
+def missingness_agreement(
+    real: pd.DataFrame, synth: pd.DataFrame, columns: list[str]
+) -> MetricResult:
+    """Per column, share missing in real vs synthetic; value = mean absolute difference."""
+    rows = [
+        {
+            "feature": c,
+            "real": float(real[c].isna().mean()),
+            "synthetic": float(synth[c].isna().mean()),
+        }
+        for c in columns
+    ]
+    table = pd.DataFrame(rows, columns=["feature", "real", "synthetic"])
+    diff = (table["real"] - table["synthetic"]).abs()
+    return MetricResult(
+        name="Missingness agreement (mean |difference| of missing shares)",
+        category="fidelity",
+        value=float(diff.mean()) if len(diff) else 0.0,
+        higher_is_better=False,
+        ideal=0.0,
+        lower_bound=0.0,
+        upper_bound=1.0,
+        per_feature=table,
+    )
+
+
+def codes_per_record(real_counts: np.ndarray, synth_counts: np.ndarray) -> MetricResult:
+    """Wasserstein-1 distance between the distributions of distinct codes per record."""
+    return MetricResult(
+        name="Codes per record (Wasserstein distance)",
+        category="fidelity",
+        value=float(stats.wasserstein_distance(real_counts, synth_counts)),
+        higher_is_better=False,
+        ideal=0.0,
+        lower_bound=0.0,
+        details={
+            "real_mean": float(np.mean(real_counts)),
+            "synthetic_mean": float(np.mean(synth_counts)),
+        },
+    )
+
+
+def dimension_wise_prediction(
+    real_train: np.ndarray,
+    synth: np.ndarray,
+    real_holdout: np.ndarray,
+    names: list[str] | None = None,
+    *,
+    max_features: int = 30,
+    seed: int = 0,
+) -> MetricResult:
+    """EHRDiff fig. 2: per binary dimension, predict it from all others with logistic regression
+    trained on real vs on synthetic data; AUROC on the real holdout. Value = R^2 of the AUROC pairs.
+
+    Uses the ``max_features`` most prevalent dimensions that have both classes in every set (stated
+    in details), since one classifier pair per dimension is the cost.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    names = names or [f"dim {i}" for i in range(real_train.shape[1])]
+    binary = np.all((real_train == 0) | (real_train == 1), axis=0)
+    ok = binary.copy()
+    for data in (real_train, synth, real_holdout):
+        col_mean = (data > 0.5).mean(axis=0)
+        ok &= (col_mean > 0) & (col_mean < 1)
+    candidates = np.flatnonzero(ok)
+    order = candidates[np.argsort(-real_train[:, candidates].mean(axis=0), kind="stable")][
+        :max_features
+    ]
+    rows = []
+    for j in order:
+        others = np.delete(np.arange(real_train.shape[1]), j)
+        aucs = []
+        for train in (real_train, synth):
+            clf = LogisticRegression(max_iter=300, C=1.0, random_state=seed)
+            clf.fit(train[:, others], train[:, j] > 0.5)
+            aucs.append(
+                roc_auc_score(
+                    real_holdout[:, j] > 0.5, clf.predict_proba(real_holdout[:, others])[:, 1]
+                )
+            )
+        rows.append({"feature": names[j], "auroc_real": aucs[0], "auroc_synthetic": aucs[1]})
+    table = pd.DataFrame(rows, columns=["feature", "auroc_real", "auroc_synthetic"])
+    if len(table) < 2:
+        raise ConfigError(
+            "dimension-wise prediction needs at least two binary dimensions with both classes in every set"
+        )
+    return MetricResult(
+        name="Dimension-wise prediction R^2 (AUROC, train-on-real vs train-on-synthetic)",
+        category="fidelity",
+        value=r2_against_identity(
+            table["auroc_real"].to_numpy(), table["auroc_synthetic"].to_numpy()
+        ),
+        higher_is_better=True,
+        ideal=1.0,
+        upper_bound=1.0,
+        per_feature=table,
+        details={"features_evaluated": len(table), "classifier": "logistic regression"},
     )

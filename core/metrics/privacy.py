@@ -1,0 +1,180 @@
+"""Privacy risk of releasing a synthetic set, measured against the real train (members) and
+holdout (non-members) records. All distances are L1 / Hamming on the encoded vectors.
+
+Every function returns a :class:`MetricResult`; its ``details`` keep what the page plots.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from core.errors import ConfigError
+from core.metrics.base import MetricResult
+from core.metrics.distances import nearest, nearest_distances
+
+
+def _balanced(train: np.ndarray, holdout: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-size member and non-member sets (the larger one is subsampled), so chance is 0.5."""
+    rng = np.random.default_rng(seed)
+    n = min(len(train), len(holdout))
+    if n < 2:
+        raise ConfigError("privacy metrics need at least two training and two holdout records")
+
+    def pick(x: np.ndarray) -> np.ndarray:
+        return x if len(x) == n else x[rng.choice(len(x), n, replace=False)]
+
+    return pick(train), pick(holdout)
+
+
+def membership_inference(
+    train: np.ndarray, holdout: np.ndarray, synth: np.ndarray, *, seed: int = 0
+) -> MetricResult:
+    """Distance attack (CorGAN / FLEXGEN-EHR protocol): a real record is called a training member
+    when its nearest synthetic record is close. Reports the attacker's best-threshold accuracy
+    (0.5 = no better than chance), AUROC and advantage (max TPR - FPR, 0 ideal)."""
+    members, non_members = _balanced(train, holdout, seed)
+    d = nearest_distances(np.concatenate([members, non_members]), synth)[:, 0]
+    y = np.r_[np.ones(len(members)), np.zeros(len(non_members))]
+    score = -d
+    auc = float(roc_auc_score(y, score))
+    fpr, tpr, _ = roc_curve(y, score)
+    acc = float(np.max((tpr * len(members) + (1 - fpr) * len(non_members)) / len(y)))
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 200)).astype(int))
+    return MetricResult(
+        name="Membership inference accuracy (distance attack)",
+        category="privacy",
+        value=acc,
+        higher_is_better=False,
+        ideal=0.5,
+        lower_bound=0.5,
+        upper_bound=1.0,
+        details={
+            "auroc": auc,
+            "advantage": float(np.max(tpr - fpr)),
+            "n_per_group": len(members),
+            "roc_fpr": fpr[keep].tolist(),
+            "roc_tpr": tpr[keep].tolist(),
+            "member_distance_median": float(np.median(d[: len(members)])),
+            "non_member_distance_median": float(np.median(d[len(members) :])),
+        },
+    )
+
+
+def distance_to_closest_record(
+    train: np.ndarray, holdout: np.ndarray, synth: np.ndarray, *, seed: int = 0
+) -> MetricResult:
+    """DCR: for each synthetic record, the distance to its closest train and closest holdout
+    record (train subsampled to the holdout's size). Value = share closer to train (ties half);
+    0.5 means the synthetic data is no closer to the training patients than to unseen ones."""
+    tr, ho = _balanced(train, holdout, seed)
+    d_train = nearest_distances(synth, tr)[:, 0]
+    d_holdout = nearest_distances(synth, ho)[:, 0]
+    share = float(np.mean(d_train < d_holdout) + 0.5 * np.mean(d_train == d_holdout))
+    return MetricResult(
+        name="DCR: share of synthetic records closer to train than holdout",
+        category="privacy",
+        value=share,
+        higher_is_better=False,
+        ideal=0.5,
+        lower_bound=0.0,
+        upper_bound=1.0,
+        details={
+            "dcr_train": d_train.tolist(),
+            "dcr_holdout": d_holdout.tolist(),
+            "median_train": float(np.median(d_train)),
+            "median_holdout": float(np.median(d_holdout)),
+            "reference_size": len(tr),
+        },
+    )
+
+
+def exact_copies(train: np.ndarray, holdout: np.ndarray, synth: np.ndarray) -> MetricResult:
+    """Share of synthetic records identical to some training record. Sparse code data has natural
+    duplicates, so the share of real holdout records identical to a training record is reported
+    as the baseline an honest generator would also show."""
+    synth_rate = float(np.mean(nearest_distances(synth, train)[:, 0] == 0))
+    baseline = float(np.mean(nearest_distances(holdout, train)[:, 0] == 0))
+    return MetricResult(
+        name="Exact copies of training records",
+        category="privacy",
+        value=synth_rate,
+        higher_is_better=False,
+        ideal=0.0,
+        lower_bound=0.0,
+        upper_bound=1.0,
+        details={"holdout_baseline": baseline},
+    )
+
+
+def nearest_neighbour_distance_ratio(
+    train: np.ndarray, holdout: np.ndarray, synth: np.ndarray
+) -> MetricResult:
+    """Mean NNDR (closest / second-closest training distance) of synthetic records; values near 0
+    mean records sit on top of one training patient. The holdout's NNDR is the reference."""
+
+    def ratio(x: np.ndarray) -> np.ndarray:
+        d = nearest_distances(x, train, k=2)
+        return np.where(d[:, 1] > 0, d[:, 0] / np.maximum(d[:, 1], 1e-12), 1.0)
+
+    synth_r, holdout_r = ratio(synth), ratio(holdout)
+    return MetricResult(
+        name="Nearest-neighbour distance ratio (synthetic to train)",
+        category="privacy",
+        value=float(synth_r.mean()),
+        higher_is_better=True,
+        ideal=float(holdout_r.mean()),
+        lower_bound=0.0,
+        upper_bound=1.0,
+        details={"holdout_reference": float(holdout_r.mean())},
+    )
+
+
+def attribute_inference(
+    train: np.ndarray,
+    holdout: np.ndarray,
+    synth: np.ndarray,
+    *,
+    known: np.ndarray,
+    sensitive: np.ndarray,
+    k: int = 1,
+    seed: int = 0,
+) -> MetricResult:
+    """An attacker who knows the ``known`` dimensions of a patient looks up the ``k`` nearest
+    synthetic records on those and predicts the ``sensitive`` 0/1 dimensions by majority. Value =
+    micro-F1 on training patients minus micro-F1 on holdout patients (0 = the synthetic data tells
+    no more about training patients than about unseen ones)."""
+    if len(known) == 0 or len(sensitive) == 0:
+        raise ConfigError("attribute inference needs known and sensitive dimensions")
+    members, non_members = _balanced(train, holdout, seed)
+
+    def f1(targets: np.ndarray) -> float:
+        _, idx = nearest(targets[:, known], synth[:, known], k=k)
+        pred = synth[idx][:, :, sensitive].mean(axis=1) > 0.5
+        truth = targets[:, sensitive] > 0.5
+        tp = float((pred & truth).sum())
+        denom = float(pred.sum() + truth.sum())
+        return 2 * tp / denom if denom > 0 else 1.0
+
+    f_members, f_non = f1(members), f1(non_members)
+    return MetricResult(
+        name="Attribute inference gap (F1 members - F1 non-members)",
+        category="privacy",
+        value=f_members - f_non,
+        higher_is_better=False,
+        ideal=0.0,
+        lower_bound=-1.0,
+        upper_bound=1.0,
+        details={
+            "f1_members": f_members,
+            "f1_non_members": f_non,
+            "known_dims": len(known),
+            "sensitive_dims": len(sensitive),
+            "k": k,
+        },
+    )
+
+
+def roc_frame(result: MetricResult) -> pd.DataFrame:
+    return pd.DataFrame({"fpr": result.details["roc_fpr"], "tpr": result.details["roc_tpr"]})

@@ -1,0 +1,159 @@
+"""Known-answer tests: identical data scores ideal, a copy of the training set is flagged as a
+leak, an independent draw from the same distribution scores near chance, disjoint data scores worst."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.metrics import fidelity, privacy, utility
+
+D = 60
+P = np.linspace(0.1, 0.6, D)
+
+
+def draw(n, p=P, seed=0, label_weight=None):
+    rng = np.random.default_rng(seed)
+    x = (rng.random((n, len(p))) < p).astype(np.float32)
+    return x
+
+
+def labelled(n, seed):
+    rng = np.random.default_rng(seed)
+    x = draw(n, seed=seed)
+    logits = 3 * (x[:, :5].sum(1) - 1.5)
+    y = (rng.random(n) < 1 / (1 + np.exp(-logits))).astype(int)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def sets():
+    train, holdout = draw(600, seed=1), draw(600, seed=2)
+    return {
+        "train": train,
+        "holdout": holdout,
+        "copy": train.copy(),
+        "independent": draw(600, seed=3),
+        "disjoint": draw(600, p=P[::-1] * 0 + 0.95, seed=4),
+    }
+
+
+def test_dimension_wise_probability(sets):
+    assert fidelity.dimension_wise_probability(sets["train"], sets["train"]).value == 1.0
+    assert fidelity.dimension_wise_probability(sets["train"], sets["independent"]).value > 0.9
+    assert fidelity.dimension_wise_probability(sets["train"], sets["disjoint"]).value < 0
+
+
+def test_mmd_identical_independent_disjoint(sets):
+    same = fidelity.mmd(sets["train"], sets["train"])
+    indep = fidelity.mmd(sets["train"], sets["independent"])
+    far = fidelity.mmd(sets["train"], sets["disjoint"])
+    # The unbiased estimate on identical sets is -(2/m)(1 - mean off-diagonal kernel) <= 0.
+    assert -2 / 600 <= same.value <= 0
+    assert abs(indep.value) < 5e-3 and far.value > 20 * max(abs(indep.value), 1e-4)
+    assert indep.details["bandwidth"] > 0 and indep.details["exact"]
+
+
+def test_mmd_blocks_and_subsample_agree(sets):
+    full = fidelity.mmd(sets["train"], sets["disjoint"], bandwidth=3.0)
+    blocked = fidelity.mmd(sets["train"], sets["disjoint"], bandwidth=3.0, block=97)
+    assert blocked.value == pytest.approx(full.value, rel=1e-4)
+    sub = fidelity.mmd(sets["train"], sets["disjoint"], bandwidth=3.0, max_records=300)
+    assert sub.details["subsample"] == 300 and not sub.details["exact"]
+    assert sub.value == pytest.approx(full.value, rel=0.2)
+
+
+def test_correlation_difference(sets):
+    assert fidelity.correlation_difference(sets["train"], sets["train"]).value == 0.0
+    corr_data = draw(600, seed=5)
+    corr_data[:, 1] = corr_data[:, 0]  # a strong correlation the reference lacks
+    assert fidelity.correlation_difference(sets["train"], corr_data).details["max"] > 0.8
+
+
+def test_numeric_marginals_and_missingness():
+    rng = np.random.default_rng(0)
+    real = pd.DataFrame({"a": rng.normal(0, 1, 500), "b": rng.normal(5, 2, 500)})
+    real.loc[:99, "b"] = np.nan
+    same = fidelity.numeric_marginals(real, real, ["a", "b"])
+    shifted = fidelity.numeric_marginals(real, real + 3, ["a", "b"])
+    assert same.value == 0.0 and shifted.value > 0.5 and shifted.value <= 1.0
+    assert fidelity.missingness_agreement(real, real, ["a", "b"]).value == 0.0
+    assert fidelity.missingness_agreement(real, real.fillna(0), ["a", "b"]).value == pytest.approx(
+        0.1
+    )
+
+
+def test_codes_per_record():
+    counts = np.array([1, 2, 3, 3, 4])
+    assert fidelity.codes_per_record(counts, counts).value == 0.0
+    assert fidelity.codes_per_record(counts, counts + 2).value == pytest.approx(2.0)
+
+
+def test_dimension_wise_prediction(sets):
+    same = fidelity.dimension_wise_prediction(
+        sets["train"], sets["train"], sets["holdout"], max_features=6
+    )
+    assert same.value == 1.0 and same.details["features_evaluated"] == 6
+
+
+def test_membership_inference_flags_a_copy_and_not_an_independent_draw(sets):
+    leak = privacy.membership_inference(sets["train"], sets["holdout"], sets["copy"])
+    fair = privacy.membership_inference(sets["train"], sets["holdout"], sets["independent"])
+    assert leak.value > 0.95 and leak.details["auroc"] > 0.95 and leak.details["advantage"] > 0.9
+    assert 0.5 <= fair.value < 0.6 and abs(fair.details["auroc"] - 0.5) < 0.06
+    assert fair.details["advantage"] < 0.15
+
+
+def test_dcr_exact_copies_and_nndr(sets):
+    leak = privacy.distance_to_closest_record(sets["train"], sets["holdout"], sets["copy"])
+    fair = privacy.distance_to_closest_record(sets["train"], sets["holdout"], sets["independent"])
+    assert leak.value > 0.95 and abs(fair.value - 0.5) < 0.07
+    assert privacy.exact_copies(sets["train"], sets["holdout"], sets["copy"]).value == 1.0
+    fair_copies = privacy.exact_copies(sets["train"], sets["holdout"], sets["independent"])
+    assert fair_copies.value == 0.0 and fair_copies.details["holdout_baseline"] == 0.0
+    assert (
+        privacy.nearest_neighbour_distance_ratio(sets["train"], sets["holdout"], sets["copy"]).value
+        == 0.0
+    )
+    nndr = privacy.nearest_neighbour_distance_ratio(
+        sets["train"], sets["holdout"], sets["independent"]
+    )
+    assert abs(nndr.value - nndr.ideal) < 0.05
+
+
+def test_attribute_inference(sets):
+    known, sensitive = np.arange(0, 40), np.arange(40, 60)
+    leak = privacy.attribute_inference(
+        sets["train"], sets["holdout"], sets["copy"], known=known, sensitive=sensitive
+    )
+    fair = privacy.attribute_inference(
+        sets["train"], sets["holdout"], sets["independent"], known=known, sensitive=sensitive
+    )
+    assert leak.value > 0.3 and leak.details["f1_members"] == 1.0
+    assert abs(fair.value) < 0.08
+
+
+def test_tstr_copy_matches_trtr_and_random_labels_are_chance():
+    train, holdout = labelled(800, 1), labelled(800, 2)
+    rng = np.random.default_rng(9)
+    same = utility.tstr(train, train, holdout, n_boot=50)
+    noise = utility.tstr(
+        train,
+        (train[0], rng.integers(0, 2, 800)),
+        holdout,
+        classifiers=("logistic_regression",),
+        n_boot=50,
+    )
+    for r in same:
+        assert r.value == pytest.approx(r.ideal) and r.ci[0] <= r.value <= r.ci[1]
+    auroc = next(r for r in noise if "AUROC" in r.name)
+    assert abs(auroc.value - 0.5) < 0.1 and auroc.ideal > 0.75
+
+
+@pytest.mark.parametrize("name", ["membership", "dcr"])
+def test_values_stay_in_stated_ranges(sets, name):
+    fn = {"membership": privacy.membership_inference, "dcr": privacy.distance_to_closest_record}[
+        name
+    ]
+    for synth in (sets["copy"], sets["independent"], sets["disjoint"]):
+        r = fn(sets["train"], sets["holdout"], synth)
+        assert r.lower_bound <= r.value <= r.upper_bound
