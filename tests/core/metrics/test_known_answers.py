@@ -89,10 +89,26 @@ def test_codes_per_record():
 
 
 def test_dimension_wise_prediction(sets):
-    same = fidelity.dimension_wise_prediction(
-        sets["train"], sets["train"], sets["holdout"], max_features=6
-    )
-    assert same.value == 1.0 and same.details["features_evaluated"] == 6
+    same = fidelity.dimension_wise_prediction(sets["train"], sets["train"], sets["holdout"])
+    assert same.value == 1.0 and same.details["features_evaluated"] == D
+    # Dimension 1 copies dimension 0 in the real data: only a model trained on data with that
+    # correlation predicts it (AUROC ~1); an independent draw cannot (AUROC ~0.5).
+    real, hold = sets["train"].copy(), sets["holdout"].copy()
+    real[:, 1], hold[:, 1] = real[:, 0], hold[:, 0]
+    res = fidelity.dimension_wise_prediction(real, sets["independent"], hold)
+    row = res.per_feature.set_index("feature").loc["dim 1"]
+    assert row["auroc_real"] > 0.99 and abs(row["auroc_synthetic"] - 0.5) < 0.1
+
+
+def test_column_auroc_matches_sklearn():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    truth = (rng.random((300, 4)) < 0.3).astype(float)
+    scores = rng.normal(size=(300, 4)) + truth
+    scores[:, 3] = np.round(scores[:, 3])  # ties
+    expected = [roc_auc_score(truth[:, j], scores[:, j]) for j in range(4)]
+    np.testing.assert_allclose(fidelity._column_auroc(truth, scores), expected)
 
 
 def test_membership_inference_flags_a_copy_and_not_an_independent_draw(sets):
