@@ -33,12 +33,12 @@ def home() -> None:
         st.page_link(COHORT_PAGE, label="Open Cohort", icon=":material/groups:")
     with c2.container(border=True):
         st.markdown("#### 2. Generate")
-        st.write("Train or pick a diffusion model (EHRDiff, FLEXGEN-EHR) and generate records.")
-        st.caption("Not available yet in this version.")
+        st.write("Pick a shipped EHRDiff model or train one on your cohort, then generate records.")
+        st.page_link(GENERATE_PAGE, label="Open Generate", icon=":material/auto_awesome:")
     with c3.container(border=True):
         st.markdown("#### 3. Review")
-        st.write("Compare synthetic sets with the real training and holdout data.")
-        st.caption("Not available yet in this version.")
+        st.write("Compare synthetic sets with the real training and holdout data; export a report.")
+        st.page_link(REVIEW_PAGE, label="Open Review", icon=":material/fact_check:")
 
     cohort = state.get_cohort()
     if cohort is not None:
@@ -68,6 +68,13 @@ st.set_page_config(
     page_title="Clinical Synthesis Studio", page_icon=":material/stethoscope:", layout="wide"
 )
 COHORT_PAGE = st.Page("pages/1_Cohort.py", title="Cohort", icon=":material/groups:")
+GENERATE_PAGE = st.Page("pages/2_Generate.py", title="Generate", icon=":material/auto_awesome:")
+REVIEW_PAGE = st.Page("pages/3_Review.py", title="Review", icon=":material/fact_check:")
 st.navigation(
-    [st.Page(home, title="Home", icon=":material/home:", default=True), COHORT_PAGE]
+    [
+        st.Page(home, title="Home", icon=":material/home:", default=True),
+        COHORT_PAGE,
+        GENERATE_PAGE,
+        REVIEW_PAGE,
+    ]
 ).run()

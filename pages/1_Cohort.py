@@ -5,6 +5,7 @@ import os
 import streamlit as st
 
 from core.data.cohort import split_cohort
+from core.data.demo import list_demos, load_demo
 from core.data.formats import FORMATS, NamedInput, load_cohort
 from core.data.io import list_data_files, resolve_inside
 from core.data.summary import summarize
@@ -23,38 +24,44 @@ st.caption(
 )
 
 data_root = os.environ.get("CSS_DATA_ROOT", "")
+demos = {d.title: d for d in list_demos()}
 with st.container(border=True):
-    format_id = st.selectbox(
-        "Format", list(FORMATS), format_func=lambda k: FORMATS[k].title, key="cohort_format"
-    )
-    fmt = FORMATS[format_id]
-    st.caption(fmt.description)
-    modes = (
-        ["Upload", "Files on this server"] if data_root and os.path.isdir(data_root) else ["Upload"]
-    )
-    mode = st.radio("Files from", modes, horizontal=True, key="cohort_source_mode")
+    sources = (["Demo cohort"] if demos else []) + ["Upload"]
+    if data_root and os.path.isdir(data_root):
+        sources.append("Files on this server")
+    mode = st.radio("Source", sources, horizontal=True, key="cohort_source_mode")
+    demo = None
     inputs: dict[str, NamedInput] = {}
-    for slot in fmt.inputs:
-        label = slot.label + ("" if slot.required else "")
-        if mode == "Upload":
-            up = st.file_uploader(
-                label,
-                type=list(slot.extensions),
-                key=f"upload_{format_id}_{slot.key}",
-                help=f"Up to {state.upload_limit_mb()} MB per file.",
-            )
-            if up is not None:
-                inputs[slot.key] = NamedInput(up.name, up.getvalue())
-        else:
-            choices = ["(none)", *list_data_files(data_root, slot.extensions)]
-            pick = st.selectbox(label, choices, key=f"server_{format_id}_{slot.key}")
-            if pick != "(none)":
-                inputs[slot.key] = NamedInput(
-                    os.path.basename(pick), resolve_inside(data_root, pick)
+    options: dict = {}
+    if mode == "Demo cohort":
+        demo = demos[st.selectbox("Demo cohort", list(demos), key="cohort_demo")]
+        st.caption(demo.description + " Made by this project's models: no real patient is in it.")
+    else:
+        format_id = st.selectbox(
+            "Format", list(FORMATS), format_func=lambda k: FORMATS[k].title, key="cohort_format"
+        )
+        fmt = FORMATS[format_id]
+        st.caption(fmt.description)
+        for slot in fmt.inputs:
+            if mode == "Upload":
+                up = st.file_uploader(
+                    slot.label,
+                    type=list(slot.extensions),
+                    key=f"upload_{format_id}_{slot.key}",
+                    help=f"Up to {state.upload_limit_mb()} MB per file.",
                 )
-    if mode == "Upload":
-        st.caption(f"Uploads are limited to {state.upload_limit_mb()} MB per file.")
-    options = cohort_forms.options_for(format_id)
+                if up is not None:
+                    inputs[slot.key] = NamedInput(up.name, up.getvalue())
+            else:
+                choices = ["(none)", *list_data_files(data_root, slot.extensions)]
+                pick = st.selectbox(slot.label, choices, key=f"server_{format_id}_{slot.key}")
+                if pick != "(none)":
+                    inputs[slot.key] = NamedInput(
+                        os.path.basename(pick), resolve_inside(data_root, pick)
+                    )
+        if mode == "Upload":
+            st.caption(f"Uploads are limited to {state.upload_limit_mb()} MB per file.")
+        options = cohort_forms.options_for(format_id)
     c1, c2, c3 = st.columns([1, 1, 2])
     holdout = c1.slider(
         "Holdout share",
@@ -66,14 +73,20 @@ with st.container(border=True):
         help="Patients kept out of training; privacy and utility are measured against them.",
     )
     seed = int(c2.number_input("Split seed", 0, 2**31 - 1, 0, key="split_seed"))
-    load = c3.button("Load cohort", type="primary", disabled=not inputs)
+    load = c3.button("Load cohort", type="primary", disabled=not (inputs or demo), width="stretch")
 
 if load:
     bar = st.progress(0.0, text="Reading files")
     try:
-        cohort = load_cohort(
-            format_id, inputs, options, callback=widgets.progress_callback(bar, "Reading records")
-        )
+        if demo is not None:
+            cohort = load_demo(demo)
+        else:
+            cohort = load_cohort(
+                format_id,
+                inputs,
+                options,
+                callback=widgets.progress_callback(bar, "Reading records"),
+            )
         state.set_cohort(cohort)
         st.toast(f"Loaded {cohort.n_records:,} records", icon=":material/check_circle:")
     except CoreError as exc:
@@ -83,7 +96,9 @@ if load:
 
 cohort = state.get_cohort()
 if cohort is None:
-    st.info("No cohort loaded yet. Choose a format and files above, then press **Load cohort**.")
+    st.info(
+        "No cohort loaded yet. Choose a demo cohort or your files above, then press **Load cohort**."
+    )
     st.stop()
 
 split = state.get_split()

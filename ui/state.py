@@ -5,10 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from core.data.cohort import Cohort, CohortSplit
+from core.ehr.table import EHRTable, ehr_table
 
 COHORT = "css.cohort"
 SPLIT = "css.split"
 DEVICE = "css.device"
+SESSION_MODELS = "css.session_models"
+SYNTHETIC_SETS = "css.synthetic_sets"
+TRAIN_JOB = "css.train_job"
 
 
 def upload_limit_mb() -> int:
@@ -35,3 +39,33 @@ def set_split(split: CohortSplit) -> None:
 
 def device_preference() -> str:
     return st.session_state.get(DEVICE, "auto")
+
+
+def session_models() -> dict:
+    """Models trained in this browser session, by name (EHRDiffModel values)."""
+    return st.session_state.setdefault(SESSION_MODELS, {})
+
+
+def synthetic_sets() -> dict:
+    """Generated or uploaded synthetic sets of this session, by user-visible name."""
+    return st.session_state.setdefault(SYNTHETIC_SETS, {})
+
+
+def unique_name(base: str, taken: dict) -> str:
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base} ({k})", k + 1
+    return name
+
+
+def cohort_table() -> EHRTable | None:
+    """The session cohort as one row per record (computed once per cohort)."""
+    cohort = get_cohort()
+    if cohort is None:
+        return None
+    key = "css.cohort_table"
+    cached = st.session_state.get(key)
+    if cached is None or cached[0] is not cohort:
+        cached = (cohort, ehr_table(cohort))
+        st.session_state[key] = cached
+    return cached[1]

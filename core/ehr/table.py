@@ -162,3 +162,99 @@ def codes_from_binary(
     x: np.ndarray, vocabulary: tuple[str, ...], system: str, granularity: str
 ) -> CodeMatrix:
     return CodeMatrix(sp.csr_array(x.astype(np.uint8)), vocabulary, system, granularity)
+
+
+def table_from_frame(frame: pd.DataFrame, like: EHRTable, source: str) -> EHRTable:
+    """Read a synthetic table (e.g. an upload from another tool) with the columns of ``like``.
+
+    Refuses missing columns, unexpected columns and values of the wrong type, naming them. The
+    optional id and label columns are recognised by the names this app writes.
+    """
+    frame = frame.copy()
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.empty:
+        raise CohortError("the synthetic table has no rows", source=source)
+    expected = list(like.columns)
+    label_col = like.label_name or LABEL_COLUMN
+    optional = {ID_COLUMN, label_col}
+    missing = [c for c in expected if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in expected and c not in optional]
+    if missing or extra:
+        raise CohortError(
+            "columns differ from the real cohort: "
+            f"missing {', '.join(missing[:8]) or 'none'}{' ...' if len(missing) > 8 else ''}; "
+            f"unexpected {', '.join(extra[:8]) or 'none'}{' ...' if len(extra) > 8 else ''}",
+            source=source,
+        )
+    static = None
+    if like.static is not None:
+        data = {}
+        for spec in like.static_features:
+            col = frame[spec.name]
+            if spec.kind == "categorical":
+                text = col.astype(str).str.strip().where(col.notna())
+                bad = text.notna() & ~text.isin(spec.categories)
+                if bad.any():
+                    raise CohortError(
+                        f"value {text[bad].iloc[0]!r} is not one of the cohort's levels",
+                        source=source,
+                        column=spec.name,
+                    )
+                data[spec.name] = pd.Categorical(text, categories=list(spec.categories))
+            else:
+                num = pd.to_numeric(col, errors="coerce")
+                bad = num.isna() & col.notna()
+                if bad.any():
+                    row = int(np.flatnonzero(bad.to_numpy())[0])
+                    raise CohortError(
+                        f"expected a number, found {col.iloc[row]!r}",
+                        source=source,
+                        line=row + 2,
+                        column=spec.name,
+                    )
+                if spec.kind == "binary" and not num.dropna().isin((0, 1)).all():
+                    raise CohortError("expected 0/1 values", source=source, column=spec.name)
+                if np.isinf(num.to_numpy(dtype=float)).any():
+                    raise CohortError("infinite value", source=source, column=spec.name)
+                data[spec.name] = num.astype(float).to_numpy()
+        static = pd.DataFrame(data)
+    codes = None
+    if like.codes is not None:
+        block = frame[list(like.codes.vocabulary)].apply(pd.to_numeric, errors="coerce")
+        bad = ~block.isin((0, 1))
+        if bad.any().any():
+            col = block.columns[bad.any().to_numpy()][0]
+            raise CohortError(
+                "code columns must hold 0 or 1 (no blanks)", source=source, column=str(col)
+            )
+        codes = CodeMatrix(
+            sp.csr_array(block.to_numpy(dtype=np.uint8)),
+            like.codes.vocabulary,
+            like.codes.system,
+            like.codes.granularity,
+        )
+    labels = None
+    if like.labels is not None and label_col in frame.columns:
+        classes = list(like.label_classes) or sorted(frame[label_col].dropna().astype(str).unique())
+        text = frame[label_col].astype(str).str.strip()
+        index = {c: i for i, c in enumerate(classes)} | {str(i): i for i in range(len(classes))}
+        mapped = text.map(index)
+        if mapped.isna().any():
+            raise CohortError(
+                f"label values must be one of {classes}", source=source, column=label_col
+            )
+        labels = mapped.to_numpy(dtype=np.int64)
+    ids = (
+        frame[ID_COLUMN].astype(str).to_numpy(dtype=object)
+        if ID_COLUMN in frame.columns
+        else np.asarray([f"up-{i:06d}" for i in range(len(frame))], dtype=object)
+    )
+    return EHRTable(
+        ids,
+        static,
+        like.static_features if static is not None else (),
+        codes,
+        labels,
+        like.label_name,
+        like.label_classes,
+    )

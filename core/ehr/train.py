@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from core.cli import load_cohort_from_args
 from core.device import make_generator, select_device
 from core.ehr.edm import EMA, EDMConfig, EDMDenoiser, edm_loss
 from core.ehr.encoding import VectorEncoding
@@ -185,27 +186,6 @@ def train_ehrdiff(
 # --- command line ----------------------------------------------------------------------------------
 
 
-def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--{what} expects key=value, got '{pair}'")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def _coerce(value: str) -> object:
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    if "," in value:
-        return tuple(_coerce(v) for v in value.split(","))
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m core.ehr.train", description="Train an EHRDiff model on a cohort."
@@ -240,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from core.data.cohort import split_cohort
-    from core.data.formats import FORMATS, NamedInput, load_cohort
+    from core.data.formats import FORMATS
     from core.ehr.table import ehr_table
     from core.metrics.fidelity import dimension_wise_probability
 
@@ -256,12 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     rank = dist.get_rank() if distributed else 0
     try:
-        inputs = {
-            k: NamedInput(Path(v).name, Path(v))
-            for k, v in _parse_pairs(args.input, "input").items()
-        }
-        options = {k: _coerce(v) for k, v in _parse_pairs(args.option, "option").items()}
-        cohort = load_cohort(args.cohort, inputs, options)
+        cohort, inputs = load_cohort_from_args(args)
         split = split_cohort(cohort, args.holdout, args.split_seed)
         table = ehr_table(cohort)
         train_table, holdout_table = table.subset(split.train), table.subset(split.holdout)

@@ -17,6 +17,8 @@ def cohort_page() -> AppTest:
     at.run()
     at.switch_page("pages/1_Cohort.py").run()
     assert not at.exception
+    if "Upload" in at.radio(key="cohort_source_mode").options:
+        at.radio(key="cohort_source_mode").set_value("Upload").run()
     return at
 
 

@@ -1,0 +1,316 @@
+"""Generate: pick or train an EHRDiff model, generate synthetic records, inspect and download them."""
+
+import numpy as np
+import streamlit as st
+
+from core.device import select_device
+from core.ehr.pipeline import MAX_RECORDS, GenerationSettings
+from core.ehr.samplers import network_evaluations
+from core.ehr.train import TrainConfig, train_ehrdiff
+from core.errors import CoreError
+from core.metrics.fidelity import dimension_wise_probability, dimension_wise_probability_from_means
+from core.report import export
+from core.report import generation_figures as gfigs
+from ui import jobs, models, state, widgets
+
+widgets.device_sidebar()
+st.title("Generate")
+st.caption(
+    "Synthetic records come from a diffusion model (EHRDiff). Pick a shipped model or train one on "
+    "the session cohort's training split, then generate as many records as you need."
+)
+try:
+    device = select_device(state.device_preference())
+except CoreError as exc:
+    widgets.show_error(exc, "Choosing the device")
+    st.stop()
+
+cohort, split, table = state.get_cohort(), state.get_split(), state.cohort_table()
+train_table = table.subset(split.train) if table is not None and split is not None else None
+
+# --- model choice -------------------------------------------------------------------------------
+shipped = {f"{s.title} (shipped)": s for s in models.ehr_generators()}
+session_models = state.session_models()
+options = list(session_models) + list(shipped)
+if not options:
+    st.info("No model yet: load a cohort on the Cohort page and train one below.")
+choice = st.selectbox("Model", options, key="gen_model") if options else None
+model = None
+if choice in session_models:
+    model = session_models[choice].to(device)
+elif choice is not None:
+    try:
+        model = models.shipped_ehrdiff(shipped[choice].checkpoint, str(device))
+    except CoreError as exc:
+        widgets.show_error(exc, "Loading the model")
+if model is not None and model.manifest is not None:
+    with st.expander("Model card"):
+        m = model.manifest
+        st.write(shipped[choice].description if choice in shipped else "")
+        st.json(
+            {
+                "data": m.data_card,
+                "metrics at export": m.metrics,
+                "training command": m.training_command,
+                "sha256": m.sha256,
+                "created": m.created,
+            },
+            expanded=False,
+        )
+
+compatible = False
+if model is not None and train_table is not None:
+    try:
+        model.encoding.check_compatible(train_table)
+        compatible = True
+    except CoreError as exc:
+        st.caption(
+            f":material/info: The session cohort does not fit this model ({exc}); comparisons use the model's own reference."
+        )
+
+# --- training -----------------------------------------------------------------------------------
+job: jobs.Job | None = st.session_state.get(state.TRAIN_JOB)
+with st.expander(
+    "Train a model on the session cohort", expanded=not options or (job is not None and job.running)
+):
+    if train_table is None:
+        st.info("Load a cohort on the Cohort page first; training uses its training split only.")
+    else:
+        c1, c2, c3 = st.columns(3)
+        steps = c1.number_input("Training steps", 100, 100_000, 3000, 100, key="train_steps")
+        size = c2.selectbox(
+            "Network size",
+            ("small", "medium", "paper"),
+            index=1,
+            key="train_size",
+            help="small: [256, 256]; medium: [512, 256, 256, 512]; paper: [1024, 384, 384, 384, 1024].",
+        )
+        seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
+        has_label = train_table.labels is not None
+        conditional = st.checkbox(
+            f"Condition on the label ({cohort.label_name})",
+            value=has_label,
+            disabled=not has_label,
+            key="train_cond",
+        )
+        finetune = st.checkbox(
+            "Fine-tune the selected model instead of starting from scratch",
+            value=False,
+            disabled=not compatible,
+            key="train_finetune",
+        )
+        units = {
+            "small": (256, 256),
+            "medium": (512, 256, 256, 512),
+            "paper": (1024, 384, 384, 384, 1024),
+        }[size]
+        config = TrainConfig(units=units, steps=int(steps), seed=int(seed), conditional=conditional)
+        busy = job is not None and job.running
+        if st.button("Start training", type="primary", disabled=busy, key="train_start"):
+            base = model if finetune and compatible else None
+            name = state.unique_name(f"EHRDiff on {cohort.name}", session_models)
+            init = None
+            if base is not None:
+                import copy
+
+                init = copy.deepcopy(base)
+            job = jobs.start(
+                name,
+                config.steps,
+                lambda j: train_ehrdiff(
+                    train_table,
+                    config,
+                    model_id=name,
+                    device=device,
+                    callback=j.report,
+                    should_stop=j.stop_event.is_set,
+                    init_from=init,
+                ),
+            )
+            st.session_state[state.TRAIN_JOB] = job
+
+        @st.fragment(run_every=1.0)
+        def training_progress() -> None:
+            current: jobs.Job | None = st.session_state.get(state.TRAIN_JOB)
+            if current is None:
+                return
+            if current.running:
+                st.progress(
+                    current.step / max(current.total, 1),
+                    text=f"{current.title}: step {current.step:,} of {current.total:,}",
+                )
+                if st.button("Stop training", key="train_stop"):
+                    current.stop()
+            if current.values:
+                st.plotly_chart(
+                    gfigs.loss_curve(np.asarray(current.values)), key=f"loss_{current.started}"
+                )
+            if (
+                not current.running
+                and current.finished is not None
+                and current.error is None
+                and current.result is not None
+            ):
+                if current.title not in session_models:
+                    session_models[current.title] = current.result.model
+                    st.rerun(scope="app")
+                note = " (stopped early)" if current.result.stopped_early else ""
+                st.success(
+                    f"Trained **{current.title}** in {current.result.seconds:.0f} s{note}. It is now in the model list."
+                )
+            if current.error:
+                st.error(f"**Training failed.** {current.error}")
+
+        training_progress()
+
+# --- generation ---------------------------------------------------------------------------------
+sets = state.synthetic_sets()
+if model is not None:
+    with st.form("generate"):
+        c1, c2, c3, c4 = st.columns(4)
+        n = c1.number_input(
+            "Records",
+            1,
+            MAX_RECORDS,
+            1000,
+            key="gen_n",
+            help=f"At most {MAX_RECORDS:,} per run (memory-safe limit).",
+        )
+        sampler = c2.selectbox(
+            "Sampler",
+            ("dpmpp_2m", "heun"),
+            key="gen_sampler",
+            format_func=lambda s: {
+                "dpmpp_2m": "DPM-Solver++(2M) (fast)",
+                "heun": "Heun (EHRDiff default)",
+            }[s],
+        )
+        steps = c3.number_input(
+            "Steps",
+            1,
+            1000,
+            16,
+            key="gen_steps",
+            help="Heun uses 2 network evaluations per step; DPM-Solver++(2M) one.",
+        )
+        seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed")
+        guidance, mix = 1.0, None
+        if model.n_classes == 2:
+            c1, c2 = st.columns(2)
+            classes = model.encoding.label_classes or ("0", "1")
+            share = c1.slider(
+                f"Share of '{classes[1]}' records",
+                0.0,
+                1.0,
+                float(model.class_prior[1]),
+                0.01,
+                key="gen_mix",
+            )
+            guidance = c2.slider(
+                "Guidance scale",
+                0.0,
+                5.0,
+                1.0,
+                0.1,
+                key="gen_guidance",
+                help="1 = plain conditional sampling; above 1 strengthens the label's effect; 0 ignores it.",
+            )
+            mix = (1.0 - share, share)
+        name = st.text_input(
+            "Name of this synthetic set",
+            "",
+            key="gen_name",
+            placeholder="e.g. ICU stays, DPM 16 steps",
+        )
+        go = st.form_submit_button("Generate", type="primary")
+    if go:
+        settings = GenerationSettings(
+            n=int(n),
+            sampler=sampler,
+            steps=int(steps),
+            seed=int(seed),
+            guidance=guidance,
+            label_mix=mix if model.n_classes else None,
+        )
+        bar = st.progress(0.0, text="Sampling")
+        try:
+            synth = model.generate(
+                settings,
+                callback=widgets.progress_callback(
+                    bar,
+                    f"Sampling ({network_evaluations(sampler, int(steps))} network evaluations per record)",
+                ),
+            )
+            key = state.unique_name(
+                name.strip() or f"{model.model_id} · {sampler} {steps} steps · seed {seed}", sets
+            )
+            sets[key] = synth
+            st.session_state["gen_view"] = key
+            st.toast(
+                f"Generated {synth.table.n_records:,} records in {synth.seconds:.1f} s",
+                icon=":material/check_circle:",
+            )
+        except CoreError as exc:
+            widgets.show_error(exc, "Generation")
+        finally:
+            bar.empty()
+
+# --- generated sets -----------------------------------------------------------------------------
+if sets:
+    st.divider()
+    st.subheader("Synthetic sets in this session")
+    view = st.selectbox("Show", list(sets), key="gen_view")
+    synth = sets[view]
+    frame = synth.table.to_frame()
+    s = synth.settings
+    st.caption(
+        f"{synth.table.n_records:,} records from `{synth.model_id}` · {s.sampler}, {s.steps} steps, seed {s.seed}"
+        f"{f', guidance {s.guidance:g}' if s.label_mix else ''} · {synth.seconds:.1f} s "
+        f"({synth.table.n_records / max(synth.seconds, 1e-9):,.0f} records/s). Synthetic data: not real patients."
+    )
+    st.dataframe(frame.head(200), hide_index=True, key="gen_preview")
+    names = [n for n in (synth.table.static_features and [])] or None
+    ref_model = session_models.get(synth.model_id) or (
+        model if model is not None and model.model_id == synth.model_id else None
+    )
+    enc_names = ref_model.encoding.dim_names if ref_model is not None else None
+    result, reference = None, ""
+    if train_table is not None and ref_model is not None:
+        try:
+            result = dimension_wise_probability(
+                ref_model.encoding.encode(train_table), synth.vectors, enc_names
+            )
+            reference = "session training split"
+        except CoreError:
+            result = None
+    if result is None and ref_model is not None and ref_model.reference_means is not None:
+        result = dimension_wise_probability_from_means(
+            ref_model.reference_means, synth.vectors.mean(axis=0), enc_names, 0, len(synth.vectors)
+        )
+        reference = "model's training data (aggregate)"
+    c1, c2 = st.columns(2)
+    if result is not None:
+        c1.plotly_chart(gfigs.prevalence_scatter(result, reference), key="gen_scatter")
+    if synth.table.codes is not None:
+        real_counts = None
+        if train_table is not None and train_table.codes is not None and compatible:
+            real_counts = train_table.codes.codes_per_record()
+        c2.plotly_chart(
+            gfigs.codes_per_record_overlay(real_counts, synth.table.codes.codes_per_record()),
+            key="gen_codes",
+        )
+    d1, d2, d3 = st.columns([1, 1, 2])
+    stem = "".join(ch if ch.isalnum() else "_" for ch in view)[:60]
+    d1.download_button(
+        "Download CSV", export.to_csv_bytes(frame), f"{stem}.csv", "text/csv", key="gen_dl_csv"
+    )
+    d2.download_button(
+        "Download Parquet",
+        export.to_parquet_bytes(frame),
+        f"{stem}.parquet",
+        "application/octet-stream",
+        key="gen_dl_parquet",
+    )
+    if d3.button("Remove this set", key="gen_remove"):
+        del sets[view]
+        st.rerun()

@@ -1,0 +1,112 @@
+"""Generate page through AppTest: shipped checkpoints, demo cohort, in-browser training."""
+
+import shutil
+import time
+from pathlib import Path
+
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from ui import models
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 120
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception
+    return at
+
+
+def load_demo(at: AppTest, title_start: str) -> None:
+    at.switch_page("pages/1_Cohort.py").run()
+    at.radio(key="cohort_source_mode").set_value("Demo cohort").run()
+    box = at.selectbox(key="cohort_demo")
+    box.set_value(next(o for o in box.options if o.startswith(title_start))).run()
+    next(b for b in at.button if b.label == "Load cohort").click().run()
+    assert not at.exception and not at.error
+
+
+def generate(at: AppTest, n: int = 200, steps: int = 4, name: str = "") -> None:
+    at.number_input(key="gen_n").set_value(n)
+    at.number_input(key="gen_steps").set_value(steps)
+    if name:
+        at.text_input(key="gen_name").set_value(name)
+    next(b for b in at.button if b.label == "Generate").click().run()
+
+
+def test_shipped_model_generates_without_any_cohort():
+    at = open_page("pages/2_Generate.py")
+    box = at.selectbox(key="gen_model")
+    assert any("PhysioNet 2012" in o for o in box.options) and any("eICU" in o for o in box.options)
+    box.set_value(next(o for o in box.options if "eICU" in o)).run()
+    generate(at, name="codes")
+    assert not at.exception and not at.error
+    sets = at.session_state["css.synthetic_sets"]
+    assert list(sets) == ["codes"] and sets["codes"].table.n_records == 200
+    frame = at.dataframe[0].value
+    assert frame.columns[0] == "record_id" and len(frame) == 200
+    assert {d.label for d in at.get("download_button")} == {"Download CSV", "Download Parquet"}
+    assert any("Synthetic data: not real patients" in c.value for c in at.caption)
+
+
+def test_demo_cohort_train_then_generate_in_the_page():
+    at = open_page("pages/1_Cohort.py")
+    load_demo(at, "Demo: 2,000 synthetic ICU stays")
+    at.switch_page("pages/2_Generate.py").run()
+    at.number_input(key="train_steps").set_value(100)
+    at.selectbox(key="train_size").set_value("small")
+    next(b for b in at.button if b.label == "Start training").click().run()
+    job = at.session_state["css.train_job"]
+    deadline = time.time() + 120
+    while job.running and time.time() < deadline:
+        time.sleep(0.5)
+    at.run()
+    assert not job.running and job.error is None and len(job.result.losses) == 100
+    at.run()
+    assert job.title in at.session_state["css.session_models"]
+    at.selectbox(key="gen_model").set_value(job.title).run()
+    generate(at, n=150, steps=3)
+    assert not at.exception and not at.error
+    [synth] = at.session_state["css.synthetic_sets"].values()
+    assert synth.table.labels is not None and synth.table.columns[:2] == ("Age", "Gender")
+
+
+def test_shipped_physionet_model_fits_demo_stays_and_plots_against_them():
+    at = open_page("pages/1_Cohort.py")
+    load_demo(at, "Demo: 2,000 synthetic ICU stays")
+    at.switch_page("pages/2_Generate.py").run()
+    box = at.selectbox(key="gen_model")
+    box.set_value(next(o for o in box.options if "PhysioNet" in o)).run()
+    assert not any("does not fit this model" in c.value for c in at.caption)
+    at.slider(key="gen_mix").set_value(0.5)
+    generate(at)
+    assert not at.exception and not at.error
+    [synth] = at.session_state["css.synthetic_sets"].values()
+    assert 0.35 < (synth.table.labels == 1).mean() < 0.65
+
+
+def test_tampered_checkpoint_is_refused_in_the_page(tmp_path, monkeypatch):
+    shutil.copytree(ROOT / "checkpoints", tmp_path / "checkpoints")
+    weights = tmp_path / "checkpoints" / "ehrdiff-eicu-icd9" / "model.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    weights.write_bytes(bytes(raw))
+    monkeypatch.setattr(models, "CHECKPOINTS", tmp_path / "checkpoints")
+    st.cache_resource.clear()
+    try:
+        at = open_page("pages/2_Generate.py")
+        box = at.selectbox(key="gen_model")
+        box.set_value(next(o for o in box.options if "eICU" in o)).run()
+        assert not at.exception
+        assert "does not match its manifest" in at.error[0].value
+    finally:
+        st.cache_resource.clear()
+
+
+def test_page_without_cohort_explains_what_to_do():
+    at = open_page("pages/2_Generate.py")
+    assert any("Load a cohort on the Cohort page first" in i.value for i in at.info)
