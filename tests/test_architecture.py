@@ -45,8 +45,11 @@ def test_importing_all_of_core_loads_no_streamlit():
 
 
 def test_core_has_no_print_calls():
+    """Library code logs; only command-line entry points (__main__.py) print their result."""
     offenders = []
     for path in (ROOT / "core").rglob("*.py"):
+        if path.name == "__main__.py":
+            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")

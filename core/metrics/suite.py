@@ -101,8 +101,6 @@ def review(
                 x_sy,
                 x_ho,
                 names,
-                max_features=settings.prediction_features,
-                seed=settings.seed,
             ),
         ),
         (
@@ -204,7 +202,7 @@ def _attribute_split(x_train: np.ndarray, binary: np.ndarray) -> tuple[np.ndarra
 
 
 def summary_table(reviews: list[Review]) -> pd.DataFrame:
-    """One row per metric, one column per synthetic set, plus direction and ideal."""
+    """One row per metric, one column per synthetic set, plus the ideal value."""
     rows: dict[str, dict] = {}
     for rv in reviews:
         for r in rv.results:
@@ -213,11 +211,6 @@ def summary_table(reviews: list[Review]) -> pd.DataFrame:
                 {
                     "metric": r.name,
                     "category": r.category,
-                    "better": "higher"
-                    if r.higher_is_better
-                    else "closer to ideal"
-                    if r.category == "privacy" and r.ideal != 0
-                    else "lower",
                     "ideal": r.ideal,
                 },
             )

@@ -1,0 +1,121 @@
+"""Figures of the Review page and report; one function per plot, MetricResult in, figure out."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from core.metrics.base import MetricResult
+
+_LAYOUT = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 50, "b": 10}}
+
+
+def prediction_scatter(result: MetricResult) -> go.Figure:
+    pf = result.per_feature
+    fig = go.Figure()
+    fig.add_scatter(
+        x=[0, 1],
+        y=[0, 1],
+        mode="lines",
+        line={"color": "#9aa5b1", "dash": "dash"},
+        hoverinfo="skip",
+    )
+    fig.add_scatter(
+        x=pf["auroc_real"],
+        y=pf["auroc_synthetic"],
+        mode="markers",
+        text=pf["feature"],
+        marker={"color": "#2c7a4b", "size": 6, "opacity": 0.75},
+        hovertemplate="%{text}<br>trained on real %{x:.3f}<br>trained on synthetic %{y:.3f}<extra></extra>",
+    )
+    fig.update_layout(
+        title=f"Dimension-wise prediction: R² = {result.value:.3f} ({result.details['features_evaluated']} dimensions)",
+        xaxis_title="AUROC, trained on real",
+        yaxis_title="AUROC, trained on synthetic",
+        xaxis_range=[0.3, 1.0],
+        yaxis_range=[0.3, 1.0],
+        showlegend=False,
+        height=420,
+        **_LAYOUT,
+    )
+    return fig
+
+
+def membership_roc(result: MetricResult) -> go.Figure:
+    d = result.details
+    fig = go.Figure()
+    fig.add_scatter(
+        x=[0, 1], y=[0, 1], mode="lines", line={"color": "#9aa5b1", "dash": "dash"}, name="chance"
+    )
+    fig.add_scatter(
+        x=d["roc_fpr"],
+        y=d["roc_tpr"],
+        mode="lines",
+        line={"color": "#b23a48", "width": 2},
+        name="attack",
+    )
+    fig.update_layout(
+        title=f"Membership inference ROC: AUROC {d['auroc']:.3f}, accuracy {result.value:.3f}",
+        xaxis_title="false positive rate (holdout called member)",
+        yaxis_title="true positive rate (member found)",
+        showlegend=False,
+        height=400,
+        **_LAYOUT,
+    )
+    return fig
+
+
+def dcr_histogram(result: MetricResult) -> go.Figure:
+    d = result.details
+    train, holdout = np.asarray(d["dcr_train"]), np.asarray(d["dcr_holdout"])
+    hi = float(np.percentile(np.r_[train, holdout], 99)) or 1.0
+    bins = {"start": 0, "end": hi, "size": hi / 40}
+    fig = go.Figure()
+    fig.add_histogram(
+        x=train,
+        name="to closest train record",
+        xbins=bins,
+        histnorm="probability",
+        marker_color="#b23a48",
+        opacity=0.6,
+    )
+    fig.add_histogram(
+        x=holdout,
+        name="to closest holdout record",
+        xbins=bins,
+        histnorm="probability",
+        marker_color="#1f6f8b",
+        opacity=0.6,
+    )
+    fig.update_layout(
+        barmode="overlay",
+        title=f"Distance to closest record: {result.value:.1%} closer to train (ideal 50%)",
+        xaxis_title="L1 / Hamming distance",
+        yaxis_title="share of synthetic records",
+        height=400,
+        legend={"orientation": "h", "y": -0.25},
+        **_LAYOUT,
+    )
+    return fig
+
+
+def mmd_bars(results: dict[str, MetricResult]) -> go.Figure:
+    names = list(results)
+    values = [results[n].value for n in names]
+    bw = {f"{results[n].details['bandwidth']:.3g}" for n in names}
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=values,
+            marker_color="#1f6f8b",
+            text=[f"{v:.2e}" for v in values],
+            textposition="outside",
+        )
+    )
+    fig.update_layout(
+        title=f"MMD² (Gaussian kernel, bandwidth {', '.join(sorted(bw))}; 0 is ideal)",
+        yaxis_title="MMD²",
+        height=380,
+        **_LAYOUT,
+    )
+    return fig

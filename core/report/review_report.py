@@ -1,0 +1,187 @@
+"""The exportable review: one self-contained HTML file, plus the metric table as JSON / CSV."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import plotly.io as pio
+
+from core import __version__
+from core.metrics.suite import Review, best_column, summary_table
+from core.report import review_figures as rf
+from core.report.generation_figures import codes_per_record_overlay, prevalence_scatter
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    cohort_name: str
+    cohort_fingerprint: str
+    split: dict
+    settings: dict
+    sets: dict[str, dict] = field(
+        default_factory=dict
+    )  # name -> provenance (model, sha256, sampler, seed)
+
+
+def metric_table(reviews: list[Review]) -> pd.DataFrame:
+    return summary_table(reviews)
+
+
+def to_json(reviews: list[Review], context: ReportContext) -> str:
+    payload = {
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "app_version": __version__,
+        "cohort": {
+            "name": context.cohort_name,
+            "fingerprint": context.cohort_fingerprint,
+            "split": context.split,
+        },
+        "settings": context.settings,
+        "sets": {
+            rv.name: {
+                "provenance": context.sets.get(rv.name, {}),
+                "fingerprint": rv.fingerprint,
+                "records": rv.n_records,
+                "subsampled_from": rv.subsampled_from,
+                "skipped": rv.skipped,
+                "metrics": [
+                    {
+                        "name": r.name,
+                        "category": r.category,
+                        "value": r.value,
+                        "ideal": r.ideal,
+                        "higher_is_better": r.higher_is_better,
+                        "ci": r.ci,
+                        "version": r.version,
+                        "details": {k: v for k, v in r.details.items() if not isinstance(v, list)},
+                    }
+                    for r in rv.results
+                ],
+            }
+            for rv in reviews
+        },
+    }
+    return json.dumps(
+        payload, indent=2, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)
+    )
+
+
+def _table_html(reviews: list[Review]) -> str:
+    table = metric_table(reviews)
+    names = [rv.name for rv in reviews]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["Metric", "Category", "Ideal", *names])
+    rows = []
+    for _, row in table.iterrows():
+        best = best_column(row, names)
+        cells = [
+            f"<td>{html.escape(row['metric'])}</td>",
+            f"<td>{row['category']}</td>",
+            f"<td>{row['ideal']:.3g}</td>",
+        ]
+        for n in names:
+            v = row.get(n)
+            text = "n/a" if v is None or pd.isna(v) else f"{v:.4g}"
+            cls = ' class="best"' if n == best and len(names) > 1 else ""
+            cells.append(f"<td{cls}>{text}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def figures_for(
+    review: Review, real_codes: np.ndarray | None = None, synth_codes: np.ndarray | None = None
+) -> list:
+    figs = []
+    for prefix, fn in (
+        ("Dimension-wise probability", lambda r: prevalence_scatter(r, "real training split")),
+        ("Dimension-wise prediction", rf.prediction_scatter),
+        ("Membership inference", rf.membership_roc),
+        ("DCR", rf.dcr_histogram),
+    ):
+        res = review.get(prefix)
+        if res is not None:
+            figs.append(fn(res))
+    if synth_codes is not None:
+        figs.append(codes_per_record_overlay(real_codes, synth_codes))
+    return figs
+
+
+def build_html(
+    reviews: list[Review],
+    context: ReportContext,
+    codes: dict[str, tuple[np.ndarray | None, np.ndarray | None]] | None = None,
+) -> str:
+    """A single HTML file: plotly.js inlined once, every figure interactive, no network needed."""
+    codes = codes or {}
+    parts = []
+    first = True
+
+    def fig_html(fig) -> str:
+        nonlocal first
+        out = pio.to_html(
+            fig,
+            full_html=False,
+            include_plotlyjs="inline" if first else False,
+            config={"displaylogo": False},
+        )
+        first = False
+        return f'<div class="fig">{out}</div>'
+
+    mmd = {rv.name: rv.get("MMD") for rv in reviews if rv.get("MMD") is not None}
+    if mmd:
+        parts.append(fig_html(rf.mmd_bars(mmd)))
+    for rv in reviews:
+        real_c, syn_c = codes.get(rv.name, (None, None))
+        prov = context.sets.get(rv.name, {})
+        parts.append(f"<h2>{html.escape(rv.name)}</h2>")
+        parts.append(
+            "<p class='meta'>"
+            + html.escape(
+                f"{rv.n_records:,} records"
+                + (f" (subsampled from {rv.subsampled_from:,})" if rv.subsampled_from else "")
+                + f"; sha256 {rv.fingerprint[:16]}...; "
+                + "; ".join(f"{k}: {v}" for k, v in prov.items())
+            )
+            + "</p>"
+        )
+        if rv.skipped:
+            parts.append(
+                "<p class='meta'>Not computed: "
+                + html.escape("; ".join(f"{k} ({v})" for k, v in rv.skipped.items()))
+                + "</p>"
+            )
+        parts.append(
+            '<div class="grid">'
+            + "".join(fig_html(f) for f in figures_for(rv, real_c, syn_c))
+            + "</div>"
+        )
+    settings = html.escape(
+        json.dumps({"split": context.split, "settings": context.settings}, indent=2)
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Synthetic data review: {html.escape(context.cohort_name)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1300px; color: #1b2733; }}
+table {{ border-collapse: collapse; width: 100%; font-size: 0.92rem; }}
+th, td {{ border-bottom: 1px solid #dde3e8; padding: 6px 8px; text-align: left; }}
+td.best {{ background: #dff2e6; font-weight: 600; }}
+.grid {{ display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; }}
+.meta {{ color: #52606d; font-size: 0.9rem; }}
+.warn {{ background: #fff4e0; padding: 0.6rem 1rem; border-radius: 6px; }}
+</style></head><body>
+<h1>Synthetic data review</h1>
+<p class="warn">Synthetic records are generated, not real patients. Metrics describe risk and fidelity measured on
+this cohort; they are not a guarantee of privacy.</p>
+<p class="meta">Real cohort: {html.escape(context.cohort_name)} (sha256 {context.cohort_fingerprint[:16]}...).
+Generated {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")} by Clinical Synthesis Studio {__version__}.</p>
+<h2>Summary</h2>
+{_table_html(reviews)}
+<p class="meta">Highlighted: the value closest to the ideal in each row. Privacy metrics are measured against the
+real training (members) and holdout (non-members) patients.</p>
+{"".join(parts)}
+<h2>Settings</h2><pre>{settings}</pre>
+</body></html>"""

@@ -1,0 +1,245 @@
+"""Review: fidelity, utility and privacy of synthetic sets side by side, with an exportable report."""
+
+import io
+
+import pandas as pd
+import streamlit as st
+
+from core.ehr.encoding import VectorEncoding
+from core.ehr.pipeline import GenerationSettings, SyntheticSet
+from core.ehr.table import table_from_frame
+from core.errors import CohortError, CoreError
+from core.metrics.baselines import independent_marginals
+from core.metrics.suite import (
+    ReviewSettings,
+    best_column,
+    settings_dict,
+    summary_table,
+    table_fingerprint,
+)
+from core.report import export
+from core.report import review_figures as rf
+from core.report.review_report import ReportContext, build_html, figures_for, to_json
+from ui import review as ui_review
+from ui import state, widgets
+
+widgets.device_sidebar()
+st.title("Review")
+st.caption(
+    "Compare synthetic sets with the real cohort: fidelity and utility against the training split, privacy "
+    "against training (members) vs holdout (non-members) patients."
+)
+cohort, split, table = state.get_cohort(), state.get_split(), state.cohort_table()
+if cohort is None or split is None or table is None:
+    st.info(
+        "Load a cohort on the Cohort page first (the demo cohort works); its split is what the review compares against."
+    )
+    st.stop()
+train, holdout = table.subset(split.train), table.subset(split.holdout)
+enc_key = "css.review_encoding"
+if st.session_state.get(enc_key, (None,))[0] is not cohort:
+    st.session_state[enc_key] = (cohort, VectorEncoding.fit(train))
+encoding: VectorEncoding = st.session_state[enc_key][1]
+sets = state.synthetic_sets()
+
+with st.container(border=True):
+    st.markdown(
+        f"**Real cohort:** {cohort.name}: {len(split.train):,} training and {len(split.holdout):,} holdout records (seed {split.seed})."
+    )
+    c1, c2 = st.columns(2)
+    upload = c1.file_uploader(
+        "Add a synthetic set from a file (CSV or Parquet with the cohort's columns)",
+        type=["csv", "parquet", "gz"],
+        key="review_upload",
+        help=f"Up to {state.upload_limit_mb()} MB. Columns must match the real cohort's; the id and label columns are optional.",
+    )
+    if upload is not None and st.session_state.get("review_upload_done") != upload.file_id:
+        try:
+            from core.data.io import read_table
+
+            frame = read_table(upload.getvalue(), upload.name)
+            frame = frame.astype(object).where(frame.notna())
+            synth_table = table_from_frame(frame, table, upload.name)
+            name = state.unique_name(f"Upload: {upload.name}", sets)
+            sets[name] = SyntheticSet(
+                synth_table,
+                encoding.encode(synth_table),
+                f"uploaded file {upload.name}",
+                GenerationSettings(n=synth_table.n_records),
+                0.0,
+                0,
+            )
+            st.session_state["review_upload_done"] = upload.file_id
+            st.session_state["review_sets"] = [*st.session_state.get("review_sets", []), name]
+            st.toast(f"Added {name}")
+        except CoreError as exc:
+            widgets.show_error(exc, "Reading the synthetic set")
+    with c2:
+        st.write("Baseline")
+        if st.button(
+            "Add independent-marginals baseline",
+            key="review_baseline",
+            help="Every column resampled independently from the training data: right marginals, no correlations.",
+        ):
+            base, vectors = independent_marginals(
+                train, len(split.train), seed=0, encoding=encoding
+            )
+            name = state.unique_name("Independent marginals (baseline)", sets)
+            st.session_state["review_sets"] = [*st.session_state.get("review_sets", []), name]
+            sets[name] = SyntheticSet(
+                base,
+                vectors,
+                "baseline: independent marginals",
+                GenerationSettings(n=base.n_records),
+                0.0,
+                0,
+            )
+
+    compatible, reasons = [], {}
+    for name, s in sets.items():
+        try:
+            encoding.check_compatible(s.table)
+            compatible.append(name)
+        except CohortError as exc:
+            reasons[name] = str(exc)
+    for name, why in reasons.items():
+        st.caption(f":material/block: **{name}** cannot be compared with this cohort: {why}")
+    chosen = st.multiselect(
+        "Synthetic sets to review", compatible, default=compatible[:3], key="review_sets"
+    )
+    c1, c2, c3 = st.columns(3)
+    seed = int(c1.number_input("Seed", 0, 2**31 - 1, 0, key="review_seed"))
+    mmd_sub = c2.selectbox(
+        "MMD", ("exact (all records)", "subsample 2,000 records"), key="review_mmd"
+    )
+    boot = int(c3.number_input("Bootstrap resamples (CIs)", 20, 2000, 200, 20, key="review_boot"))
+    run = st.button("Run review", type="primary", disabled=not chosen, key="review_run")
+
+settings = ReviewSettings(
+    seed=seed, mmd_max_records=None if mmd_sub.startswith("exact") else 2000, bootstrap=boot
+)
+results_key = "css.review_results"
+if run:
+    bar = st.progress(0.0, text="Computing metrics")
+    reviews = []
+    try:
+        for k, name in enumerate(chosen):
+            bar.progress(k / len(chosen), text=f"Reviewing {name} ({k + 1} of {len(chosen)})")
+            synth = sets[name]
+            key = (
+                cohort.fingerprint(),
+                split.seed,
+                split.holdout_fraction,
+                table_fingerprint(synth.table),
+                settings,
+            )
+            reviews.append(
+                ui_review.run_review(name, train, holdout, synth.table, encoding, settings, key)
+            )
+        st.session_state[results_key] = (chosen, reviews, settings)
+    except CoreError as exc:
+        widgets.show_error(exc, "The review")
+    finally:
+        bar.empty()
+
+stored = st.session_state.get(results_key)
+if not stored:
+    st.info(
+        "Choose one or more synthetic sets and press **Run review**. Generate sets on the Generate page, upload one, or add the baseline."
+    )
+    st.stop()
+names, reviews, used = stored
+names = [n for n in names if n in sets]
+reviews = [r for r in reviews if r.name in names]
+
+st.subheader("Summary")
+summary = summary_table(reviews)
+
+
+def highlight(row: pd.Series) -> list[str]:
+    best = best_column(row, names)
+    return [
+        "background-color: #dff2e6; font-weight: 600" if c == best and len(names) > 1 else ""
+        for c in row.index
+    ]
+
+
+st.dataframe(
+    summary.style.apply(highlight, axis=1).format({n: "{:.4g}" for n in [*names, "ideal"]}),
+    hide_index=True,
+    key="review_summary",
+)
+st.caption("Highlighted: the value closest to the ideal in each row.")
+with st.expander("What the metrics mean"):
+    for metric in summary["metric"]:
+        st.markdown(f"**{metric}.** {ui_review.explanation(metric)}")
+for rv in reviews:
+    if rv.skipped:
+        st.caption(
+            f"{rv.name}: not computed: " + "; ".join(f"{k} ({v})" for k, v in rv.skipped.items())
+        )
+    if rv.subsampled_from:
+        st.caption(
+            f"{rv.name}: reviewed on a random subsample of {rv.n_records:,} of {rv.subsampled_from:,} records."
+        )
+
+mmd = {rv.name: rv.get("MMD") for rv in reviews if rv.get("MMD") is not None}
+if mmd:
+    st.plotly_chart(rf.mmd_bars(mmd), key="review_mmd_bars")
+cols = st.columns(len(reviews))
+codes = {}
+for col, rv in zip(cols, reviews, strict=True):
+    synth = sets[rv.name]
+    real_c = train.codes.codes_per_record() if train.codes is not None else None
+    syn_c = synth.table.codes.codes_per_record() if synth.table.codes is not None else None
+    codes[rv.name] = (real_c, syn_c)
+    with col:
+        st.markdown(f"#### {rv.name}")
+        for i, fig in enumerate(figures_for(rv, real_c, syn_c)):
+            st.plotly_chart(fig, key=f"review_fig_{rv.name}_{i}")
+
+context = ReportContext(
+    cohort_name=cohort.name,
+    cohort_fingerprint=cohort.fingerprint(),
+    split={
+        "holdout_fraction": split.holdout_fraction,
+        "seed": split.seed,
+        "train": len(split.train),
+        "holdout": len(split.holdout),
+    },
+    settings=settings_dict(used),
+    sets={
+        n: {
+            "source": sets[n].model_id,
+            "checkpoint sha256": sets[n].checkpoint_sha256 or "n/a",
+            "sampler": sets[n].settings.sampler,
+            "steps": sets[n].settings.steps,
+            "seed": sets[n].settings.seed,
+        }
+        for n in names
+    },
+)
+st.subheader("Export")
+d1, d2, d3 = st.columns(3)
+d1.download_button(
+    "Download HTML report",
+    build_html(reviews, context, codes).encode("utf-8"),
+    "synthetic_review.html",
+    "text/html",
+    key="review_dl_html",
+)
+d2.download_button(
+    "Download metrics (JSON)",
+    to_json(reviews, context).encode("utf-8"),
+    "synthetic_review.json",
+    "application/json",
+    key="review_dl_json",
+)
+buf = io.BytesIO(export.to_csv_bytes(summary))
+d3.download_button(
+    "Download metrics (CSV)",
+    buf.getvalue(),
+    "synthetic_review.csv",
+    "text/csv",
+    key="review_dl_csv",
+)
