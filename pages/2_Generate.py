@@ -1,5 +1,7 @@
 """Generate: pick or train an EHRDiff model, generate synthetic records, inspect and download them."""
 
+import copy
+
 import numpy as np
 import streamlit as st
 
@@ -107,13 +109,9 @@ with st.expander(
         config = TrainConfig(units=units, steps=int(steps), seed=int(seed), conditional=conditional)
         busy = job is not None and job.running
         if st.button("Start training", type="primary", disabled=busy, key="train_start"):
-            base = model if finetune and compatible else None
             name = state.unique_name(f"EHRDiff on {cohort.name}", session_models)
-            init = None
-            if base is not None:
-                import copy
-
-                init = copy.deepcopy(base)
+            # Fine-tune a private copy: the shipped model is shared by every session.
+            init = copy.deepcopy(model) if finetune and compatible else None
             job = jobs.start(
                 name,
                 config.steps,
@@ -269,7 +267,6 @@ if sets:
         f"({synth.table.n_records / max(synth.seconds, 1e-9):,.0f} records/s). Synthetic data: not real patients."
     )
     st.dataframe(frame.head(200), hide_index=True, key="gen_preview")
-    names = [n for n in (synth.table.static_features and [])] or None
     ref_model = session_models.get(synth.model_id) or (
         model if model is not None and model.model_id == synth.model_id else None
     )

@@ -5,6 +5,7 @@ import io
 import pandas as pd
 import streamlit as st
 
+from core.data.io import read_table
 from core.ehr.encoding import VectorEncoding
 from core.ehr.pipeline import GenerationSettings, SyntheticSet
 from core.ehr.table import table_from_frame
@@ -55,10 +56,7 @@ with st.container(border=True):
     )
     if upload is not None and st.session_state.get("review_upload_done") != upload.file_id:
         try:
-            from core.data.io import read_table
-
             frame = read_table(upload.getvalue(), upload.name)
-            frame = frame.astype(object).where(frame.notna())
             synth_table = table_from_frame(frame, table, upload.name)
             name = state.unique_name(f"Upload: {upload.name}", sets)
             sets[name] = SyntheticSet(
@@ -104,9 +102,12 @@ with st.container(border=True):
             reasons[name] = str(exc)
     for name, why in reasons.items():
         st.caption(f":material/block: **{name}** cannot be compared with this cohort: {why}")
-    chosen = st.multiselect(
-        "Synthetic sets to review", compatible, default=compatible[:3], key="review_sets"
-    )
+    if "review_sets" not in st.session_state:
+        st.session_state["review_sets"] = compatible[:3]
+    st.session_state["review_sets"] = [
+        n for n in st.session_state["review_sets"] if n in compatible
+    ]
+    chosen = st.multiselect("Synthetic sets to review", compatible, key="review_sets")
     c1, c2, c3 = st.columns(3)
     seed = int(c1.number_input("Seed", 0, 2**31 - 1, 0, key="review_seed"))
     mmd_sub = c2.selectbox(
@@ -133,8 +134,15 @@ if run:
                 table_fingerprint(synth.table),
                 settings,
             )
+
+            def report(i: int, total: int, label: str, k: int = k, name: str = name) -> None:
+                done = (k + i / max(total, 1)) / len(chosen)
+                bar.progress(done, text=f"{name}: {label} ({k + 1} of {len(chosen)} sets)")
+
             reviews.append(
-                ui_review.run_review(name, train, holdout, synth.table, encoding, settings, key)
+                ui_review.run_review(
+                    name, train, holdout, synth.table, encoding, settings, key, report
+                )
             )
         st.session_state[results_key] = (chosen, reviews, settings)
     except CoreError as exc:

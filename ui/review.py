@@ -49,8 +49,10 @@ def explanation(metric_name: str) -> str:
 
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _cached_review(key: tuple, _args: tuple) -> Review:
-    name, train, holdout, synth, encoding, settings = _args
-    return review(name, train, holdout, synth, encoding=encoding, settings=settings)
+    name, train, holdout, synth, encoding, settings, callback = _args
+    return review(
+        name, train, holdout, synth, encoding=encoding, settings=settings, callback=callback
+    )
 
 
 def run_review(
@@ -61,6 +63,7 @@ def run_review(
     encoding: VectorEncoding,
     settings: ReviewSettings,
     key: tuple,
+    callback=None,
 ) -> Review:
     """Cached per (cohort, split, synthetic set, settings) fingerprint in ``key``."""
-    return _cached_review(key, (name, train, holdout, synth, encoding, settings))
+    return _cached_review(key, (name, train, holdout, synth, encoding, settings, callback))

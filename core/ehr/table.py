@@ -170,7 +170,7 @@ def table_from_frame(frame: pd.DataFrame, like: EHRTable, source: str) -> EHRTab
     Refuses missing columns, unexpected columns and values of the wrong type, naming them. The
     optional id and label columns are recognised by the names this app writes.
     """
-    frame = frame.copy()
+    frame = frame.astype(object).where(frame.notna())  # one missing marker, whatever the reader
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise CohortError("the synthetic table has no rows", source=source)

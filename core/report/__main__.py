@@ -71,9 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     synthetic = {}
     for name, path in parse_pairs(args.synthetic, "synthetic").items():
         frame = read_table(Path(path))
-        synthetic[name] = table_from_frame(
-            frame.astype(object).where(frame.notna()), table, Path(path).name
-        )
+        synthetic[name] = table_from_frame(frame, table, Path(path).name)
     if args.baseline:
         synthetic["Independent marginals (baseline)"] = independent_marginals(
             train, len(split.train), args.seed, encoding
