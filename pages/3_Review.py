@@ -14,13 +14,12 @@ from core.metrics.baselines import independent_marginals
 from core.metrics.suite import (
     ReviewSettings,
     best_column,
-    settings_dict,
     summary_table,
     table_fingerprint,
 )
 from core.report import export
 from core.report import review_figures as rf
-from core.report.review_report import ReportContext, build_html, figures_for, to_json
+from core.report.review_report import build_html, code_counts, figures_for, make_context, to_json
 from ui import review as ui_review
 from ui import state, widgets
 
@@ -194,29 +193,19 @@ for rv in reviews:
 mmd = {rv.name: rv.get("MMD") for rv in reviews if rv.get("MMD") is not None}
 if mmd:
     st.plotly_chart(rf.mmd_bars(mmd), key="review_mmd_bars")
-cols = st.columns(len(reviews))
-codes = {}
-for col, rv in zip(cols, reviews, strict=True):
-    synth = sets[rv.name]
-    real_c = train.codes.codes_per_record() if train.codes is not None else None
-    syn_c = synth.table.codes.codes_per_record() if synth.table.codes is not None else None
-    codes[rv.name] = (real_c, syn_c)
+codes = code_counts(train, {rv.name: sets[rv.name].table for rv in reviews})
+for col, rv in zip(st.columns(len(reviews)), reviews, strict=True):
+    real_c, syn_c = codes[rv.name]
     with col:
         st.markdown(f"#### {rv.name}")
         for i, fig in enumerate(figures_for(rv, real_c, syn_c)):
             st.plotly_chart(fig, key=f"review_fig_{rv.name}_{i}")
 
-context = ReportContext(
-    cohort_name=cohort.name,
-    cohort_fingerprint=cohort.fingerprint(),
-    split={
-        "holdout_fraction": split.holdout_fraction,
-        "seed": split.seed,
-        "train": len(split.train),
-        "holdout": len(split.holdout),
-    },
-    settings=settings_dict(used),
-    sets={
+context = make_context(
+    cohort,
+    split,
+    used,
+    {
         n: {
             "source": sets[n].model_id,
             "checkpoint sha256": sets[n].checkpoint_sha256 or "n/a",

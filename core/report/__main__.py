@@ -20,9 +20,9 @@ from core.data.io import read_table
 from core.ehr.encoding import VectorEncoding
 from core.ehr.table import ehr_table, table_from_frame
 from core.metrics.baselines import independent_marginals
-from core.metrics.suite import ReviewSettings, review, settings_dict
+from core.metrics.suite import ReviewSettings, review
 from core.report.export import to_csv_bytes
-from core.report.review_report import ReportContext, build_html, metric_table, to_json
+from core.report.review_report import build_html, code_counts, make_context, metric_table, to_json
 
 log = logging.getLogger("core.report")
 
@@ -80,32 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         review(name, train, holdout, s, encoding=encoding, settings=settings)
         for name, s in synthetic.items()
     ]
-    context = ReportContext(
-        cohort_name=cohort.name,
-        cohort_fingerprint=cohort.fingerprint(),
-        split={
-            "holdout_fraction": args.holdout,
-            "seed": args.split_seed,
-            "train": len(split.train),
-            "holdout": len(split.holdout),
-        },
-        settings=settings_dict(settings),
-        sets={
-            name: {
-                "source": "file"
-                if name in dict(parse_pairs(args.synthetic, "synthetic"))
-                else "baseline"
-            }
-            for name in synthetic
-        },
-    )
-    codes = {
-        n: (
-            train.codes.codes_per_record() if train.codes is not None else None,
-            s.codes.codes_per_record() if s.codes is not None else None,
-        )
-        for n, s in synthetic.items()
+    files = parse_pairs(args.synthetic, "synthetic")
+    provenance = {
+        n: {"source": f"file {Path(files[n]).name}" if n in files else "baseline"}
+        for n in synthetic
     }
+    context = make_context(cohort, split, settings, provenance)
+    codes = code_counts(train, synthetic)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(build_html(reviews, context, codes), encoding="utf-8")
     args.out.with_suffix(".json").write_text(to_json(reviews, context), encoding="utf-8")

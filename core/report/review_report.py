@@ -12,7 +12,9 @@ import pandas as pd
 import plotly.io as pio
 
 from core import __version__
-from core.metrics.suite import Review, best_column, summary_table
+from core.data.cohort import Cohort, CohortSplit
+from core.ehr.table import EHRTable
+from core.metrics.suite import Review, ReviewSettings, best_column, settings_dict, summary_table
 from core.report import review_figures as rf
 from core.report.generation_figures import codes_per_record_overlay, prevalence_scatter
 
@@ -26,6 +28,35 @@ class ReportContext:
     sets: dict[str, dict] = field(
         default_factory=dict
     )  # name -> provenance (model, sha256, sampler, seed)
+
+
+def make_context(
+    cohort: Cohort, split: CohortSplit, settings: ReviewSettings, sets: dict[str, dict]
+) -> ReportContext:
+    """Everything the report states about the real data, the split and the settings."""
+    return ReportContext(
+        cohort_name=cohort.name,
+        cohort_fingerprint=cohort.fingerprint(),
+        split={
+            "holdout_fraction": split.holdout_fraction,
+            "seed": split.seed,
+            "train": len(split.train),
+            "holdout": len(split.holdout),
+        },
+        settings=settings_dict(settings),
+        sets=sets,
+    )
+
+
+def code_counts(
+    train: EHRTable, synthetic: dict[str, EHRTable]
+) -> dict[str, tuple[np.ndarray | None, np.ndarray | None]]:
+    """Codes per record of the real training split and of each synthetic set (None without codes)."""
+    real = train.codes.codes_per_record() if train.codes is not None else None
+    return {
+        n: (real, t.codes.codes_per_record() if t.codes is not None else None)
+        for n, t in synthetic.items()
+    }
 
 
 def metric_table(reviews: list[Review]) -> pd.DataFrame:
