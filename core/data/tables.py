@@ -212,7 +212,17 @@ def _parse_times(text: pd.Series, ids: pd.Series, unit: str, label: str, column:
     """Hours since each record's start: numbers in ``unit``, 'HH:MM' offsets, or datetimes."""
     numeric = pd.to_numeric(text, errors="coerce")
     if numeric.notna().all():
-        return numeric.to_numpy(dtype=float) * TIME_UNITS[unit]
+        hours = numeric.to_numpy(dtype=float) * TIME_UNITS[unit]
+        bad = ~np.isfinite(hours)
+        if bad.any():
+            row = _first_bad(bad)
+            raise CohortError(
+                f"time {text.iloc[row]!r} is not a finite number",
+                source=label,
+                line=row + 2,
+                column=column,
+            )
+        return hours
     parts = text.str.extract(r"^(\d+):(\d{2})$")
     if parts[0].notna().all():
         return parts[0].astype(float).to_numpy() + parts[1].astype(float).to_numpy() / 60

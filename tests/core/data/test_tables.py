@@ -89,5 +89,8 @@ def test_long_timeseries_bad_value_and_time():
     with pytest.raises(CohortError, match="expected a number, found 'high'") as err:
         load_long_timeseries(b"id,time,variable,value\na,1,HR,80\na,2,HR,high\n", name="ts.csv")
     assert err.value.line == 3
+    with pytest.raises(CohortError, match="time 'inf' is not a finite number") as err:
+        load_long_timeseries(b"id,time,variable,value\na,1,HR,80\na,inf,HR,81\n")
+    assert err.value.line == 3
     with pytest.raises(CohortError, match="neither a number"):
         load_long_timeseries(b"id,time,variable,value\na,yesterday,HR,80\n")

@@ -1,0 +1,108 @@
+"""Property-based: whatever bytes arrive, loaders raise only the core's typed errors (or load)."""
+
+import gzip
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.data.formats import FORMATS, NamedInput, load_cohort
+from core.errors import CoreError
+from tests.conftest import EICU_DIAGNOSIS, MIMIC3_DIAGNOSES, MIMIC4_DIAGNOSES, PHYSIONET_OUTCOMES
+
+SEEDS = {
+    "eicu_diagnosis": ("diagnosis", EICU_DIAGNOSIS.encode()),
+    "mimic3_diagnoses": ("table", MIMIC3_DIAGNOSES.encode()),
+    "mimic4_diagnoses": ("table", MIMIC4_DIAGNOSES.encode()),
+    "wide_table": ("table", b"id,age,sex\na,54,F\nb,61,M\nc,70,F\n"),
+    "long_timeseries": ("table", b"id,time,variable,value\na,1,HR,80\na,2,HR,90\nb,1,HR,70\n"),
+    "physionet2012": ("records", b""),
+}
+HOSTILE_CELLS = [
+    "=cmd|' /C calc'!A0",
+    "+1+1",
+    "@SUM(1)",
+    "NaN",
+    "inf",
+    "-inf",
+    "\u202e\u0000",
+    "é,ü",
+    '"',
+    "1e309",
+    "",
+]
+
+
+def load(format_id: str, slot: str, data: bytes) -> None:
+    try:
+        load_cohort(format_id, {slot: NamedInput("upload.csv", data)})
+    except CoreError:
+        pass
+
+
+@pytest.mark.parametrize("format_id", list(FORMATS))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=2048))
+def test_random_bytes_raise_only_typed_errors(format_id, data):
+    slot, _ = SEEDS[format_id]
+    load(format_id, slot, data)
+    load(format_id, slot, gzip.compress(data))
+
+
+@pytest.mark.parametrize("format_id", [f for f in FORMATS if f != "physionet2012"])
+@settings(max_examples=60, deadline=None)
+@given(
+    cut=st.integers(min_value=0, max_value=400),
+    flip=st.integers(min_value=0, max_value=400),
+    cell=st.sampled_from(HOSTILE_CELLS),
+)
+def test_mutated_valid_tables_raise_only_typed_errors(format_id, cut, flip, cell):
+    slot, seed = SEEDS[format_id]
+    text = seed.decode()
+    lines = text.splitlines()
+    # replace one cell of one data row with a hostile value, then truncate and flip a byte
+    row = 1 + flip % (len(lines) - 1)
+    cells = lines[row].split(",")
+    cells[cut % len(cells)] = cell
+    lines[row] = ",".join(cells)
+    mutated = ("\n".join(lines) + "\n").encode()
+    load(format_id, slot, mutated)
+    load(format_id, slot, mutated[: len(mutated) - cut % len(mutated)])
+    flipped = bytearray(mutated)
+    flipped[flip % len(flipped)] ^= 0x5A
+    load(format_id, slot, bytes(flipped))
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.binary(max_size=1024))
+def test_physionet_outcomes_garbage(physionet_tar_bytes, data):
+    try:
+        load_cohort(
+            "physionet2012",
+            {
+                "records": NamedInput("set-a.tar.gz", physionet_tar_bytes),
+                "outcomes": NamedInput("o.txt", data),
+            },
+        )
+    except CoreError:
+        pass
+
+
+@pytest.fixture(scope="module")
+def physionet_tar_bytes():
+    from tests.conftest import PHYSIONET_RECORDS, make_tar_gz, record_text
+
+    return make_tar_gz(
+        {f"set-a/{rid}.txt": record_text(rows) for rid, rows in PHYSIONET_RECORDS.items()}
+    )
+
+
+def test_outcomes_fixture_is_valid(physionet_tar_bytes):
+    cohort = load_cohort(
+        "physionet2012",
+        {
+            "records": NamedInput("a.tgz", physionet_tar_bytes),
+            "outcomes": NamedInput("o.txt", PHYSIONET_OUTCOMES.encode()),
+        },
+    )
+    assert cohort.labels.tolist() == [0, 0, 1]
