@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -154,10 +154,9 @@ class VectorEncoding:
             )
             pos += params["width"]
         n_values = pos
+        # Indicator dimensions follow all value dimensions.
         columns = [
-            c
-            if c.missing_dim is None
-            else ColumnCodec(**{**asdict(c), "missing_dim": n_values + c.missing_dim})
+            c if c.missing_dim is None else replace(c, missing_dim=n_values + c.missing_dim)
             for c in columns
         ]
         codes = table.codes
