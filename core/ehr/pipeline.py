@@ -36,6 +36,11 @@ class GenerationSettings:
     seed: int = 0
     guidance: float = 1.0
     label_mix: tuple[float, ...] | None = None  # class probabilities; None = training frequencies
+    schedule: str | None = None  # a key of samplers.SCHEDULES; None = the sampler's default
+
+    @property
+    def schedule_name(self) -> str:
+        return self.schedule or samplers.DEFAULT_SCHEDULE.get(self.sampler, "edm")
 
     def validate(self, model: EHRDiffModel) -> None:
         if not isinstance(self.n, int) or self.n <= 0:
@@ -47,6 +52,10 @@ class GenerationSettings:
         if self.sampler not in samplers.SAMPLERS:
             raise ConfigError(
                 f"Unknown sampler '{self.sampler}'; choose one of {samplers.SAMPLERS}."
+            )
+        if self.schedule is not None and self.schedule not in samplers.SCHEDULES:
+            raise ConfigError(
+                f"Unknown noise schedule '{self.schedule}'; choose one of {tuple(samplers.SCHEDULES)}."
             )
         if not 1 <= self.steps <= 1000:
             raise ConfigError(f"Steps must be between 1 and 1000, got {self.steps}.")
@@ -86,12 +95,14 @@ class EHRDiffModel:
         model_id: str,
         class_prior: tuple[float, ...] = (),
         manifest: Manifest | None = None,
+        data_mean: np.ndarray | None = None,
     ) -> None:
         self.denoiser = denoiser.eval()
         self.encoding = encoding
         self.model_id = model_id
         self.class_prior = class_prior
         self.manifest = manifest
+        self.data_mean = None if data_mean is None else np.asarray(data_mean, dtype=np.float64)
 
     @property
     def n_classes(self) -> int:
@@ -99,9 +110,8 @@ class EHRDiffModel:
 
     @property
     def reference_means(self) -> np.ndarray | None:
-        """Per-dimension means of the training vectors, when the checkpoint records them."""
-        ref = None if self.manifest is None else self.manifest.config.get("reference_means")
-        return None if ref is None else np.asarray(ref, dtype=np.float64)
+        """Per-dimension means of the training vectors (an aggregate, stored in the checkpoint)."""
+        return self.data_mean
 
     @property
     def device(self) -> torch.device:
@@ -142,9 +152,14 @@ class EHRDiffModel:
             labels = torch.multinomial(
                 torch.as_tensor(mix), settings.n, replacement=True, generator=gen
             )
+        schedule = samplers.SCHEDULES[settings.schedule_name]
+        sigma_max = min(schedule.sigma_max, self.denoiser.edm.sigma_max)
         sigmas = samplers.karras_sigmas(
-            settings.steps, self.denoiser.edm.sigma_min, self.denoiser.edm.sigma_max, device=device
+            settings.steps, self.denoiser.edm.sigma_min, sigma_max, schedule.rho, device=device
         )
+        start_mean = None
+        if self.data_mean is not None:
+            start_mean = torch.as_tensor(self.data_mean, dtype=torch.float32, device=device)
         chunks = range(0, settings.n, CHUNK)
         total = len(chunks) * settings.steps
         out = []
@@ -158,7 +173,12 @@ class EHRDiffModel:
                 else (lambda i, _n, k=k: callback(k * settings.steps + i, total))
             )
             x = samplers.sample(
-                settings.sampler, self._denoise_fn(lab, settings.guidance), noise, sigmas, step_cb
+                settings.sampler,
+                self._denoise_fn(lab, settings.guidance),
+                noise,
+                sigmas,
+                step_cb,
+                start_mean,
             )
             out.append(x.clamp(0.0, 1.0).float().cpu())
         vectors = torch.cat(out).numpy()
@@ -192,6 +212,10 @@ class EHRDiffModel:
             "edm": asdict(self.denoiser.edm),
             "encoding": self.encoding.to_json(),
             "class_prior": list(self.class_prior),
+            # Training-data means: the sampler's starting mean and the app's reference prevalences.
+            "reference_means": None
+            if self.data_mean is None
+            else [float(v) for v in self.data_mean],
         }
 
     def save(
@@ -248,5 +272,6 @@ class EHRDiffModel:
             manifest.model_id,
             tuple(cfg.get("class_prior", ())),
             manifest,
+            cfg.get("reference_means"),
         )
         return model.to(device)

@@ -166,7 +166,8 @@ def train_ehrdiff(
         if callback is not None and ((step + 1) % 25 == 0 or step == config.steps - 1):
             callback(step + 1, config.steps, value)
     seconds = time.perf_counter() - start
-    model = EHRDiffModel(ema.shadow, encoding, model_id, class_prior)
+    data_mean = x_all.mean(dim=0).cpu().numpy()
+    model = EHRDiffModel(ema.shadow, encoding, model_id, class_prior, data_mean=data_mean)
     if rank == 0:
         log.info(
             "trained %s for %d steps in %.1fs (final loss %.4f)",
@@ -293,18 +294,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"torchrun --nproc_per_node={dist.get_world_size()} -m core.ehr.train "
                     + command.split("core.ehr.train ", 1)[1]
                 )
-            # Per-dimension means of the training vectors: an aggregate that lets the app draw the
-            # prevalence scatter for this checkpoint without the training data at hand.
-            reference = enc.encode(train_table).mean(axis=0)
             model.save(
                 args.out,
                 data_card=card,
                 training_command=command,
                 metrics=metrics,
-                extra_config={
-                    "train": {**asdict(config), "units": list(config.units)},
-                    "reference_means": [round(float(v), 6) for v in reference],
-                },
+                extra_config={"train": {**asdict(config), "units": list(config.units)}},
             )
             log.info("wrote %s: %s", args.out, metrics)
     finally:

@@ -105,6 +105,7 @@ def test_save_load_round_trip_gives_identical_output(bernoulli_model, tmp_path):
         (GenerationSettings(n=10, guidance=2.0), "need a label-conditional model"),
         (GenerationSettings(n=10, sampler="euler"), "Unknown sampler"),
         (GenerationSettings(n=10, steps=0), "Steps must be"),
+        (GenerationSettings(n=10, schedule="cosine"), "Unknown noise schedule"),
     ],
 )
 def test_bad_generation_settings(bernoulli_model, settings, message):
@@ -128,3 +129,13 @@ def test_stop_request_ends_training_early():
         should_stop=lambda: len(calls) >= 2,
     )
     assert result.stopped_early and len(result.losses) == 50
+
+
+def test_schedules_default_per_sampler_and_change_the_output(bernoulli_model):
+    assert GenerationSettings(n=1, sampler="heun").schedule_name == "edm"
+    assert GenerationSettings(n=1, sampler="dpmpp_2m").schedule_name == "tuned"
+    tuned = bernoulli_model.generate_vectors(GenerationSettings(n=20, steps=6, seed=1))[0]
+    edm = bernoulli_model.generate_vectors(
+        GenerationSettings(n=20, steps=6, seed=1, schedule="edm")
+    )[0]
+    assert not np.array_equal(tuned, edm)
