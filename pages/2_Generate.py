@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.device import select_device
 from core.ehr.pipeline import MAX_RECORDS, GenerationSettings
-from core.ehr.samplers import network_evaluations
+from core.ehr.samplers import SCHEDULES, network_evaluations
 from core.ehr.train import TrainConfig, train_ehrdiff
 from core.errors import CoreError
 from core.metrics.fidelity import dimension_wise_probability, dimension_wise_probability_from_means
@@ -187,11 +187,20 @@ if model is not None:
             "Steps",
             1,
             1000,
-            16,
+            10,
             key="gen_steps",
             help="Heun uses 2 network evaluations per step; DPM-Solver++(2M) one.",
         )
         seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed")
+        schedule = st.selectbox(
+            "Noise schedule",
+            ("auto", *SCHEDULES),
+            key="gen_schedule",
+            format_func=lambda k: (
+                "default for the sampler" if k == "auto" else SCHEDULES[k].description
+            ),
+            help="Default: the paper's EDM schedule for Heun, the tuned one for DPM-Solver++(2M).",
+        )
         guidance, mix = 1.0, None
         if model.n_classes == 2:
             c1, c2 = st.columns(2)
@@ -229,6 +238,7 @@ if model is not None:
             seed=int(seed),
             guidance=guidance,
             label_mix=mix if model.n_classes else None,
+            schedule=None if schedule == "auto" else schedule,
         )
         bar = st.progress(0.0, text="Sampling")
         try:
@@ -262,7 +272,8 @@ if sets:
     frame = synth.table.to_frame()
     s = synth.settings
     st.caption(
-        f"{synth.table.n_records:,} records from `{synth.model_id}` · {s.sampler}, {s.steps} steps, seed {s.seed}"
+        f"{synth.table.n_records:,} records from `{synth.model_id}` · {s.sampler}, {s.steps} steps, "
+        f"{s.schedule_name} schedule, seed {s.seed}"
         f"{f', guidance {s.guidance:g}' if s.label_mix else ''} · {synth.seconds:.1f} s "
         f"({synth.table.n_records / max(synth.seconds, 1e-9):,.0f} records/s). Synthetic data: not real patients."
     )

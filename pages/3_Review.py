@@ -211,6 +211,7 @@ context = make_context(
             "checkpoint sha256": sets[n].checkpoint_sha256 or "n/a",
             "sampler": sets[n].settings.sampler,
             "steps": sets[n].settings.steps,
+            "schedule": sets[n].settings.schedule_name,
             "seed": sets[n].settings.seed,
         }
         for n in names
