@@ -35,7 +35,7 @@ def build_stays(checkpoint: Path, out: Path, n: int, seed: int) -> dict:
         "id": "icu_stays",
         "title": "Demo: 2,000 synthetic ICU stays (PhysioNet-2012-like)",
         "description": "Static descriptors and 48-h summaries of 37 vitals and labs, with in-hospital death; "
-        f"sampled from the shipped checkpoint {checkpoint.name} (DPM-Solver++(2M), 32 steps, seed {seed}).",
+        f"sampled from the shipped checkpoint {checkpoint.name} (DPM-Solver++(2M), 32 steps, tuned schedule, seed {seed}).",
         "format": "wide_table",
         "inputs": {"table": "icu_stays.parquet"},
         "options": {"id_column": "record_id", "label_column": "In-hospital_death", "types": types},
@@ -57,7 +57,7 @@ def build_diagnoses(checkpoint: Path, out: Path, n: int, seed: int) -> dict:
         "id": "icu_diagnoses",
         "title": f"Demo: {len(rows):,} synthetic ICU stays with ICD-9 diagnoses (eICU-like)",
         "description": "3-digit ICD-9 code sets per stay in the eICU `diagnosis` layout; sampled from the shipped "
-        f"checkpoint {checkpoint.name} (DPM-Solver++(2M), 32 steps, seed {seed}); stays without any code are left out.",
+        f"checkpoint {checkpoint.name} (DPM-Solver++(2M), 32 steps, tuned schedule, seed {seed}); stays without any code are left out.",
         "format": "eicu_diagnosis",
         "inputs": {"diagnosis": "icu_diagnoses.csv"},
         "options": {"granularity": "full", "versions": [9]},
