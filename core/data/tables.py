@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,13 @@ MAX_CATEGORY_LEVELS = 50
 
 def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
+
+
+def _refuse_first(bad: np.ndarray, describe: Callable[[int], str], label: str, column: str) -> None:
+    """Raise for the first flagged data row, naming its file line (header = line 1) and column."""
+    if bad.any():
+        row = _first_bad(bad)
+        raise CohortError(describe(row), source=label, line=row + 2, column=column)
 
 
 def infer_kind(values: pd.Series) -> FeatureKind | None:
@@ -61,14 +68,9 @@ def _convert(
     if kind == "numeric":
         num = pd.to_numeric(text, errors="coerce")
         bad = (num.isna() & text.notna()).to_numpy()
-        if bad.any():
-            row = _first_bad(bad)
-            raise CohortError(
-                f"expected a number, found {text.iloc[row]!r}",
-                source=label,
-                line=row + 2,
-                column=column,
-            )
+        _refuse_first(
+            bad, lambda row: f"expected a number, found {text.iloc[row]!r}", label, column
+        )
         if not np.isfinite(num.dropna().to_numpy(dtype=float)).all():
             row = _first_bad(~np.isfinite(num.fillna(0).to_numpy(dtype=float)))
             raise CohortError("infinite value", source=label, line=row + 2, column=column)
@@ -77,14 +79,12 @@ def _convert(
         low = text.str.lower()
         mapped = low.map(lambda v: 1.0 if v in _TRUE else (0.0 if v in _FALSE else np.nan))
         bad = (mapped.isna() & text.notna()).to_numpy()
-        if bad.any():
-            row = _first_bad(bad)
-            raise CohortError(
-                f"expected 0/1 (or yes/no, true/false), found {text.iloc[row]!r}",
-                source=label,
-                line=row + 2,
-                column=column,
-            )
+        _refuse_first(
+            bad,
+            lambda row: f"expected 0/1 (or yes/no, true/false), found {text.iloc[row]!r}",
+            label,
+            column,
+        )
         return mapped.astype(float).reset_index(drop=True), FeatureSpec(column, "binary")
     levels = tuple(sorted(text.dropna().unique(), key=str))
     if len(levels) > MAX_CATEGORY_LEVELS:
@@ -214,28 +214,21 @@ def _parse_times(text: pd.Series, ids: pd.Series, unit: str, label: str, column:
     if numeric.notna().all():
         hours = numeric.to_numpy(dtype=float) * TIME_UNITS[unit]
         bad = ~np.isfinite(hours)
-        if bad.any():
-            row = _first_bad(bad)
-            raise CohortError(
-                f"time {text.iloc[row]!r} is not a finite number",
-                source=label,
-                line=row + 2,
-                column=column,
-            )
+        _refuse_first(
+            bad, lambda row: f"time {text.iloc[row]!r} is not a finite number", label, column
+        )
         return hours
     parts = text.str.extract(r"^(\d+):(\d{2})$")
     if parts[0].notna().all():
         return parts[0].astype(float).to_numpy() + parts[1].astype(float).to_numpy() / 60
     stamps = pd.to_datetime(text, errors="coerce", format="mixed")
     bad = stamps.isna().to_numpy()
-    if bad.any():
-        row = _first_bad(bad)
-        raise CohortError(
-            f"time {text.iloc[row]!r} is neither a number, 'HH:MM' nor a date-time",
-            source=label,
-            line=row + 2,
-            column=column,
-        )
+    _refuse_first(
+        bad,
+        lambda row: f"time {text.iloc[row]!r} is neither a number, 'HH:MM' nor a date-time",
+        label,
+        column,
+    )
     start = stamps.groupby(ids.to_numpy()).transform("min")
     return ((stamps - start).dt.total_seconds() / 3600).to_numpy(dtype=float)
 
@@ -278,14 +271,12 @@ def load_long_timeseries(
         )
     values = pd.to_numeric(frame[value_column], errors="coerce")
     bad = (values.isna() & frame[value_column].notna()).to_numpy()
-    if bad.any():
-        row = _first_bad(bad)
-        raise CohortError(
-            f"expected a number, found {frame[value_column].iloc[row]!r}",
-            source=label,
-            line=row + 2,
-            column=value_column,
-        )
+    _refuse_first(
+        bad,
+        lambda row: f"expected a number, found {frame[value_column].iloc[row]!r}",
+        label,
+        value_column,
+    )
     vals = values.to_numpy(dtype=float)
     if np.isinf(vals).any():
         raise CohortError(
