@@ -1,9 +1,10 @@
 """Record table <-> float vectors in [0, 1] for the diffusion model, and back.
 
 - binary: 0/1;
-- numeric: optionally log1p (for positive, heavy-tailed columns), then min-max scaled to [0, 1]
-  using the training range; decoded by clipping to [0, 1] and inverting, so values stay within
-  the observed range, in original units;
+- numeric: optionally log1p (for positive, heavy-tailed columns), then scaled to [0, 1] over the
+  training range, top-coded (0.5th..99.5th percentile rounded outward to two significant digits,
+  so no stored bound is a patient's value); decoded by clipping to [0, 1] and inverting, so values
+  stay within that range, in original units;
 - categorical: one-hot, decoded by argmax;
 - codes: 0/1 per code, decoded by thresholding at 0.5;
 - missing values: an explicit indicator dimension (shared by columns that are always missing
@@ -23,6 +24,22 @@ from core.ehr.table import EHRTable, codes_from_binary
 from core.errors import CheckpointError, CohortError
 
 HEAVY_TAIL_RATIO = 10.0
+# Scaling bounds are top-coded: a column's range is its 0.5th..99.5th percentile rounded outward to
+# two significant digits, so no bound stored in a checkpoint is one patient's actual value.
+BOUND_QUANTILE = 0.005
+
+
+def _round_outward(value: float, down: bool) -> float:
+    if value == 0 or not np.isfinite(value):
+        return float(value)
+    scale = 10.0 ** (np.floor(np.log10(abs(value))) - 1)
+    return float((np.floor if down else np.ceil)(value / scale) * scale)
+
+
+def _published_range(values: np.ndarray) -> tuple[float, float]:
+    lo = _round_outward(float(np.quantile(values, BOUND_QUANTILE)), down=True)
+    hi = _round_outward(float(np.quantile(values, 1 - BOUND_QUANTILE)), down=False)
+    return lo, hi
 
 
 def _group_name(columns: tuple[str, ...]) -> str:
@@ -119,9 +136,16 @@ class VectorEncoding:
                         v.min() >= 0
                         and np.quantile(v, 0.99) > HEAVY_TAIL_RATIO * max(np.median(v), 1e-9)
                     )
+                    raw_lo, raw_hi = _published_range(v)
                     t = np.log1p(v) if log else v
-                    lo, hi = float(t.min()), float(t.max())
-                    scaled = (t - lo) / (hi - lo) if hi > lo else np.zeros_like(t)
+                    lo, hi = (
+                        (float(np.log1p(raw_lo)), float(np.log1p(raw_hi)))
+                        if log
+                        else (raw_lo, raw_hi)
+                    )
+                    scaled = (
+                        np.clip((t - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(t)
+                    )
                     params |= {
                         "lo": lo,
                         "hi": hi,

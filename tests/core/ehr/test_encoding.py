@@ -85,3 +85,25 @@ def test_codes_round_trip_and_mismatch_errors():
 def test_json_round_trip(physionet_tar):
     enc = VectorEncoding.fit(ehr_table(load_physionet2012(physionet_tar)))
     assert VectorEncoding.from_json(enc.to_json()) == enc
+
+
+def test_stored_bounds_are_top_coded_not_patient_values():
+    import pandas as pd
+
+    from core.data.cohort import FeatureSpec
+    from core.ehr.table import EHRTable
+
+    rng = np.random.default_rng(0)
+    height = np.r_[rng.normal(170, 10, 997).round(1), 431.8, 1.8, 250.3]  # two data-entry outliers
+    table = EHRTable(
+        np.array([f"r{i}" for i in range(1000)], dtype=object),
+        pd.DataFrame({"Height": height}),
+        (FeatureSpec("Height", "numeric", "cm"),),
+        None,
+    )
+    codec = VectorEncoding.fit(table).columns[0]
+    assert codec.lo not in height and codec.hi not in height
+    assert 130 <= codec.lo < 150 and 190 < codec.hi <= 210  # outliers are not published
+    assert codec.hi == float(f"{codec.hi:.2g}") and codec.lo == float(
+        f"{codec.lo:.2g}"
+    )  # 2 significant digits
