@@ -185,31 +185,34 @@ def read_csv_text(
     except pd.errors.ParserError as exc:
         raise CohortError(f"not a well-formed table ({exc})", source=label) from None
     frame.columns = [str(c).strip() for c in frame.columns]
-    if required:
-        lower = {c.lower(): c for c in frame.columns}
-        rename = {}
-        missing = []
-        for want in required:
-            if want in frame.columns:
-                continue
-            if want.lower() in lower:
-                rename[lower[want.lower()]] = want
-            else:
-                missing.append(want)
-        if missing:
-            found = ", ".join(frame.columns[:12]) + (" ..." if len(frame.columns) > 12 else "")
-            hint = ""
-            if len(frame.columns) == 1 and any(d in frame.columns[0] for d in _DELIMITERS):
-                hint = " The header looks like one column: is the delimiter unusual?"
-            raise CohortError(
-                f"missing required column(s) {', '.join(repr(m) for m in missing)}; "
-                f"found: {found}.{hint}",
-                source=label,
-            )
-        frame = frame.rename(columns=rename)
+    return _require_columns(frame, required, label)
+
+
+def _require_columns(frame: pd.DataFrame, required: tuple[str, ...], label: str) -> pd.DataFrame:
+    """Check required columns (exact, then case-insensitive, renamed to the expected spelling)
+    and that there is at least one data row; shared by the CSV and Parquet paths."""
+    lower = {c.lower(): c for c in frame.columns}
+    rename = {}
+    missing = []
+    for want in required:
+        if want in frame.columns:
+            continue
+        if want.lower() in lower:
+            rename[lower[want.lower()]] = want
+        else:
+            missing.append(want)
+    if missing:
+        found = ", ".join(frame.columns[:12]) + (" ..." if len(frame.columns) > 12 else "")
+        hint = ""
+        if len(frame.columns) == 1 and any(d in frame.columns[0] for d in _DELIMITERS):
+            hint = " The header looks like one column: is the delimiter unusual?"
+        raise CohortError(
+            f"missing required column(s) {', '.join(repr(m) for m in missing)}; found: {found}.{hint}",
+            source=label,
+        )
     if frame.empty:
         raise CohortError("table has a header but no data rows", source=label)
-    return frame
+    return frame.rename(columns=rename)
 
 
 def read_table(
@@ -233,13 +236,7 @@ def read_table(
         label = f"{label}/{inner}"
     data = maybe_gunzip(data, label, limits)
     if data[:4] == PARQUET_MAGIC:
-        frame = _read_parquet(data, label)
-        missing = [c for c in required if c not in frame.columns]
-        if missing:
-            raise CohortError(f"missing required column(s) {', '.join(missing)}", source=label)
-        if frame.empty:
-            raise CohortError("table has no rows", source=label)
-        return frame
+        return _require_columns(_read_parquet(data, label), required, label)
     return read_csv_text(decode_text(data, label), label, required=required)
 
 
