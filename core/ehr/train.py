@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from core.cli import load_cohort_from_args
+from core.cli import add_cohort_arguments, load_cohort_from_args
 from core.device import make_generator, select_device
 from core.ehr.edm import EMA, EDMConfig, EDMDenoiser, edm_loss
 from core.ehr.encoding import VectorEncoding
@@ -191,15 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m core.ehr.train", description="Train an EHRDiff model on a cohort."
     )
-    p.add_argument(
-        "--cohort", required=True, help="cohort format id (see core.data.formats.FORMATS)"
-    )
-    p.add_argument(
-        "--input", action="append", default=[], metavar="SLOT=PATH", help="input file per slot"
-    )
-    p.add_argument(
-        "--option", action="append", default=[], metavar="KEY=VALUE", help="loader option"
-    )
+    add_cohort_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="checkpoint folder to write")
     p.add_argument("--model-id", default=None)
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
@@ -208,10 +200,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--units", default="512,256,256,512", help="hidden widths, comma separated")
     p.add_argument("--unconditional", action="store_true", help="ignore the label")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--holdout", type=float, default=0.2, help="patient share held out (not trained on)"
-    )
-    p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--device", default=None, help="auto | cpu | cuda | mps")
     p.add_argument(
         "--eval-steps", type=int, default=16, help="DPM-Solver++(2M) steps for export metrics"
