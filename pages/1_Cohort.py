@@ -8,7 +8,6 @@ from core.data.cohort import split_cohort
 from core.data.demo import list_demos, load_demo
 from core.data.formats import FORMATS, NamedInput, load_cohort
 from core.data.io import list_data_files, resolve_inside
-from core.data.summary import summarize
 from core.errors import CoreError
 from core.report import cohort_figures as figs
 from ui import cohort_forms, state, widgets
@@ -109,7 +108,7 @@ if split is None or (split.holdout_fraction, split.seed) != (holdout, seed):
     except CoreError as exc:
         widgets.show_error(exc, "Splitting the cohort")
 
-summary = summarize(cohort)
+summary = state.cohort_summary()
 st.subheader(cohort.name)
 m = st.columns(4)
 m[0].metric("Records", f"{summary.n_records:,}")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import streamlit as st
 
 from core.data.cohort import Cohort, CohortSplit
+from core.data.summary import CohortSummary, summarize
 from core.ehr.table import EHRTable, ehr_table
 
 COHORT = "css.cohort"
 SPLIT = "css.split"
 DEVICE = "css.device"
+T = TypeVar("T")
 SESSION_MODELS = "css.session_models"
 SYNTHETIC_SETS = "css.synthetic_sets"
 TRAIN_JOB = "css.train_job"
@@ -58,14 +63,23 @@ def unique_name(base: str, taken: dict) -> str:
     return name
 
 
-def cohort_table() -> EHRTable | None:
-    """The session cohort as one row per record (computed once per cohort)."""
+def _per_cohort(key: str, compute: Callable[[Cohort], T]) -> T | None:
+    """``compute(cohort)`` for the session cohort, computed once per loaded cohort."""
     cohort = get_cohort()
     if cohort is None:
         return None
-    key = "css.cohort_table"
     cached = st.session_state.get(key)
     if cached is None or cached[0] is not cohort:
-        cached = (cohort, ehr_table(cohort))
+        cached = (cohort, compute(cohort))
         st.session_state[key] = cached
     return cached[1]
+
+
+def cohort_table() -> EHRTable | None:
+    """The session cohort as one row per record."""
+    return _per_cohort("css.cohort_table", ehr_table)
+
+
+def cohort_summary() -> CohortSummary | None:
+    """What the Cohort page shows about the session cohort."""
+    return _per_cohort("css.cohort_summary", summarize)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -179,6 +180,11 @@ class Cohort:
 
     def fingerprint(self) -> str:
         """sha256 of the cohort's content, for manifests and cache keys (not of its name)."""
+        return self._fingerprint
+
+    @cached_property
+    def _fingerprint(self) -> str:
+        # Computed once per (immutable) cohort: pages ask for it on every rerun.
         h = hashlib.sha256()
         h.update("\x1f".join(map(str, self.record_ids)).encode())
         h.update("\x1f".join(map(str, self.patient_ids)).encode())
