@@ -90,12 +90,27 @@ def distance_to_closest_record(
     )
 
 
-def exact_copies(train: np.ndarray, holdout: np.ndarray, synth: np.ndarray) -> MetricResult:
+TrainNeighbours = tuple[np.ndarray, np.ndarray]
+
+
+def train_neighbours(train: np.ndarray, holdout: np.ndarray, synth: np.ndarray) -> TrainNeighbours:
+    """Two closest training distances of each synthetic and each holdout record, computed once for
+    :func:`exact_copies` and :func:`nearest_neighbour_distance_ratio`."""
+    return nearest_distances(synth, train, k=2), nearest_distances(holdout, train, k=2)
+
+
+def exact_copies(
+    train: np.ndarray,
+    holdout: np.ndarray,
+    synth: np.ndarray,
+    neighbours: TrainNeighbours | None = None,
+) -> MetricResult:
     """Share of synthetic records identical to some training record. Sparse code data has natural
     duplicates, so the share of real holdout records identical to a training record is reported
     as the baseline an honest generator would also show."""
-    synth_rate = float(np.mean(nearest_distances(synth, train)[:, 0] == 0))
-    baseline = float(np.mean(nearest_distances(holdout, train)[:, 0] == 0))
+    d_synth, d_holdout = neighbours or train_neighbours(train, holdout, synth)
+    synth_rate = float(np.mean(d_synth[:, 0] == 0))
+    baseline = float(np.mean(d_holdout[:, 0] == 0))
     return MetricResult(
         name="Exact copies of training records",
         category="privacy",
@@ -109,16 +124,19 @@ def exact_copies(train: np.ndarray, holdout: np.ndarray, synth: np.ndarray) -> M
 
 
 def nearest_neighbour_distance_ratio(
-    train: np.ndarray, holdout: np.ndarray, synth: np.ndarray
+    train: np.ndarray,
+    holdout: np.ndarray,
+    synth: np.ndarray,
+    neighbours: TrainNeighbours | None = None,
 ) -> MetricResult:
     """Mean NNDR (closest / second-closest training distance) of synthetic records; values near 0
     mean records sit on top of one training patient. The holdout's NNDR is the reference."""
 
-    def ratio(x: np.ndarray) -> np.ndarray:
-        d = nearest_distances(x, train, k=2)
+    def ratio(d: np.ndarray) -> np.ndarray:
         return np.where(d[:, 1] > 0, d[:, 0] / np.maximum(d[:, 1], 1e-12), 1.0)
 
-    synth_r, holdout_r = ratio(synth), ratio(holdout)
+    d_synth, d_holdout = neighbours or train_neighbours(train, holdout, synth)
+    synth_r, holdout_r = ratio(d_synth), ratio(d_holdout)
     return MetricResult(
         name="Nearest-neighbour distance ratio (synthetic to train)",
         category="privacy",

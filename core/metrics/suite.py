@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -89,6 +90,8 @@ def review(
         raise ConfigError(f"'{name}' encodes to NaN values; check its columns.")
     names = enc.dim_names
     binary = enc.binary_dims
+    # Exact copies and NNDR need the same synthetic->train and holdout->train neighbours.
+    neighbours = functools.cache(lambda: privacy.train_neighbours(x_tr, x_ho, x_sy))
     steps: list[tuple[str, Callable[[], MetricResult | list[MetricResult]]]] = [
         (
             "dimension-wise probability",
@@ -158,8 +161,8 @@ def review(
             lambda: privacy.membership_inference(x_tr, x_ho, x_sy, seed=settings.seed),
         ),
         ("DCR", lambda: privacy.distance_to_closest_record(x_tr, x_ho, x_sy, seed=settings.seed)),
-        ("exact copies", lambda: privacy.exact_copies(x_tr, x_ho, x_sy)),
-        ("NNDR", lambda: privacy.nearest_neighbour_distance_ratio(x_tr, x_ho, x_sy)),
+        ("exact copies", lambda: privacy.exact_copies(x_tr, x_ho, x_sy, neighbours())),
+        ("NNDR", lambda: privacy.nearest_neighbour_distance_ratio(x_tr, x_ho, x_sy, neighbours())),
     ]
     known, sensitive = _attribute_split(x_tr, binary)
     if len(known) and len(sensitive):
