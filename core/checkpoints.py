@@ -127,6 +127,23 @@ def read_manifest(folder: str | Path) -> Manifest:
     )
 
 
+def verify_checkpoint(folder: str | Path) -> Manifest:
+    """The manifest of ``folder`` once its weights are present and match its sha256."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"Checkpoint '{folder.name}' has no {WEIGHTS_FILE}.")
+    actual = sha256_file(weights)
+    if actual != manifest.sha256:
+        raise CheckpointError(
+            f"Checkpoint '{folder.name}': {WEIGHTS_FILE} does not match its manifest "
+            f"(sha256 {actual[:12]}..., expected {manifest.sha256[:12]}...). "
+            "The file was modified or corrupted; refusing to load it."
+        )
+    return manifest
+
+
 def load_checkpoint(
     folder: str | Path,
     *,
@@ -139,21 +156,12 @@ def load_checkpoint(
     from ``family``, the weights' sha256 differs from the manifest, or the file is not safetensors.
     """
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    manifest = verify_checkpoint(folder)
     if family is not None and manifest.family != family:
         raise CheckpointError(
             f"Checkpoint '{folder.name}' is a '{manifest.family}' model, expected '{family}'."
         )
     weights = folder / WEIGHTS_FILE
-    if not weights.is_file():
-        raise CheckpointError(f"Checkpoint '{folder.name}' has no {WEIGHTS_FILE}.")
-    actual = sha256_file(weights)
-    if actual != manifest.sha256:
-        raise CheckpointError(
-            f"Checkpoint '{folder.name}': {WEIGHTS_FILE} does not match its manifest "
-            f"(sha256 {actual[:12]}..., expected {manifest.sha256[:12]}...). "
-            "The file was modified or corrupted; refusing to load it."
-        )
     try:
         tensors = load_file(str(weights), device=str(torch.device(device)))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -180,13 +188,8 @@ def scan_checkpoints(root: str | Path) -> list[CheckpointStatus]:
         return out
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
-            manifest = read_manifest(folder)
-            weights = folder / WEIGHTS_FILE
-            if not weights.is_file():
-                raise CheckpointError(f"no {WEIGHTS_FILE}")
-            if sha256_file(weights) != manifest.sha256:
-                raise CheckpointError("sha256 mismatch")
-            size_mb = weights.stat().st_size / 1e6
+            manifest = verify_checkpoint(folder)
+            size_mb = (folder / WEIGHTS_FILE).stat().st_size / 1e6
             out.append(CheckpointStatus(folder.name, True, f"verified, {size_mb:.1f} MB", manifest))
         except CheckpointError as exc:
             out.append(CheckpointStatus(folder.name, False, str(exc), None))
