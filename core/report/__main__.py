@@ -20,9 +20,9 @@ from core.data.io import read_table
 from core.ehr.encoding import VectorEncoding
 from core.ehr.table import ehr_table, table_from_frame
 from core.metrics.baselines import independent_marginals
-from core.metrics.suite import ReviewSettings, review
+from core.metrics.suite import ReviewSettings, review, summary_table
 from core.report.export import to_csv_bytes
-from core.report.review_report import build_html, code_counts, make_context, metric_table, to_json
+from core.report.review_report import build_html, code_counts, make_context, to_json
 
 log = logging.getLogger("core.report")
 
@@ -90,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(build_html(reviews, context, codes), encoding="utf-8")
     args.out.with_suffix(".json").write_text(to_json(reviews, context), encoding="utf-8")
-    args.out.with_suffix(".csv").write_bytes(to_csv_bytes(metric_table(reviews)))
+    args.out.with_suffix(".csv").write_bytes(to_csv_bytes(summary_table(reviews)))
     with pd.option_context("display.width", 160, "display.max_colwidth", 70):
         print(
-            metric_table(reviews).round(4).to_string(index=False)
+            summary_table(reviews).round(4).to_string(index=False)
         )  # the CLI's output is the table
     log.info("wrote %s (+ .json, .csv)", args.out)
     return 0

@@ -59,10 +59,6 @@ def code_counts(
     }
 
 
-def metric_table(reviews: list[Review]) -> pd.DataFrame:
-    return summary_table(reviews)
-
-
 def to_json(reviews: list[Review], context: ReportContext) -> str:
     payload = {
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -103,7 +99,7 @@ def to_json(reviews: list[Review], context: ReportContext) -> str:
 
 
 def _table_html(reviews: list[Review]) -> str:
-    table = metric_table(reviews)
+    table = summary_table(reviews)
     names = [rv.name for rv in reviews]
     head = "".join(f"<th>{html.escape(h)}</th>" for h in ["Metric", "Category", "Ideal", *names])
     rows = []
