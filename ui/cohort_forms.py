@@ -71,5 +71,10 @@ def options_for(format_id: str, columns_hint: list[str] | None = None) -> dict[s
         opts["aggregate"] = c4.selectbox(
             "Aggregation", ("mean", "last", "first", "min", "max"), key="opt_long_agg"
         )
+        c1, c2 = st.columns(2)
+        static_id = c1.text_input("Static table: id column (blank = detect)", key="opt_long_sid")
+        label_col = c2.text_input("Static table: label column (optional)", key="opt_long_label")
+        opts["static_id_column"] = static_id.strip() or None
+        opts["label_column"] = label_col.strip() or None
         return opts
     return {}

@@ -13,7 +13,7 @@ from core.data.cohort import Cohort
 from core.data.diagnoses import load_eicu_diagnoses, load_mimic3_diagnoses, load_mimic4_diagnoses
 from core.data.io import Source
 from core.data.physionet2012 import load_physionet2012
-from core.data.tables import load_long_timeseries, load_wide_table
+from core.data.tables import join_static, load_long_timeseries, load_wide_table
 from core.errors import CohortError, ConfigError
 
 ProgressCallback = Callable[[int, int], None]
@@ -62,6 +62,26 @@ def _physionet(
         callback=callback,
         **options,
     )
+
+
+def _long_with_static(
+    inputs: Mapping[str, NamedInput], options: dict[str, Any], callback: ProgressCallback | None
+) -> Cohort:
+    """Series from the long table; with a static table, joined on the record id. Options named
+    ``static_id_column``, ``label_column`` and ``static_types`` go to the static table."""
+    options = dict(options)
+    static_opts = {
+        "id_column": options.pop("static_id_column", None),
+        "label_column": options.pop("label_column", None),
+        "types": options.pop("static_types", None),
+    }
+    series = inputs["table"]
+    cohort = load_long_timeseries(series.source, name=series.name, **options)
+    static = inputs.get("static")
+    if static is None:
+        return cohort
+    table = load_wide_table(static.source, name=static.name, **static_opts)
+    return join_static(cohort, table, name=f"{series.name} + {static.name}")
 
 
 def _eicu(
@@ -156,8 +176,17 @@ FORMATS: dict[str, CohortFormat] = {
             "long_timeseries",
             "Long time series (id, time, variable, value)",
             "One observation per row, resampled onto a regular grid with an observation mask.",
-            (InputSlot("table", "Table (.csv, .csv.gz, .parquet)", True, TABLE_TYPES),),
-            _single(load_long_timeseries),
+            (
+                InputSlot("table", "Table (.csv, .csv.gz, .parquet)", True, TABLE_TYPES),
+                InputSlot(
+                    "static",
+                    "Static table, one row per record (optional)",
+                    False,
+                    TABLE_TYPES,
+                    "Joined on the record id; records in only one file keep the other part missing.",
+                ),
+            ),
+            _long_with_static,
         ),
     )
 }

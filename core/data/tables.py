@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -295,6 +296,11 @@ def load_long_timeseries(
     order = np.argsort(hours, kind="stable")  # so 'last'/'first' follow time
     record_ids, rec_index = np.unique(ids.to_numpy(dtype=str), return_inverse=True)
     var_names, var_index = np.unique(variables.to_numpy(dtype=str), return_inverse=True)
+    # Case-insensitive order, as the PhysioNet loader uses, so the same variables line up.
+    by_name = np.argsort(np.char.lower(var_names), kind="stable")
+    rank = np.empty_like(by_name)
+    rank[by_name] = np.arange(len(by_name))
+    var_names, var_index = var_names[by_name], rank[var_index]
     sel = order[inside[order]]
     grid = to_grid(
         record_index=rec_index[sel],
@@ -316,5 +322,52 @@ def load_long_timeseries(
             step_hours=float(step_hours),
         ),
         source=f"long time series: {label}",
+        notes=tuple(notes),
+    )
+
+
+def join_static(temporal: Cohort, static: Cohort, name: str | None = None) -> Cohort:
+    """One cohort from a series cohort and a static (wide) cohort, matched on record id.
+
+    Records in only one of the two keep the other part empty (a missing modality: NaN static
+    row, or an all-false observation mask), so no record is dropped.
+    """
+    if temporal.temporal is None or static.static is None:
+        raise CohortError("joining needs a time-series cohort and a static table")
+    t_ids = pd.Index(temporal.record_ids.astype(str))
+    s_ids = pd.Index(static.record_ids.astype(str))
+    ids = t_ids.union(s_ids, sort=False)
+    t_pos, s_pos = t_ids.get_indexer(ids), s_ids.get_indexer(ids)
+    t = temporal.temporal
+    values = np.full((len(ids), *t.values.shape[1:]), np.nan, dtype=np.float32)
+    mask = np.zeros((len(ids), *t.mask.shape[1:]), dtype=bool)
+    has_t = t_pos >= 0
+    values[has_t], mask[has_t] = t.values[t_pos[has_t]], t.mask[t_pos[has_t]]
+    frame = static.static.iloc[np.maximum(s_pos, 0)].reset_index(drop=True)
+    frame.loc[s_pos < 0, :] = np.nan
+    labels = None
+    if static.labels is not None:
+        labels = np.where(s_pos >= 0, static.labels[np.maximum(s_pos, 0)], -1).astype(np.int64)
+    patients = np.where(
+        s_pos >= 0, static.patient_ids[np.maximum(s_pos, 0)].astype(str), ids.to_numpy(dtype=str)
+    ).astype(object)
+    notes = [*temporal.notes, *static.notes]
+    only_t, only_s = int((s_pos < 0).sum()), int((t_pos < 0).sum())
+    if only_t or only_s:
+        notes.append(
+            f"{only_t} record(s) have a series but no static row, {only_s} a static row but no "
+            "series: kept with that part missing."
+        )
+    return Cohort(
+        name=name or temporal.name,
+        record_ids=ids.to_numpy(dtype=object),
+        patient_ids=patients,
+        static=frame,
+        static_features=static.static_features,
+        temporal=replace(t, values=values, mask=mask),
+        labels=labels,
+        label_name=static.label_name,
+        label_classes=static.label_classes,
+        source=f"{temporal.source} + {static.source}",
         notes=tuple(notes),
     )

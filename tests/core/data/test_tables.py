@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from core.data.formats import NamedInput, load_cohort
 from core.data.tables import load_long_timeseries, load_wide_table
 from core.errors import CohortError, ConfigError
 
@@ -94,3 +95,28 @@ def test_long_timeseries_bad_value_and_time():
     assert err.value.line == 3
     with pytest.raises(CohortError, match="neither a number"):
         load_long_timeseries(b"id,time,variable,value\na,yesterday,HR,80\n")
+
+
+def test_long_series_with_a_static_table_keeps_records_missing_either_part():
+    series = b"id,time,variable,value\na,0,HR,80\na,1,HR,82\nb,0,HR,90\nc,2,Temp,37.5\n"
+    static = b"record_id,age,unit,died\na,70,medical,0\nb,55,surgical,1\nd,40,medical,0\n"
+    cohort = load_cohort(
+        "long_timeseries",
+        {"table": NamedInput("series.csv", series), "static": NamedInput("static.csv", static)},
+        {"n_steps": 4, "static_id_column": "record_id", "label_column": "died"},
+    )
+    assert list(cohort.record_ids) == ["a", "b", "c", "d"]
+    assert cohort.static["age"].isna().tolist() == [False, False, True, False]
+    assert cohort.temporal.mask.any(axis=(1, 2)).tolist() == [True, True, True, False]
+    assert cohort.labels.tolist() == [0, 1, -1, 0]
+    assert str(cohort.static["unit"].iloc[1]) == "surgical"
+    assert any(
+        "1 record(s) have a series but no static row, 1 a static row" in n for n in cohort.notes
+    )
+
+
+def test_long_series_variables_are_ordered_case_insensitively_like_physionet():
+    text = b"id,time,variable,value\na,0,pH,7.4\na,0,HR,80\na,0,Albumin,3\na,0,ALP,50\n"
+    c = load_long_timeseries(text, n_steps=2)
+    assert c.temporal.variables == ("Albumin", "ALP", "HR", "pH")
+    assert c.temporal.values[0, 0].tolist() == [3, 50, 80, 7.400000095367432]
