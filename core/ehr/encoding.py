@@ -36,7 +36,7 @@ def _round_outward(value: float, down: bool) -> float:
     return float((np.floor if down else np.ceil)(value / scale) * scale)
 
 
-def _published_range(values: np.ndarray) -> tuple[float, float]:
+def published_range(values: np.ndarray) -> tuple[float, float]:
     lo = _round_outward(float(np.quantile(values, BOUND_QUANTILE)), down=True)
     hi = _round_outward(float(np.quantile(values, 1 - BOUND_QUANTILE)), down=False)
     return lo, hi
@@ -136,7 +136,7 @@ class VectorEncoding:
                         v.min() >= 0
                         and np.quantile(v, 0.99) > HEAVY_TAIL_RATIO * max(np.median(v), 1e-9)
                     )
-                    raw_lo, raw_hi = _published_range(v)
+                    raw_lo, raw_hi = published_range(v)
                     t = np.log1p(v) if log else v
                     lo, hi = (
                         (float(np.log1p(raw_lo)), float(np.log1p(raw_hi)))

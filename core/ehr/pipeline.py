@@ -7,11 +7,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from core.checkpoints import Manifest, load_checkpoint, save_checkpoint
+from core.data.cohort import Cohort
 from core.device import make_generator, select_device
 from core.ehr import samplers
 from core.ehr.edm import EDMConfig, EDMDenoiser
@@ -73,6 +75,19 @@ class GenerationSettings:
                 )
 
 
+class SamplingSettings(Protocol):
+    """What any generator's settings state about a synthetic set (for provenance)."""
+
+    n: int
+    sampler: str
+    steps: int
+    seed: int
+    guidance: float
+
+    @property
+    def schedule_name(self) -> str: ...
+
+
 @dataclass(frozen=True, eq=False)
 class SyntheticSet:
     """A generated dataset with everything needed to reproduce and audit it."""
@@ -80,11 +95,12 @@ class SyntheticSet:
     table: EHRTable
     vectors: np.ndarray  # encoded [0, 1] vectors, as compared by the dimension-wise metrics
     model_id: str
-    settings: GenerationSettings
+    settings: SamplingSettings
     seconds: float
     network_evaluations: int
     checkpoint_sha256: str = ""
     extra: dict = field(default_factory=dict)
+    cohort: Cohort | None = None  # static + temporal records, for generators that make series
 
 
 class EHRDiffModel:

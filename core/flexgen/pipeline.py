@@ -1,0 +1,279 @@
+"""FLEXGEN-EHR pipeline: a trained model (encoding, two VAEs, latent DDPM); ``generate`` makes
+complete synthetic patients: a static row plus a series with its observation mask."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.checkpoints import Manifest, load_checkpoint, save_checkpoint
+from core.data.cohort import Cohort
+from core.device import make_generator, select_device
+from core.ehr.pipeline import SyntheticSet
+from core.ehr.table import ehr_table
+from core.errors import CheckpointError, ConfigError
+from core.flexgen import ddpm
+from core.flexgen.ddpm import DDPMSchedule
+from core.flexgen.encoding import FlexGenEncoding
+from core.flexgen.networks import (
+    DenoiserConfig,
+    LatentDenoiser,
+    StaticVAE,
+    TemporalVAE,
+    VAEConfig,
+)
+
+log = logging.getLogger(__name__)
+
+FAMILY = "flexgen-ehr"
+MAX_RECORDS = 50_000  # per call: 50k x 48 x 37 values + mask is ~0.5 GB
+CHUNK = 4_096
+Callback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class FlexGenSettings:
+    n: int
+    seed: int = 0
+    guidance: float = 1.0
+    label_mix: tuple[float, ...] | None = None  # class shares; None = training frequencies
+    sampler: str = "ddpm"
+    steps: int = 0  # filled with the model's T: ancestral DDPM sampling uses every step
+
+    @property
+    def schedule_name(self) -> str:
+        return "linear beta (DDPM)"
+
+    def validate(self, model: FlexGenModel) -> None:
+        if not isinstance(self.n, int) or not 1 <= self.n <= MAX_RECORDS:
+            raise ConfigError(
+                f"Number of patients must be between 1 and {MAX_RECORDS:,}, got {self.n!r}."
+            )
+        if model.n_classes == 0 and (self.guidance != 1.0 or self.label_mix is not None):
+            raise ConfigError("Guidance and label mix need a label-conditional model.")
+        if not 0.0 <= self.guidance <= 10.0:
+            raise ConfigError(f"Guidance scale must be between 0 and 10, got {self.guidance}.")
+        if self.label_mix is not None:
+            mix = np.asarray(self.label_mix, dtype=float)
+            if len(mix) != model.n_classes or (mix < 0).any() or not np.isclose(mix.sum(), 1.0):
+                raise ConfigError(
+                    f"Label mix must be {model.n_classes} non-negative shares summing to 1."
+                )
+
+
+class FlexGenModel:
+    def __init__(
+        self,
+        encoding: FlexGenEncoding,
+        static_vae: StaticVAE,
+        temporal_vae: TemporalVAE,
+        denoiser: LatentDenoiser,
+        schedule: DDPMSchedule,
+        latent_mean: np.ndarray,
+        latent_std: np.ndarray,
+        model_id: str,
+        class_prior: tuple[float, ...] = (),
+        manifest: Manifest | None = None,
+        training: dict | None = None,
+    ) -> None:
+        self.encoding = encoding
+        self.static_vae = static_vae.eval()
+        self.temporal_vae = temporal_vae.eval()
+        self.denoiser = denoiser.eval()
+        self.schedule = schedule
+        self.latent_mean = np.asarray(latent_mean, dtype=np.float32)
+        self.latent_std = np.asarray(latent_std, dtype=np.float32)
+        self.model_id = model_id
+        self.class_prior = class_prior
+        self.manifest = manifest
+        self.training = training or {}  # alignment summary, variant, losses: for the model card
+
+    @property
+    def n_classes(self) -> int:
+        return self.denoiser.config.n_classes
+
+    @property
+    def temporal_latent(self) -> int:
+        return self.temporal_vae.config.latent_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.denoiser.parameters()).device
+
+    def to(self, device: torch.device | str) -> FlexGenModel:
+        for net in (self.static_vae, self.temporal_vae, self.denoiser):
+            net.to(device)
+        return self
+
+    # --- generation ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def decode_latents(
+        self, z: torch.Tensor, generator: torch.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fused latents -> (static [0, 1] vectors, scaled values, sampled observation mask)."""
+        d_t = self.temporal_latent
+        static = torch.sigmoid(self.static_vae.decode(z[:, d_t:])).float().cpu().numpy()
+        out = self.temporal_vae.decode(z[:, :d_t]).float().cpu()
+        d = out.shape[-1] // 2
+        values = torch.sigmoid(out[..., :d]).numpy()
+        # Observation is sampled per cell: the decoder gives its probability, not a threshold.
+        observed = torch.bernoulli(torch.sigmoid(out[..., d:]), generator=generator).bool().numpy()
+        return static, values, observed
+
+    @torch.no_grad()
+    def generate(self, settings: FlexGenSettings, callback: Callback | None = None) -> SyntheticSet:
+        """``settings.n`` complete synthetic patients: static row + series + observation mask."""
+        settings.validate(self)
+        start = time.perf_counter()
+        device = self.device
+        gen = make_generator(settings.seed, "cpu")
+        labels = None
+        if self.n_classes > 0:
+            mix = np.asarray(settings.label_mix or self.class_prior, dtype=np.float64)
+            labels = torch.multinomial(
+                torch.as_tensor(mix / mix.sum()), settings.n, replacement=True, generator=gen
+            )
+        mean = torch.as_tensor(self.latent_mean, device=device)
+        std = torch.as_tensor(self.latent_std, device=device)
+        chunks = range(0, settings.n, CHUNK)
+        total = len(chunks) * self.schedule.steps
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for k, lo in enumerate(chunks):
+            hi = min(lo + CHUNK, settings.n)
+            noise = torch.randn(hi - lo, len(self.latent_mean), generator=gen).to(device)
+            lab = None if labels is None else labels[lo:hi].to(device)
+            step_cb = (
+                None
+                if callback is None
+                else (lambda i, _n, k=k: callback(k * self.schedule.steps + i, total))
+            )
+            z = ddpm.sample(
+                self.denoiser, noise, self.schedule, gen, lab, settings.guidance, step_cb
+            )
+            parts.append(self.decode_latents(z * std + mean, gen))
+        static01 = np.concatenate([p[0] for p in parts])
+        scaled = np.concatenate([p[1] for p in parts])
+        observed = np.concatenate([p[2] for p in parts])
+        ids = np.asarray([f"syn-{i:06d}" for i in range(settings.n)], dtype=object)
+        label_np = None if labels is None else labels.numpy().astype(np.int64)
+        cohort = Cohort(
+            name=f"{self.model_id} synthetic",
+            record_ids=ids,
+            patient_ids=ids.copy(),
+            static=self.encoding.decode_static(static01, ids),
+            static_features=self.encoding.static_features(),
+            temporal=self.encoding.decode_temporal(scaled, observed),
+            labels=label_np,
+            label_name=self.encoding.label_name,
+            label_classes=self.encoding.label_classes,
+            source=f"FLEXGEN-EHR model {self.model_id}",
+        )
+        seconds = time.perf_counter() - start
+        log.info("generated %d patients in %.2fs", settings.n, seconds)
+        done = FlexGenSettings(
+            settings.n,
+            settings.seed,
+            settings.guidance,
+            settings.label_mix,
+            steps=self.schedule.steps,
+        )
+        return SyntheticSet(
+            table=ehr_table(cohort),
+            vectors=static01,
+            model_id=self.model_id,
+            settings=done,
+            seconds=seconds,
+            network_evaluations=self.schedule.steps * (2 if settings.guidance not in (0, 1) else 1),
+            checkpoint_sha256=self.manifest.sha256 if self.manifest else "",
+            cohort=cohort,
+        )
+
+    # --- persistence -----------------------------------------------------------------------------
+    def config_json(self) -> dict:
+        return {
+            "encoding": self.encoding.to_json(),
+            "static_vae": vars(self.static_vae.config),
+            "temporal_vae": vars(self.temporal_vae.config),
+            "denoiser": self.denoiser.config.to_json(),
+            "ddpm": self.schedule.to_json(),
+            "class_prior": list(self.class_prior),
+            "training": self.training,
+        }
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {f"static_vae.{k}": v for k, v in self.static_vae.state_dict().items()}
+        out |= {f"temporal_vae.{k}": v for k, v in self.temporal_vae.state_dict().items()}
+        out |= {f"denoiser.{k}": v for k, v in self.denoiser.state_dict().items()}
+        # Latent standardisation: aggregates over the training latents, not patient values.
+        out["latent.mean"] = torch.as_tensor(self.latent_mean)
+        out["latent.std"] = torch.as_tensor(self.latent_std)
+        return out
+
+    def save(
+        self, folder: str | Path, *, data_card: dict, training_command: str, metrics: dict
+    ) -> Manifest:
+        self.manifest = save_checkpoint(
+            folder,
+            self.tensors(),
+            Manifest(
+                model_id=self.model_id,
+                family=FAMILY,
+                config=self.config_json(),
+                data_card=data_card,
+                training_command=training_command,
+                metrics=metrics,
+            ),
+        )
+        return self.manifest
+
+    @classmethod
+    def load(cls, folder: str | Path, device: torch.device | str | None = None) -> FlexGenModel:
+        device = torch.device(device) if device is not None else select_device()
+        tensors, manifest = load_checkpoint(folder, family=FAMILY, device="cpu")
+        cfg = manifest.config
+        name = Path(folder).name
+        try:
+            encoding = FlexGenEncoding.from_json(cfg["encoding"])
+            static_vae = StaticVAE(VAEConfig(**cfg["static_vae"]))
+            temporal_vae = TemporalVAE(VAEConfig(**cfg["temporal_vae"]))
+            denoiser = LatentDenoiser(DenoiserConfig(**cfg["denoiser"]))
+            schedule = DDPMSchedule(**cfg["ddpm"])
+            mean, std = tensors.pop("latent.mean"), tensors.pop("latent.std")
+        except (KeyError, TypeError, ConfigError) as exc:
+            raise CheckpointError(f"Checkpoint '{name}': incomplete config ({exc}).") from None
+        for prefix, net in (
+            ("static_vae.", static_vae),
+            ("temporal_vae.", temporal_vae),
+            ("denoiser.", denoiser),
+        ):
+            part = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            try:
+                net.load_state_dict(part, strict=True)
+            except RuntimeError as exc:
+                raise CheckpointError(
+                    f"Checkpoint '{name}': {prefix[:-1]} weights do not fit the config ({exc})."
+                ) from None
+        if encoding.static_dim != static_vae.config.input_dim or (
+            encoding.temporal_channels != temporal_vae.config.input_dim
+        ):
+            raise CheckpointError(f"Checkpoint '{name}': encoding and VAE widths differ.")
+        model = cls(
+            encoding,
+            static_vae,
+            temporal_vae,
+            denoiser,
+            schedule,
+            mean.numpy(),
+            std.numpy(),
+            manifest.model_id,
+            tuple(cfg.get("class_prior", ())),
+            manifest,
+            cfg.get("training"),
+        )
+        return model.to(device)

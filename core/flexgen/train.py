@@ -1,0 +1,415 @@
+"""Training FLEXGEN-EHR: a library function (used by the app and the experiment) and a CLI.
+
+    python -m core.flexgen.train --cohort physionet2012 \
+        --input records=../shared/data/physionet2012/set-a.tar.gz \
+        --input outcomes=../shared/data/physionet2012/Outcomes-a.txt \
+        --out checkpoints/flexgen-physionet2012
+
+Stages: (1) static VAE on records with static data, temporal VAE on records with a series;
+(2) missing-modality handling, one of
+    ``flexgen``       latents of a missing modality imputed through the GW alignment (the paper),
+    ``complete_case`` records missing either modality dropped,
+    ``knn``           the missing modality imputed in data space from the k nearest records that
+                      have both (the EHR-M-GAN treatment), then every record treated as complete;
+(3) a latent DDPM on the standardised fused latent ``[z_T; z_S]``, label-conditional with
+classifier-free guidance. Trains on the train part of the patient-level split only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.neighbors import NearestNeighbors
+
+from core.cli import add_cohort_arguments, load_cohort_from_args
+from core.data.cohort import Cohort, split_cohort
+from core.data.formats import FORMATS
+from core.device import make_generator, select_device
+from core.errors import CohortError, ConfigError
+from core.flexgen import ddpm
+from core.flexgen.alignment import Alignment, AlignmentConfig, align
+from core.flexgen.ddpm import DDPMSchedule
+from core.flexgen.encoding import FlexGenEncoding, check_trainable
+from core.flexgen.networks import (
+    TEMPORAL_KINDS,
+    DenoiserConfig,
+    LatentDenoiser,
+    StaticVAE,
+    TemporalVAE,
+    VAEConfig,
+    kl_divergence,
+    reparameterise,
+    static_loss,
+    temporal_loss,
+)
+from core.flexgen.pipeline import FlexGenModel
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("flexgen", "complete_case", "knn")
+StepCallback = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class FlexGenConfig:
+    temporal_kind: str = "lstm"
+    static_latent: int = 8
+    temporal_latent: int = 32
+    vae_hidden: int = 128
+    vae_epochs: int = 40
+    vae_batch: int = 128
+    vae_lr: float = 2e-3
+    kl_weight: float = 1e-3
+    value_weight: float = 100.0  # squared error on [0, 1] values ~ a Gaussian with sd 0.07
+    # T = 50 as in the paper, but betas up to 0.2: the paper's 1e-2 ends at alpha_bar_T = 0.78,
+    # far from the N(0, I) that sampling starts from (measured cost in the model card).
+    ddpm: DDPMSchedule = field(default_factory=lambda: DDPMSchedule(50, 1e-4, 0.2))
+    denoiser_hidden: int = 256
+    denoiser_blocks: int = 3
+    diffusion_iters: int = 6000
+    diffusion_batch: int = 256
+    diffusion_lr: float = 1e-3
+    label_dropout: float = 0.1
+    conditional: bool = True
+    variant: str = "flexgen"
+    knn_k: int = 5
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"Unknown variant '{self.variant}'; expected one of {VARIANTS}.")
+        if self.temporal_kind not in TEMPORAL_KINDS:
+            raise ConfigError(f"Temporal VAE must be one of {TEMPORAL_KINDS}.")
+        if min(self.vae_epochs, self.diffusion_iters, self.vae_batch, self.diffusion_batch) < 1:
+            raise ConfigError("Epochs, iterations and batch sizes must be positive.")
+        if not 0.0 <= self.label_dropout < 1.0:
+            raise ConfigError("Label dropout must be in [0, 1).")
+        if self.knn_k < 1:
+            raise ConfigError("k of the kNN imputation must be at least 1.")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    model: FlexGenModel
+    losses: np.ndarray  # one value per optimiser step, all stages in order
+    stopped_early: bool
+    seconds: float
+    alignment: Alignment | None
+
+
+class _Progress:
+    def __init__(
+        self, total: int, callback: StepCallback | None, should_stop: Callable[[], bool] | None
+    ) -> None:
+        self.total, self.callback, self.should_stop = total, callback, should_stop
+        self.step = 0
+        self.losses: list[float] = []
+        self.stopped = False
+
+    def tick(self, loss: float) -> bool:
+        """Record one step; False once the user asked to stop."""
+        self.step += 1
+        self.losses.append(loss)
+        if self.callback is not None:
+            self.callback(self.step, self.total, loss)
+        if self.should_stop is not None and self.should_stop():
+            self.stopped = True
+        return not self.stopped
+
+
+def _fit_vae(
+    vae: torch.nn.Module,
+    x: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    cfg: FlexGenConfig,
+    gen: torch.Generator,
+    progress: _Progress,
+) -> None:
+    opt = torch.optim.Adam(vae.parameters(), lr=cfg.vae_lr)
+    vae.train()
+    n = len(x)
+    for _ in range(cfg.vae_epochs):
+        order = torch.randperm(n, generator=gen).to(x.device)
+        for lo in range(0, n, cfg.vae_batch):
+            xb = x[order[lo : lo + cfg.vae_batch]]
+            mu, logvar = vae.encode(xb)
+            recon = vae.decode(reparameterise(mu, logvar))
+            loss = (loss_fn(recon, xb) + cfg.kl_weight * kl_divergence(mu, logvar)).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if not progress.tick(loss.item()):
+                vae.eval()
+                return
+    vae.eval()
+
+
+@torch.no_grad()
+def _latents(vae: torch.nn.Module, x: torch.Tensor, batch: int = 2048) -> np.ndarray:
+    return (
+        torch.cat([vae.encode(x[i : i + batch])[0] for i in range(0, len(x), batch)]).cpu().numpy()
+    )
+
+
+def _temporal_profile(x_t: np.ndarray) -> np.ndarray:
+    """Per variable: mean scaled value where observed (0.5 if never) and share of hours observed."""
+    d = x_t.shape[-1] // 2
+    values, mask = x_t[..., :d], x_t[..., d:]
+    seen = mask.sum(axis=1)
+    mean = np.where(seen > 0, (values * mask).sum(axis=1) / np.maximum(seen, 1e-9), 0.5)
+    return np.concatenate([mean, mask.mean(axis=1)], axis=1)
+
+
+def knn_impute(
+    x_s: np.ndarray, x_t: np.ndarray, has_s: np.ndarray, has_t: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fill each missing modality with the mean of its k nearest complete records, searched on
+    the modality the record has (static vector, or the per-variable temporal profile). The
+    temporal mean keeps a fractional mask, which then weights the value error."""
+    complete = np.flatnonzero(has_s & has_t)
+    if len(complete) == 0:
+        raise CohortError("kNN imputation needs records with both static and temporal data")
+    k = min(k, len(complete))
+    x_s, x_t = x_s.copy(), x_t.copy()
+    lacks_s = np.flatnonzero(~has_s)
+    if len(lacks_s):
+        nn = NearestNeighbors(n_neighbors=k).fit(_temporal_profile(x_t[complete]))
+        idx = complete[nn.kneighbors(_temporal_profile(x_t[lacks_s]), return_distance=False)]
+        x_s[lacks_s] = x_s[idx].mean(axis=1)
+    lacks_t = np.flatnonzero(~has_t)
+    if len(lacks_t):
+        nn = NearestNeighbors(n_neighbors=k).fit(x_s[complete])
+        idx = complete[nn.kneighbors(x_s[lacks_t], return_distance=False)]
+        d = x_t.shape[-1] // 2
+        nb = x_t[idx]  # [m, k, T, 2D]
+        mask = nb[..., d:].mean(axis=1)
+        values = (nb[..., :d] * nb[..., d:]).sum(axis=1) / np.maximum(nb[..., d:].sum(axis=1), 1e-9)
+        x_t[lacks_t] = np.concatenate([values, mask], axis=-1)
+    return x_s, x_t
+
+
+def train_flexgen(
+    cohort: Cohort,
+    config: FlexGenConfig = FlexGenConfig(),
+    *,
+    model_id: str = "flexgen-session",
+    device: torch.device | str | None = None,
+    callback: StepCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Fit FLEXGEN-EHR (or a baseline variant) to ``cohort`` (already the training split).
+
+    ``callback(step, total, loss)`` reports progress over all stages; ``should_stop()`` ends the
+    current stage early and skips the rest of training with what was learned so far.
+    """
+    config.validate()
+    start = time.perf_counter()
+    device = torch.device(device) if device is not None else select_device()
+    torch.manual_seed(config.seed)  # weight initialisation; batches use their own generator
+    gen = make_generator(config.seed, "cpu")
+    has_s, has_t = check_trainable(cohort)
+    labels_np = cohort.labels if config.conditional else None
+    if labels_np is not None:
+        classes = np.unique(labels_np[labels_np >= 0])
+        if len(classes) < 2:
+            name = cohort.label_name or "label"
+            raise CohortError(
+                f"the {name} has a single class ({len(classes)} distinct known value); "
+                "train without label conditioning"
+            )
+    encoding = FlexGenEncoding.fit(cohort)
+    x_s, x_t = encoding.static_inputs(cohort), encoding.temporal_inputs(cohort)
+    rows = np.arange(cohort.n_records)
+    if config.variant == "complete_case":
+        rows = np.flatnonzero(has_s & has_t)
+        if len(rows) < 2:
+            raise CohortError("complete-case training needs records with both modalities")
+    elif config.variant == "knn":
+        x_s, x_t = knn_impute(x_s, x_t, has_s, has_t, config.knn_k)
+    if config.variant != "flexgen":
+        has_s = has_t = np.ones(cohort.n_records, bool)
+    s_rows, t_rows = (
+        np.intersect1d(rows, np.flatnonzero(has_s)),
+        np.intersect1d(rows, np.flatnonzero(has_t)),
+    )
+    static_vae = StaticVAE(
+        VAEConfig(encoding.static_dim, config.static_latent, config.vae_hidden, "mlp")
+    ).to(device)
+    temporal_vae = TemporalVAE(
+        VAEConfig(
+            encoding.temporal_channels,
+            config.temporal_latent,
+            config.vae_hidden,
+            config.temporal_kind,
+            encoding.temporal.n_steps,
+        )
+    ).to(device)
+
+    def iters(n: int) -> int:
+        return config.vae_epochs * math.ceil(n / config.vae_batch)
+
+    progress = _Progress(
+        iters(len(s_rows)) + iters(len(t_rows)) + config.diffusion_iters, callback, should_stop
+    )
+    xs_dev = torch.from_numpy(x_s).to(device)
+    xt_dev = torch.from_numpy(x_t).to(device)
+    _fit_vae(static_vae, xs_dev[s_rows], static_loss, config, gen, progress)
+    if not progress.stopped:
+        _fit_vae(
+            temporal_vae,
+            xt_dev[t_rows],
+            lambda r, x: temporal_loss(r, x, config.value_weight),
+            config,
+            gen,
+            progress,
+        )
+    z_s, z_t = _latents(static_vae, xs_dev), _latents(temporal_vae, xt_dev)
+    alignment = None
+    if config.variant == "flexgen" and not (has_s.all() and has_t.all()):
+        alignment = align(z_t, z_s, has_t, has_s, labels_np, config.alignment)
+        z_s = np.where(has_s[:, None], z_s, alignment.impute_static(z_t))
+        z_t = np.where(has_t[:, None], z_t, alignment.impute_temporal(z_s))
+    fused = np.concatenate([z_t, z_s], axis=1)[rows].astype(np.float32)
+    mean, std = fused.mean(axis=0), fused.std(axis=0) + 1e-6
+    x0 = torch.from_numpy((fused - mean) / std).to(device)
+
+    n_classes, class_prior, lab = 0, (), None
+    if labels_np is not None:
+        n_classes = len(cohort.label_classes) or int(labels_np.max()) + 1
+        known = labels_np[rows]
+        counts = np.bincount(known[known >= 0], minlength=n_classes)
+        class_prior = tuple(float(c) for c in counts / counts.sum())
+        lab = torch.from_numpy(np.where(known >= 0, known, n_classes)).to(device)
+    denoiser = LatentDenoiser(
+        DenoiserConfig(fused.shape[1], config.denoiser_hidden, config.denoiser_blocks, n_classes)
+    ).to(device)
+    opt = torch.optim.AdamW(denoiser.parameters(), lr=config.diffusion_lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, config.diffusion_iters, 0.1 * config.diffusion_lr
+    )
+    denoiser.train()
+    for _ in range(0 if progress.stopped else config.diffusion_iters):
+        idx = torch.randint(0, len(x0), (min(config.diffusion_batch, len(x0)),), generator=gen)
+        idx = idx.to(device)
+        yb = None
+        if lab is not None:
+            yb = lab[idx].clone()
+            drop = torch.rand(len(idx), generator=gen).to(device) < config.label_dropout
+            yb[drop] = n_classes
+        loss = ddpm.ddpm_loss(denoiser, x0[idx], config.ddpm, yb, None)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if not progress.tick(loss.item()):
+            break
+    training = {
+        "variant": config.variant,
+        "records": int(len(rows)),
+        "records_with_static": int(has_s[rows].sum()),
+        "records_with_temporal": int(has_t[rows].sum()),
+        "ddpm_terminal_signal": round(config.ddpm.terminal_signal, 4),
+        "alignment": None if alignment is None else alignment.summary(),
+        "config": config.to_json(),
+    }
+    model = FlexGenModel(
+        encoding,
+        static_vae,
+        temporal_vae,
+        denoiser.eval(),
+        config.ddpm,
+        mean,
+        std,
+        model_id,
+        class_prior,
+        training=training,
+    )
+    seconds = time.perf_counter() - start
+    log.info("trained %s (%s) in %.1fs", model_id, config.variant, seconds)
+    return TrainResult(model, np.asarray(progress.losses), progress.stopped, seconds, alignment)
+
+
+# --- command line ---------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m core.flexgen.train", description=__doc__.split("\n")[0]
+    )
+    add_cohort_arguments(p)
+    p.add_argument("--out", required=True, type=Path, help="checkpoint folder to write")
+    p.add_argument("--model-id", default=None)
+    p.add_argument("--variant", choices=VARIANTS, default="flexgen")
+    p.add_argument("--temporal-kind", choices=TEMPORAL_KINDS, default="lstm")
+    p.add_argument("--vae-epochs", type=int, default=FlexGenConfig.vae_epochs)
+    p.add_argument("--diffusion-iters", type=int, default=FlexGenConfig.diffusion_iters)
+    p.add_argument("--ddpm-steps", type=int, default=50)
+    p.add_argument("--beta-start", type=float, default=1e-4)
+    p.add_argument(
+        "--beta-end", type=float, default=0.2, help="last beta (the paper: 1e-2, see the card)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--unconditional", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args = _parser().parse_args(argv)
+    cohort, inputs = load_cohort_from_args(args)
+    split = split_cohort(cohort, args.holdout, args.split_seed)
+    train = cohort.subset(split.train)
+    config = replace(
+        FlexGenConfig(),
+        variant=args.variant,
+        temporal_kind=args.temporal_kind,
+        vae_epochs=args.vae_epochs,
+        diffusion_iters=args.diffusion_iters,
+        ddpm=DDPMSchedule(args.ddpm_steps, args.beta_start, args.beta_end),
+        conditional=not args.unconditional,
+        seed=args.seed,
+    )
+    model_id = args.model_id or args.out.name
+
+    def report(step: int, total: int, loss: float) -> None:
+        if step % 500 == 0 or step == total:
+            log.info("step %d/%d loss %.4f", step, total, loss)
+
+    result = train_flexgen(train, config, model_id=model_id, device=args.device, callback=report)
+    from core.flexgen.evaluate import evaluate_model  # heavy metrics import only for export
+
+    metrics = evaluate_model(result.model, cohort, split, seed=args.seed)
+    metrics["training_seconds"] = round(result.seconds, 1)
+    result.model.save(
+        args.out,
+        data_card=dict(FORMATS[args.cohort].data_card)
+        | {
+            "input_files": sorted(p.name for p in inputs.values()),
+            "cohort_fingerprint": cohort.fingerprint(),
+            "records_train": int(len(split.train)),
+            "records_holdout": int(len(split.holdout)),
+            "split": {"holdout": args.holdout, "seed": args.split_seed, "patient_level": True},
+        },
+        training_command="python -m core.flexgen.train "
+        + shlex.join(sys.argv[1:] if argv is None else argv),
+        metrics=metrics,
+    )
+    log.info("wrote %s: %s", args.out, metrics)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
