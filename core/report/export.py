@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pandas as pd
+
+from core.data.cohort import Cohort
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -38,3 +41,35 @@ def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     return buf.getvalue()
+
+
+def patient_frames(cohort: Cohort) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two tables linked by ``record_id``: static (one row per patient, label last) and the
+    series in long format (one row per observed cell: record_id, hour, variable, unit, value)."""
+    ids = np.asarray(cohort.record_ids, dtype=object)
+    static = pd.concat(
+        [pd.DataFrame({"record_id": ids}), cohort.static.reset_index(drop=True)], axis=1
+    )
+    if cohort.labels is not None:
+        classes = list(cohort.label_classes)
+        static[cohort.label_name or "label"] = [
+            (classes[i] if classes else i) if i >= 0 else None for i in cohort.labels
+        ]
+    t = cohort.temporal
+    rec, step, var = np.nonzero(t.mask)
+    long = pd.DataFrame(
+        {
+            "record_id": ids[rec],
+            "hour": step * t.step_hours,
+            "variable": np.asarray(t.variables, dtype=object)[var],
+            "unit": np.asarray(t.units, dtype=object)[var],
+            "value": t.values[rec, step, var],
+        }
+    )
+    return static, long
+
+
+def patients_parquet_bytes(cohort: Cohort) -> bytes:
+    """One Parquet file: the long series with each patient's static columns joined on."""
+    static, long = patient_frames(cohort)
+    return to_parquet_bytes(long.merge(static, on="record_id", how="right"))

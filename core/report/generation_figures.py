@@ -100,3 +100,47 @@ def loss_curve(losses: np.ndarray, window: int = 50) -> go.Figure:
         **_LAYOUT,
     )
     return fig
+
+
+def patient_series(
+    temporal_values: np.ndarray,
+    temporal_mask: np.ndarray,
+    variables: tuple[str, ...],
+    units: tuple[str | None, ...],
+    step_hours: float,
+    title: str,
+) -> go.Figure:
+    """One patient's series, one panel per variable: observed values as points joined by lines
+    (the line only connects observations; unobserved hours are gaps in the data, not zeros)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(
+        rows=len(variables),
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.04,
+        subplot_titles=[f"{v} ({u})" if u else v for v, u in zip(variables, units, strict=True)],
+    )
+    hours = np.arange(temporal_values.shape[0]) * step_hours
+    for j in range(len(variables)):
+        seen = temporal_mask[:, j]
+        fig.add_scatter(
+            x=hours[seen],
+            y=temporal_values[seen, j],
+            mode="lines+markers",
+            line={"color": "#1f6f8b", "width": 1},
+            marker={"size": 6, "color": "#c0392b"},
+            name=variables[j],
+            showlegend=False,
+            hovertemplate="%{x:g} h: %{y:.3g}<extra></extra>",
+            row=j + 1,
+            col=1,
+        )
+        if not seen.any():
+            fig.add_annotation(
+                text="not observed", showarrow=False, xref="x domain", yref="y domain",
+                x=0.5, y=0.5, row=j + 1, col=1,
+            )  # fmt: skip
+    fig.update_xaxes(title_text="hours since admission", row=len(variables), col=1)
+    fig.update_layout(**_LAYOUT, title=title, height=max(220, 140 * len(variables)))
+    return fig
