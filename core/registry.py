@@ -117,3 +117,18 @@ MODELS.register(
         checkpoint="ehrdiff-eicu-icd9",
     )
 )
+MODELS.register(
+    ModelSpec(
+        id="flexgen-physionet2012",
+        family="flexgen-ehr",
+        task="generate-ehr",
+        title="FLEXGEN-EHR: ICU stays with 48-hour series (PhysioNet 2012)",
+        description=(
+            "Complete synthetic patients: static row (age, sex, height, ICU type, weight) plus "
+            "hourly series of 37 vitals and labs over 48 h with their observation mask; trained "
+            "with missing modalities aligned by Gromov-Wasserstein; conditional on in-hospital death."
+        ),
+        requires=("static", "temporal"),
+        checkpoint="flexgen-physionet2012",
+    )
+)

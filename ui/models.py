@@ -7,20 +7,27 @@ from pathlib import Path
 import streamlit as st
 
 from core.ehr.pipeline import EHRDiffModel
+from core.flexgen.pipeline import FlexGenModel
 from core.registry import MODELS, ModelSpec
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+LOADERS = {"ehrdiff": EHRDiffModel.load, "flexgen-ehr": FlexGenModel.load}
 
 
 @st.cache_resource(show_spinner="Loading model weights")
-def shipped_ehrdiff(checkpoint: str, device: str) -> EHRDiffModel:
+def shipped_model(family: str, checkpoint: str, device: str) -> EHRDiffModel | FlexGenModel:
     """One shared, read-only instance per checkpoint and device (inference only, thread-safe)."""
-    return EHRDiffModel.load(CHECKPOINTS / checkpoint, device=device)
+    return LOADERS[family](CHECKPOINTS / checkpoint, device=device)
 
 
 def ehr_generators() -> list[ModelSpec]:
+    """Registered EHR generators whose checkpoint ships with the app."""
     return [
         s
-        for s in MODELS.where(task="generate-ehr", family="ehrdiff")
-        if s.checkpoint and (CHECKPOINTS / s.checkpoint).is_dir()
+        for s in MODELS.where(task="generate-ehr")
+        if s.family in LOADERS and s.checkpoint and (CHECKPOINTS / s.checkpoint).is_dir()
     ]
+
+
+def is_flexgen(model: object) -> bool:
+    return isinstance(model, FlexGenModel)
