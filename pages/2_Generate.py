@@ -1,4 +1,5 @@
-"""Generate: pick or train an EHRDiff model, generate synthetic records, inspect and download them."""
+"""Generate: pick or train a model (EHRDiff or FLEXGEN-EHR), generate synthetic records, inspect and
+download them."""
 
 import copy
 
@@ -6,20 +7,23 @@ import numpy as np
 import streamlit as st
 
 from core.device import select_device
+from core.ehr.encoding import VectorEncoding
 from core.ehr.pipeline import MAX_RECORDS, GenerationSettings
 from core.ehr.samplers import SCHEDULES, network_evaluations
 from core.ehr.train import TrainConfig, train_ehrdiff
 from core.errors import CoreError
+from core.flexgen.train import train_flexgen
 from core.metrics.fidelity import dimension_wise_probability, dimension_wise_probability_from_means
 from core.report import export
 from core.report import generation_figures as gfigs
-from ui import jobs, models, state, widgets
+from ui import flexgen_view, jobs, models, state, widgets
 
 widgets.device_sidebar()
 st.title("Generate")
 st.caption(
-    "Synthetic records come from a diffusion model (EHRDiff). Pick a shipped model or train one on "
-    "the session cohort's training split, then generate as many records as you need."
+    "Synthetic records come from a diffusion model: EHRDiff (one vector per record) or FLEXGEN-EHR "
+    "(complete patients: static row plus hourly series). Pick a shipped model or train one on the "
+    "session cohort's training split, then generate as many records as you need."
 )
 try:
     device = select_device(state.device_preference())
@@ -42,7 +46,8 @@ if choice in session_models:
     model = session_models[choice].to(device)
 elif choice is not None:
     try:
-        model = models.shipped_ehrdiff(shipped[choice].checkpoint, str(device))
+        spec = shipped[choice]
+        model = models.shipped_model(spec.family, spec.checkpoint, str(device))
     except CoreError as exc:
         widgets.show_error(exc, "Loading the model")
 if model is not None and model.manifest is not None:
@@ -61,9 +66,13 @@ if model is not None and model.manifest is not None:
         )
 
 compatible = False
+flexgen = models.is_flexgen(model)
 if model is not None and train_table is not None:
     try:
-        model.encoding.check_compatible(train_table)
+        if flexgen:
+            model.encoding.check_compatible(cohort.subset(split.train))
+        else:
+            model.encoding.check_compatible(train_table)
         compatible = True
     except CoreError as exc:
         st.caption(
@@ -78,6 +87,38 @@ with st.expander(
     if train_table is None:
         st.info("Load a cohort on the Cohort page first; training uses its training split only.")
     else:
+        can_flexgen = cohort.static is not None and cohort.temporal is not None
+        family = st.radio(
+            "Model family",
+            ("EHRDiff", "FLEXGEN-EHR"),
+            horizontal=True,
+            key="train_family",
+            disabled=not can_flexgen,
+            help="FLEXGEN-EHR needs a cohort with static features and time series; records missing "
+            "one of them are kept and their latent is imputed by optimal transport.",
+        )
+        if family == "FLEXGEN-EHR" and can_flexgen:
+            fg_config = flexgen_view.training_config(
+                train_table.labels is not None, cohort.label_name
+            )
+            busy = job is not None and job.running
+            if st.button("Start training", type="primary", disabled=busy, key="fg_train_start"):
+                name = state.unique_name(f"FLEXGEN-EHR on {cohort.name}", session_models)
+                train_cohort = cohort.subset(split.train)
+                job = jobs.start(
+                    name,
+                    1,
+                    lambda j: train_flexgen(
+                        train_cohort,
+                        fg_config,
+                        model_id=name,
+                        device=device,
+                        callback=j.report,
+                        should_stop=j.stop_event.is_set,
+                    ),
+                )
+                st.session_state[state.TRAIN_JOB] = job
+    if train_table is not None and st.session_state.get("train_family", "EHRDiff") == "EHRDiff":
         c1, c2, c3 = st.columns(3)
         steps = c1.number_input("Training steps", 100, 100_000, 3000, 100, key="train_steps")
         size = c2.selectbox(
@@ -127,43 +168,63 @@ with st.expander(
             )
             st.session_state[state.TRAIN_JOB] = job
 
-        @st.fragment(run_every=1.0)
-        def training_progress() -> None:
-            current: jobs.Job | None = st.session_state.get(state.TRAIN_JOB)
-            if current is None:
-                return
-            if current.running:
-                st.progress(
-                    current.step / max(current.total, 1),
-                    text=f"{current.title}: step {current.step:,} of {current.total:,}",
-                )
-                if st.button("Stop training", key="train_stop"):
-                    current.stop()
-            if current.values:
-                st.plotly_chart(
-                    gfigs.loss_curve(np.asarray(current.values)), key=f"loss_{current.started}"
-                )
-            if (
-                not current.running
-                and current.finished is not None
-                and current.error is None
-                and current.result is not None
-            ):
-                if current.title not in session_models:
-                    session_models[current.title] = current.result.model
-                    st.rerun(scope="app")
-                note = " (stopped early)" if current.result.stopped_early else ""
-                st.success(
-                    f"Trained **{current.title}** in {current.result.seconds:.0f} s{note}. It is now in the model list."
-                )
-            if current.error:
-                st.error(f"**Training failed.** {current.error}")
+    @st.fragment(run_every=1.0)
+    def training_progress() -> None:
+        current: jobs.Job | None = st.session_state.get(state.TRAIN_JOB)
+        if current is None:
+            return
+        if current.running:
+            st.progress(
+                current.step / max(current.total, 1),
+                text=f"{current.title}: step {current.step:,} of {current.total:,}",
+            )
+            if st.button("Stop training", key="train_stop"):
+                current.stop()
+        if current.values:
+            st.plotly_chart(
+                gfigs.loss_curve(np.asarray(current.values)), key=f"loss_{current.started}"
+            )
+        if (
+            not current.running
+            and current.finished is not None
+            and current.error is None
+            and current.result is not None
+        ):
+            if current.title not in session_models:
+                session_models[current.title] = current.result.model
+                st.rerun(scope="app")
+            note = " (stopped early)" if current.result.stopped_early else ""
+            st.success(
+                f"Trained **{current.title}** in {current.result.seconds:.0f} s{note}. It is now in the model list."
+            )
+        if current.error:
+            st.error(f"**Training failed.** {current.error}")
 
-        training_progress()
+    training_progress()
 
 # --- generation ---------------------------------------------------------------------------------
 sets = state.synthetic_sets()
-if model is not None:
+if model is not None and flexgen:
+    submitted = flexgen_view.generation_form(model)
+    if submitted is not None:
+        fg_settings, fg_name = submitted
+        bar = st.progress(0.0, text="Sampling")
+        try:
+            synth = model.generate(
+                fg_settings, callback=widgets.progress_callback(bar, "Latent DDPM steps")
+            )
+            key = state.unique_name(fg_name, sets)
+            sets[key] = synth
+            st.session_state["gen_view"] = key
+            st.toast(
+                f"Generated {fg_settings.n:,} patients in {synth.seconds:.1f} s",
+                icon=":material/check_circle:",
+            )
+        except CoreError as exc:
+            widgets.show_error(exc, "Generation")
+        finally:
+            bar.empty()
+elif model is not None:
     with st.form("generate"):
         c1, c2, c3, c4 = st.columns(4)
         n = c1.number_input(
@@ -269,6 +330,31 @@ if sets:
     st.subheader("Synthetic sets in this session")
     view = st.selectbox("Show", list(sets), key="gen_view")
     synth = sets[view]
+    stem = "".join(ch if ch.isalnum() else "_" for ch in view)[:60]
+    if synth.cohort is not None:
+        s = synth.settings
+        st.caption(
+            f"{synth.table.n_records:,} patients from `{synth.model_id}` · DDPM {s.steps} steps, seed {s.seed}"
+            f"{f', guidance {s.guidance:g}' if s.label_mix else ''} · {synth.seconds:.1f} s. "
+            "Synthetic data: not real patients."
+        )
+        flexgen_view.show_patients(synth, stem)
+        if train_table is not None:
+            try:
+                enc = VectorEncoding.fit(train_table)
+                result = dimension_wise_probability(
+                    enc.encode(train_table), enc.encode(synth.table), enc.dim_names
+                )
+                st.plotly_chart(
+                    gfigs.prevalence_scatter(result, "session training split, per-stay summaries"),
+                    key="fg_scatter",
+                )
+            except CoreError:
+                st.caption("The session cohort has other columns; no comparison shown.")
+        if st.button("Remove this set", key="fg_remove"):
+            del sets[view]
+            st.rerun()
+        st.stop()
     frame = synth.table.to_frame()
     s = synth.settings
     st.caption(
@@ -308,7 +394,6 @@ if sets:
             key="gen_codes",
         )
     d1, d2, d3 = st.columns([1, 1, 2])
-    stem = "".join(ch if ch.isalnum() else "_" for ch in view)[:60]
     d1.download_button(
         "Download CSV", export.to_csv_bytes(frame), f"{stem}.csv", "text/csv", key="gen_dl_csv"
     )

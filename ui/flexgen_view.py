@@ -1,0 +1,141 @@
+"""Generate-page widgets for FLEXGEN-EHR: settings form, training settings, patient viewer."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import streamlit as st
+
+from core.ehr.pipeline import SyntheticSet
+from core.flexgen.pipeline import MAX_RECORDS, FlexGenModel, FlexGenSettings
+from core.flexgen.train import FlexGenConfig
+from core.report import export
+from core.report import generation_figures as gfigs
+
+
+def generation_form(model: FlexGenModel) -> tuple[FlexGenSettings, str] | None:
+    """The settings form; returns (settings, set name) when submitted."""
+    with st.form("generate_flexgen"):
+        c1, c2 = st.columns(2)
+        n = c1.number_input(
+            "Patients",
+            1,
+            MAX_RECORDS,
+            500,
+            key="fg_n",
+            help=f"At most {MAX_RECORDS:,} per run. Each gets a static row and a "
+            f"{model.encoding.temporal.n_steps}-step series.",
+        )
+        seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="fg_seed")
+        guidance, mix = 1.0, None
+        if model.n_classes == 2:
+            c1, c2 = st.columns(2)
+            classes = model.encoding.label_classes or ("0", "1")
+            share = c1.slider(
+                f"Share of '{classes[1]}' patients",
+                0.0,
+                1.0,
+                float(model.class_prior[1]),
+                0.01,
+                key="fg_mix",
+            )
+            guidance = c2.slider(
+                "Guidance scale",
+                0.0,
+                5.0,
+                1.0,
+                0.1,
+                key="fg_guidance",
+                help="1 = plain conditional sampling; above 1 strengthens the label's effect.",
+            )
+            mix = (1.0 - share, share)
+        name = st.text_input("Name of this synthetic set", "", key="fg_name")
+        st.caption(
+            f"Latent DDPM, {model.schedule.steps} ancestral steps "
+            f"(betas {model.schedule.beta_start:g} to {model.schedule.beta_end:g})."
+        )
+        if not st.form_submit_button("Generate", type="primary"):
+            return None
+    settings = FlexGenSettings(
+        n=int(n), seed=int(seed), guidance=guidance, label_mix=mix if model.n_classes else None
+    )
+    return settings, name.strip() or f"{model.model_id} · seed {seed}"
+
+
+def training_config(has_label: bool, label_name: str | None) -> FlexGenConfig:
+    c1, c2, c3, c4 = st.columns(4)
+    epochs = c1.number_input("VAE epochs", 1, 500, 20, key="fg_train_epochs")
+    iters = c2.number_input("Diffusion steps", 100, 100_000, 3000, 100, key="fg_train_iters")
+    kind = c3.selectbox(
+        "Temporal VAE",
+        ("cnn", "lstm"),
+        key="fg_train_kind",
+        help="1-D CNN (the paper's appendix; faster on a CPU) or LSTM (the paper's main text).",
+    )
+    seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="fg_train_seed")
+    conditional = st.checkbox(
+        f"Condition on the label ({label_name})",
+        value=has_label,
+        disabled=not has_label,
+        key="fg_train_cond",
+    )
+    return replace(
+        FlexGenConfig(),
+        vae_epochs=int(epochs),
+        diffusion_iters=int(iters),
+        temporal_kind=kind,
+        conditional=conditional,
+        seed=int(seed),
+    )
+
+
+def show_patients(synth: SyntheticSet, stem: str) -> None:
+    """Static table, one patient's series, and the downloads."""
+    cohort = synth.cohort
+    static, long = export.patient_frames(cohort)
+    st.markdown("**Static part** (one row per synthetic patient)")
+    st.dataframe(static.head(200), hide_index=True, key="fg_static")
+    t = cohort.temporal
+    c1, c2 = st.columns([1, 2])
+    patient = c1.selectbox("Patient", list(cohort.record_ids[:500]), key="fg_patient")
+    counts = t.mask.sum(axis=(0, 1))
+    default = [t.variables[j] for j in np.argsort(-counts)[:4]]
+    chosen = c2.multiselect("Variables", list(t.variables), default=default, key="fg_vars")
+    if patient is not None and chosen:
+        i = int(np.flatnonzero(cohort.record_ids == patient)[0])
+        cols = [t.variables.index(v) for v in chosen]
+        st.plotly_chart(
+            gfigs.patient_series(
+                t.values[i][:, cols],
+                t.mask[i][:, cols],
+                tuple(chosen),
+                tuple(t.units[j] for j in cols),
+                t.step_hours,
+                f"{patient}: observed values (points) over {t.n_steps * t.step_hours:g} h",
+            ),
+            key="fg_series",
+        )
+    d1, d2, d3 = st.columns(3)
+    d1.download_button(
+        "Static part (CSV)",
+        export.to_csv_bytes(static),
+        f"{stem}_static.csv",
+        "text/csv",
+        key="fg_dl_static",
+    )
+    d2.download_button(
+        "Series, long format (CSV)",
+        export.to_csv_bytes(long),
+        f"{stem}_series_long.csv",
+        "text/csv",
+        key="fg_dl_long",
+        help="One row per observed cell: record_id, hour, variable, unit, value.",
+    )
+    d3.download_button(
+        "Both in one Parquet",
+        export.patients_parquet_bytes(cohort),
+        f"{stem}.parquet",
+        "application/octet-stream",
+        key="fg_dl_parquet",
+    )
