@@ -2,7 +2,14 @@ import io
 
 import pandas as pd
 
-from core.report.export import neutralise_formulas, to_csv_bytes, to_parquet_bytes
+from core.report.export import (
+    neutralise_formulas,
+    patient_frames,
+    patients_parquet_bytes,
+    to_csv_bytes,
+    to_parquet_bytes,
+)
+from tests.core.flexgen.toy import toy_cohort
 
 
 def test_formula_cells_are_neutralised_numbers_are_not():
@@ -23,3 +30,19 @@ def test_formula_cells_are_neutralised_numbers_are_not():
 def test_parquet_round_trip():
     frame = pd.DataFrame({"a": [1, 2], "b": ["x", None]})
     assert pd.read_parquet(io.BytesIO(to_parquet_bytes(frame))).equals(frame)
+
+
+def test_patient_frames_link_static_and_long_series_by_record_id():
+    cohort = toy_cohort(30, missing_temporal=0.2)
+    static, long = patient_frames(cohort)
+    assert list(static.columns) == ["record_id", "Age", "Male", "Unit", "sick"]
+    assert set(static["sick"]) <= {"no", "yes"}
+    assert len(long) == cohort.temporal.mask.sum()
+    assert list(long.columns) == ["record_id", "hour", "variable", "unit", "value"]
+    r = 3
+    mine = long[long["record_id"] == cohort.record_ids[r]]
+    expected = cohort.temporal.values[r][cohort.temporal.mask[r]]
+    assert sorted(mine["value"]) == sorted(expected.tolist())
+    joined = pd.read_parquet(io.BytesIO(patients_parquet_bytes(cohort)))
+    # Patients without any observation keep one row (their static part) in the single file.
+    assert len(joined) == len(long) + 6 and joined["record_id"].nunique() == 30

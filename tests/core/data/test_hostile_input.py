@@ -106,3 +106,32 @@ def test_outcomes_fixture_is_valid(physionet_tar_bytes):
         },
     )
     assert cohort.labels.tolist() == [0, 0, 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cut=st.integers(min_value=0, max_value=200),
+    flip=st.integers(min_value=0, max_value=200),
+    cell=st.sampled_from(HOSTILE_CELLS),
+)
+def test_hostile_static_table_beside_a_valid_series(cut, flip, cell):
+    """The long format's optional static table: a hostile cell, truncation or a flipped byte."""
+    series = SEEDS["long_timeseries"][1]
+    lines = ["id,age,unit,died", "a,54,medical,0", "b,61,surgical,1", "z,70,medical,0"]
+    row = 1 + flip % 3
+    cells = lines[row].split(",")
+    cells[cut % 4] = cell
+    lines[row] = ",".join(cells)
+    static = ("\n".join(lines) + "\n").encode()
+    flipped = bytearray(static)
+    flipped[flip % len(flipped)] ^= 0x5A
+    for data in (static, static[: len(static) - cut % len(static)], bytes(flipped)):
+        try:
+            cohort = load_cohort(
+                "long_timeseries",
+                {"table": NamedInput("s.csv", series), "static": NamedInput("st.csv", data)},
+                {"static_id_column": "id", "label_column": "died"},
+            )
+        except CoreError:
+            continue
+        assert cohort.temporal.values.shape[0] == cohort.n_records == len(cohort.static)
