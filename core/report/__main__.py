@@ -9,17 +9,21 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
+from core.checkpoints import sha256_file
 from core.cli import add_cohort_arguments, load_cohort_from_args, parse_pairs
 from core.data.cohort import split_cohort
 from core.data.io import read_table
 from core.ehr.encoding import VectorEncoding
 from core.ehr.table import ehr_table, table_from_frame
 from core.metrics.baselines import independent_marginals
+from core.metrics.gate import GateThresholds, evaluate_gate, release_manifest
 from core.metrics.suite import ReviewSettings, review, summary_table
 from core.report.export import to_csv_bytes
 from core.report.review_report import build_html, code_counts, make_context, to_json
@@ -57,6 +61,18 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="MMD on this many records per set (default: exact)",
     )
+    gate = p.add_argument_group("release gate (defaults and rationale: core/metrics/gate.py)")
+    for name, default in asdict(GateThresholds()).items():
+        gate.add_argument(f"--gate-{name.replace('_', '-')}", type=float, default=default)
+    gate.add_argument(
+        "--override",
+        default=None,
+        metavar="REASON",
+        help="release sets that fail the gate anyway; the reason is recorded in their manifest",
+    )
+    gate.add_argument(
+        "--fail-on-gate", action="store_true", help="exit with status 2 when a set fails"
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not args.synthetic and not args.baseline:
@@ -87,15 +103,35 @@ def main(argv: list[str] | None = None) -> int:
     }
     context = make_context(cohort, split, settings, provenance)
     codes = code_counts(train, synthetic)
+    thresholds = GateThresholds(**{k: getattr(args, f"gate_{k}") for k in asdict(GateThresholds())})
+    verdicts = {rv.name: evaluate_gate(rv, thresholds) for rv in reviews}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(build_html(reviews, context, codes), encoding="utf-8")
-    args.out.with_suffix(".json").write_text(to_json(reviews, context), encoding="utf-8")
+    args.out.write_text(build_html(reviews, context, codes, verdicts), encoding="utf-8")
+    args.out.with_suffix(".json").write_text(to_json(reviews, context, verdicts), encoding="utf-8")
+    releases = {}
+    for name, verdict in verdicts.items():
+        log.info("release gate %s: %s", name, "PASS" if verdict.passed else "FAIL")
+        if name in files and (verdict.passed or args.override):
+            releases[name] = release_manifest(
+                verdict,
+                cohort_fingerprint=context.cohort_fingerprint,
+                split=context.split,
+                provenance=provenance[name],
+                review_settings=context.settings,
+                synthetic_sha256=sha256_file(Path(files[name])),
+                override_reason=args.override,
+            )
+    args.out.with_suffix(".release.json").write_text(
+        json.dumps(releases, indent=2) + "\n", encoding="utf-8"
+    )
     args.out.with_suffix(".csv").write_bytes(to_csv_bytes(summary_table(reviews)))
     with pd.option_context("display.width", 160, "display.max_colwidth", 70):
         print(
             summary_table(reviews).round(4).to_string(index=False)
         )  # the CLI's output is the table
-    log.info("wrote %s (+ .json, .csv)", args.out)
+    log.info("wrote %s (+ .json, .csv, .release.json)", args.out)
+    if args.fail_on_gate and not all(v.passed for v in verdicts.values()):
+        return 2
     return 0
 
 

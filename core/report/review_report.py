@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -14,6 +14,7 @@ import plotly.io as pio
 from core import __version__
 from core.data.cohort import Cohort, CohortSplit
 from core.ehr.table import EHRTable
+from core.metrics.gate import GateVerdict
 from core.metrics.suite import Review, ReviewSettings, best_column, settings_dict, summary_table
 from core.report import review_figures as rf
 from core.report.generation_figures import codes_per_record_overlay, prevalence_scatter
@@ -59,7 +60,45 @@ def code_counts(
     }
 
 
-def to_json(reviews: list[Review], context: ReportContext) -> str:
+def gate_json(verdict: GateVerdict) -> dict:
+    return {
+        "verdict": "pass" if verdict.passed else "fail",
+        "checks": [asdict(c) for c in verdict.checks],
+        "thresholds": asdict(verdict.thresholds),
+    }
+
+
+def _gate_html(verdicts: dict[str, GateVerdict]) -> str:
+    if not verdicts:
+        return ""
+    rows = []
+    for name, v in verdicts.items():
+        for c in v.checks:
+            value = "not computed" if c.value is None else f"{c.value:.4g}"
+            chance = "" if c.chance_95 is None else f"{c.chance_95:.3g}"
+            mark = "pass" if c.passed else "FAIL"
+            rows.append(
+                f"<tr><td>{html.escape(name)}</td><td>{html.escape(c.name)}</td><td>{value}</td>"
+                f"<td>&le; {c.threshold:.3g}</td><td>{chance}</td>"
+                f'<td class="{"best" if c.passed else "fail"}">{mark}</td></tr>'
+            )
+    verdict_text = "; ".join(
+        f"{html.escape(n)}: {'PASS' if v.passed else 'FAIL'}" for n, v in verdicts.items()
+    )
+    return (
+        f"<h2>Release gate</h2><p><b>{verdict_text}</b></p><table><thead><tr><th>Set</th>"
+        "<th>Check</th><th>Value</th><th>Threshold</th><th>Chance level (95%)</th><th>Result</th>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        "<p class='meta'>Thresholds are the data steward's; the chance level is what independent "
+        "records reach 95% of the time at this sample size.</p>"
+    )
+
+
+def to_json(
+    reviews: list[Review],
+    context: ReportContext,
+    verdicts: dict[str, GateVerdict] | None = None,
+) -> str:
     payload = {
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "app_version": __version__,
@@ -76,6 +115,9 @@ def to_json(reviews: list[Review], context: ReportContext) -> str:
                 "records": rv.n_records,
                 "subsampled_from": rv.subsampled_from,
                 "skipped": rv.skipped,
+                "release_gate": gate_json(verdicts[rv.name])
+                if verdicts and rv.name in verdicts
+                else None,
                 "metrics": [
                     {
                         "name": r.name,
@@ -141,6 +183,7 @@ def build_html(
     reviews: list[Review],
     context: ReportContext,
     codes: dict[str, tuple[np.ndarray | None, np.ndarray | None]] | None = None,
+    verdicts: dict[str, GateVerdict] | None = None,
 ) -> str:
     """A single HTML file: plotly.js inlined once, every figure interactive, no network needed."""
     codes = codes or {}
@@ -196,6 +239,7 @@ body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1300px
 table {{ border-collapse: collapse; width: 100%; font-size: 0.92rem; }}
 th, td {{ border-bottom: 1px solid #dde3e8; padding: 6px 8px; text-align: left; }}
 td.best {{ background: #dff2e6; font-weight: 600; }}
+td.fail {{ background: #fbe3e1; font-weight: 600; }}
 .grid {{ display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; }}
 .meta {{ color: #52606d; font-size: 0.9rem; }}
 .warn {{ background: #fff4e0; padding: 0.6rem 1rem; border-radius: 6px; }}
@@ -209,6 +253,7 @@ Generated {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")} by Clinical Synthes
 {_table_html(reviews)}
 <p class="meta">Highlighted: the value closest to the ideal in each row. Privacy metrics are measured against the
 real training (members) and holdout (non-members) patients.</p>
+{_gate_html(verdicts or {})}
 {"".join(parts)}
 <h2>Settings</h2><pre>{settings}</pre>
 </body></html>"""

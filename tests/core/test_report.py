@@ -66,3 +66,33 @@ def test_table_from_frame_names_schema_problems(cohort_csv):
         table_from_frame(good.assign(icu="ward"), table, "bad.csv")
     with pytest.raises(CohortError, match="no rows"):
         table_from_frame(good.iloc[:0], table, "empty.csv")
+
+
+def test_cli_release_gate_fails_a_training_copy_and_records_an_override(cohort_csv, tmp_path):
+    from core.data.cohort import split_cohort
+
+    real, _ = cohort_csv
+    frame = pd.read_csv(real)
+    cohort = load_wide_table(real.read_bytes(), id_column="id", label_column="y", name="c.csv")
+    train_ids = set(cohort.record_ids[split_cohort(cohort, 0.2, 0).train])
+    copy = frame[frame["id"].isin(train_ids)].drop(columns=["id"])
+    leak = tmp_path / "leak.csv"
+    copy.to_csv(leak, index=False)
+    common = [
+        "--cohort", "wide_table", "--input", f"table={real}", "--option", "id_column=id",
+        "--option", "label_column=y", "--synthetic", f"leak={leak}", "--mmd-subsample", "200",
+    ]  # fmt: skip
+    out = tmp_path / "gate.html"
+    assert main([*common, "--out", str(out), "--fail-on-gate"]) == 2
+    payload = json.loads(out.with_suffix(".json").read_text())
+    gate = payload["sets"]["leak"]["release_gate"]
+    assert gate["verdict"] == "fail"
+    failed = {c["name"] for c in gate["checks"] if not c["passed"]}
+    assert "Exact copies of training records" in failed
+    assert json.loads(out.with_suffix(".release.json").read_text()) == {}
+    assert "Release gate" in out.read_text() and "FAIL" in out.read_text()
+    main([*common, "--out", str(out), "--override", "test fixture, not for release"])
+    release = json.loads(out.with_suffix(".release.json").read_text())["leak"]
+    assert release["verdict"] == "fail (released by override)"
+    assert release["override_reason"] == "test fixture, not for release"
+    assert len(release["synthetic_sha256"]) == 64 and release["real_cohort_fingerprint"]
