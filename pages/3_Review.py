@@ -11,6 +11,7 @@ from core.ehr.pipeline import GenerationSettings, SyntheticSet
 from core.ehr.table import table_from_frame
 from core.errors import CohortError, CoreError
 from core.metrics.baselines import independent_marginals
+from core.metrics.gate import evaluate_gate
 from core.metrics.suite import (
     ReviewSettings,
     best_column,
@@ -201,6 +202,26 @@ for col, rv in zip(st.columns(len(reviews)), reviews, strict=True):
         for i, fig in enumerate(figures_for(rv, real_c, syn_c)):
             st.plotly_chart(fig, key=f"review_fig_{rv.name}_{i}")
 
+st.subheader("Release gate")
+st.caption(
+    "Privacy thresholds a data steward sets before any release. A set that fails can only be "
+    "downloaded with an explicit override, recorded in its release manifest."
+)
+thresholds = ui_review.gate_thresholds()
+verdicts = {rv.name: evaluate_gate(rv, thresholds) for rv in reviews}
+st.dataframe(
+    ui_review.gate_frame(verdicts).style.format(
+        {"value": "{:.4g}", "threshold (≤)": "{:.3g}", "chance level (95%)": "{:.3g}"},
+        na_rep="",
+    ),
+    hide_index=True,
+    key="gate_table",
+)
+st.caption(
+    "Chance level: what independent records reach 95% of the time at this sample size; a threshold "
+    "below it can fail a model that never saw the training patients."
+)
+
 context = make_context(
     cohort,
     split,
@@ -217,18 +238,40 @@ context = make_context(
         for n in names
     },
 )
+release_name = st.selectbox("Release a synthetic set", names, key="gate_set")
+release_set = sets[release_name]
+stem = "".join(ch if ch.isalnum() else "_" for ch in release_name)[:60]
+if release_set.cohort is not None:
+    payload = export.patients_parquet_bytes(release_set.cohort)
+    filename, mime = f"{stem}.parquet", "application/octet-stream"
+else:
+    payload = export.to_csv_bytes(release_set.table.to_frame())
+    filename, mime = f"{stem}.csv", "text/csv"
+ui_review.release_download(
+    verdicts[release_name],
+    payload,
+    filename,
+    mime,
+    {
+        "cohort_fingerprint": context.cohort_fingerprint,
+        "split": context.split,
+        "provenance": context.sets[release_name],
+        "review_settings": context.settings,
+    },
+)
+
 st.subheader("Export")
 d1, d2, d3 = st.columns(3)
 d1.download_button(
     "Download HTML report",
-    build_html(reviews, context, codes).encode("utf-8"),
+    build_html(reviews, context, codes, verdicts).encode("utf-8"),
     "synthetic_review.html",
     "text/html",
     key="review_dl_html",
 )
 d2.download_button(
     "Download metrics (JSON)",
-    to_json(reviews, context).encode("utf-8"),
+    to_json(reviews, context, verdicts).encode("utf-8"),
     "synthetic_review.json",
     "application/json",
     key="review_dl_json",

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import asdict
+
+import pandas as pd
 import streamlit as st
 
 from core.ehr.encoding import VectorEncoding
 from core.ehr.table import EHRTable
+from core.metrics.gate import CHECKS, GateThresholds, GateVerdict, release_manifest
 from core.metrics.suite import Review, ReviewSettings, review
 
 EXPLANATIONS = {
@@ -67,3 +73,92 @@ def run_review(
 ) -> Review:
     """Cached per (cohort, split, synthetic set, settings) fingerprint in ``key``."""
     return _cached_review(key, (name, train, holdout, synth, encoding, settings, callback))
+
+
+GATE_HELP = {
+    "mia_advantage": "Largest TPR - FPR of the distance attacker over a coin flip (0 = none).",
+    "exact_copies": "Share of synthetic records identical to a training record.",
+    "dcr_share": "Share of synthetic records whose closest real record is a training patient; 0.5 = never saw them.",
+    "attribute_gap": "How much better an attacker guesses training patients' hidden features than others'.",
+}
+
+
+def gate_thresholds() -> GateThresholds:
+    """Steward-set thresholds (defaults and rationale: core/metrics/gate.py)."""
+    defaults = asdict(GateThresholds())
+    with st.expander("Thresholds (set by the data steward)"):
+        cols = st.columns(len(defaults))
+        values = {
+            name: col.number_input(
+                CHECKS[name][2],
+                0.0,
+                1.0,
+                float(default),
+                0.01,
+                format="%.3f",
+                key=f"gate_{name}",
+                help=GATE_HELP[name],
+            )
+            for col, (name, default) in zip(cols, defaults.items(), strict=True)
+        }
+    return GateThresholds(**values)
+
+
+def gate_frame(verdicts: dict[str, GateVerdict]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "set": name,
+                "check": c.name,
+                "value": c.value,
+                "threshold (≤)": c.threshold,
+                "chance level (95%)": c.chance_95,
+                "result": "pass" if c.passed else ("not computed" if c.value is None else "FAIL"),
+            }
+            for name, v in verdicts.items()
+            for c in v.checks
+        ]
+    )
+
+
+def release_download(
+    verdict: GateVerdict, payload: bytes, filename: str, mime: str, manifest_args: dict
+) -> None:
+    """Download of one synthetic set with its release manifest; a failing set needs an explicit,
+    reasoned override, which the manifest records."""
+    reason = None
+    if not verdict.passed:
+        st.warning(
+            f"**{verdict.set_name}** fails the release gate: {', '.join(verdict.failures)}.",
+            icon=":material/gpp_bad:",
+        )
+        override = st.checkbox(
+            "Override: release this set despite the failed checks", key="gate_override"
+        )
+        reason = st.text_input(
+            "Reason for the override (recorded in the manifest)",
+            key="gate_reason",
+            disabled=not override,
+        )
+        if not (override and reason.strip()):
+            st.caption("Downloading a failing set needs the override and a reason.")
+            return
+    else:
+        st.success(f"**{verdict.set_name}** passes the release gate.", icon=":material/verified:")
+    manifest = release_manifest(
+        verdict,
+        synthetic_sha256=hashlib.sha256(payload).hexdigest(),
+        override_reason=reason,
+        **manifest_args,
+    )
+    c1, c2 = st.columns(2)
+    c1.download_button(
+        "Download synthetic set", payload, filename, mime, key="gate_dl_data", type="primary"
+    )
+    c2.download_button(
+        "Download release manifest (JSON)",
+        json.dumps(manifest, indent=2).encode("utf-8"),
+        f"{filename.rsplit('.', 1)[0]}.release.json",
+        "application/json",
+        key="gate_dl_manifest",
+    )

@@ -63,3 +63,34 @@ def test_uploaded_set_with_wrong_columns_is_refused_by_name():
         "columns differ from the real cohort" in at.error[0].value
         and "unexpected Colour" in at.error[0].value
     )
+
+
+def test_release_gate_blocks_a_training_copy_until_a_reasoned_override():
+    from core.report.export import to_csv_bytes
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/1_Cohort.py").run()
+    at.radio(key="cohort_source_mode").set_value("Demo cohort").run()
+    box = at.selectbox(key="cohort_demo")
+    box.set_value(next(o for o in box.options if "ICU stays" in o)).run()
+    next(b for b in at.button if b.label == "Load cohort").click().run()
+    at.switch_page("pages/3_Review.py").run()
+    table, split = at.session_state["css.cohort_table"][1], at.session_state["css.split"]
+    leak = to_csv_bytes(table.subset(split.train).to_frame())
+    at.file_uploader(key="review_upload").set_value(("leak.csv", leak, "text/csv")).run()
+    at.multiselect(key="review_sets").set_value(["Upload: leak.csv"]).run()
+    at.selectbox(key="review_mmd").set_value("subsample 2,000 records")
+    at.number_input(key="review_boot").set_value(20)
+    at.button(key="review_run").click().run()
+    assert not at.exception
+    gate = at.dataframe[1].value
+    copies = gate.set_index("check").loc["Exact copies of training records"]
+    assert copies["result"] == "FAIL" and copies["value"] == 1.0
+    labels = {d.label for d in at.get("download_button")}
+    assert "Download synthetic set" not in labels  # blocked
+    assert any("fails the release gate" in w.value for w in at.warning)
+    at.checkbox(key="gate_override").check().run()
+    assert "Download synthetic set" not in {d.label for d in at.get("download_button")}
+    at.text_input(key="gate_reason").set_value("tabletop exercise, steward J. Doe").run()
+    labels = {d.label for d in at.get("download_button")}
+    assert {"Download synthetic set", "Download release manifest (JSON)"} <= labels
