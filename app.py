@@ -33,7 +33,9 @@ def home() -> None:
         st.page_link(COHORT_PAGE, label="Open Cohort", icon=":material/groups:")
     with c2.container(border=True):
         st.markdown("#### 2. Generate")
-        st.write("Pick a shipped EHRDiff model or train one on your cohort, then generate records.")
+        st.write(
+            "Pick a shipped EHRDiff or FLEXGEN-EHR model or train one on your cohort, then generate records or complete patients with 48-hour series."
+        )
         st.page_link(GENERATE_PAGE, label="Open Generate", icon=":material/auto_awesome:")
     with c3.container(border=True):
         st.markdown("#### 3. Review")
