@@ -1,5 +1,7 @@
 """Clinical Synthesis Studio: entry point (navigation) and landing page."""
 
+import logging
+import os
 from pathlib import Path
 
 import streamlit as st
@@ -11,6 +13,11 @@ from core.registry import MODELS
 from ui import state, widgets
 
 ROOT = Path(__file__).resolve().parent
+# Core logs carry counts and timings only, never patient values; CSS_LOG_LEVEL=INFO shows them.
+logging.basicConfig(
+    level=os.environ.get("CSS_LOG_LEVEL", "WARNING").upper(),
+    format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+)
 
 
 def home() -> None:

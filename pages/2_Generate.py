@@ -168,7 +168,8 @@ with st.expander(
             )
             st.session_state[state.TRAIN_JOB] = job
 
-    @st.fragment(run_every=1.0)
+    # Poll only while a job runs: an idle page must not rerun every second for every session.
+    @st.fragment(run_every=1.0 if job is not None and job.running else None)
     def training_progress() -> None:
         current: jobs.Job | None = st.session_state.get(state.TRAIN_JOB)
         if current is None:

@@ -43,7 +43,9 @@ COLUMNS = {
     "r2_dimension_wise_probability": "R² dim-wise prob. ↑",
     "mmd": "MMD ↓",
     "tstr_auroc": "TSTR AUROC ↑",
+    "trtr_auroc": "TRTR AUROC",
     "tstr_aupr": "TSTR AUPR ↑",
+    "trtr_aupr": "TRTR AUPR",
     "mia_accuracy": "MIA accuracy (0.5 ideal)",
 }
 

@@ -6,121 +6,17 @@ Skipped, with the reason, when chromium or Playwright is absent (`.ci/run` insta
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-STEP_TIMEOUT_MS = 180_000
-
-playwright = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is absent")
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+from tests.browser.conftest import STEP_TIMEOUT_MS, Journey, new_page
 
 pytestmark = pytest.mark.browser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    port = _free_port()
-    env = {**os.environ, "CSS_DEVICE": "cpu"}
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-            "--server.port", str(port), "--server.address", "127.0.0.1",
-            "--server.headless", "true", "--browser.gatherUsageStats", "false",
-        ],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"the server did not answer /_stcore/health: {proc.stdout.read().decode()}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"],
-        )
-        yield b
-        b.close()
-
-
-class Journey:
-    def __init__(self, page, name: str) -> None:
-        self.page, self.name, self.step = page, name, 0
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-
-    def shot(self, what: str) -> None:
-        self.step += 1
-        self.page.screenshot(
-            path=str(ARTIFACTS / f"{self.name}-{self.step:02d}-{what}.png"), full_page=True
-        )
-
-    def see(self, text: str) -> None:
-        self.page.get_by_text(text, exact=False).first.wait_for(timeout=STEP_TIMEOUT_MS)
-
-    def idle(self) -> None:
-        """Wait until the script run ends (Streamlit shows its status widget while running)."""
-        self.page.wait_for_timeout(300)
-        self.page.locator('[data-testid="stStatusWidget"]').wait_for(
-            state="detached", timeout=STEP_TIMEOUT_MS
-        )
-
-    def nav(self, title: str) -> None:
-        self.page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
-        self.idle()
-
-    def button(self, label: str) -> None:
-        self.page.get_by_role("button", name=label).first.click()
-        self.idle()
-
-    def choose(self, select_label: str, option_text: str) -> None:
-        box = self.page.locator('[data-testid="stSelectbox"]', has_text=select_label).first
-        box.click()
-        self.page.get_by_role("option").filter(has_text=option_text).first.click()
-        self.idle()
-
-
-def _new_page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    return context, context.new_page()
-
-
 def test_ehr_journey_demo_generate_review_and_report(server, browser, tmp_path):
-    context, page = _new_page(browser)
+    context, page = new_page(browser)
     j = Journey(page, "ehr")
-    page.goto(server)
+    page.goto(server.url)
     j.see("System status")
     j.idle()
     j.shot("home")
@@ -152,9 +48,9 @@ def test_ehr_journey_demo_generate_review_and_report(server, browser, tmp_path):
 
 
 def test_flexgen_journey_complete_patients_in_the_browser(server, browser):
-    context, page = _new_page(browser)
+    context, page = new_page(browser)
     j = Journey(page, "flexgen")
-    page.goto(server)
+    page.goto(server.url)
     j.see("System status")
     j.idle()
     j.nav("Generate")

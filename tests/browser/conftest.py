@@ -1,0 +1,141 @@
+"""Browser fixtures: the real server on a free loopback port and Debian's chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+STEP_TIMEOUT_MS = 180_000
+
+playwright = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is absent")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+    def peak_rss_mb(self) -> float:
+        """Peak resident memory of the server process (VmHWM), in MB."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[Server]:
+    port = _free_port()
+    env = {**os.environ, "CSS_DEVICE": "cpu", "CSS_LOG_LEVEL": "INFO"}
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    out = log.open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+            "--server.port", str(port), "--server.address", "127.0.0.1",
+            "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            # No file watcher: screenshots written under the project must not trigger reruns.
+            "--server.fileWatcherType", "none",
+        ],
+        cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"the server did not answer /_stcore/health: {log.read_text()[-2000:]}")
+    yield Server(url, proc, log)
+    proc.terminate()
+    proc.wait(timeout=30)
+    out.close()
+
+
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def pw():
+    with playwright.sync_playwright() as p:
+        yield p
+
+
+def launch(pw):
+    return pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+
+
+@pytest.fixture(scope="module")
+def browser(pw):
+    b = launch(pw)
+    yield b
+    b.close()
+
+
+class Journey:
+    def __init__(self, page, name: str) -> None:
+        self.page, self.name, self.step = page, name, 0
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def shot(self, what: str) -> None:
+        self.step += 1
+        self.page.screenshot(
+            path=str(ARTIFACTS / f"{self.name}-{self.step:02d}-{what}.png"), full_page=True
+        )
+
+    def see(self, text: str) -> None:
+        self.page.get_by_text(text, exact=False).first.wait_for(timeout=STEP_TIMEOUT_MS)
+
+    def idle(self) -> None:
+        """Wait until the script run ends (Streamlit shows its status widget while running)."""
+        self.page.wait_for_timeout(300)
+        self.page.locator('[data-testid="stStatusWidget"]').wait_for(
+            state="detached", timeout=STEP_TIMEOUT_MS
+        )
+
+    def nav(self, title: str) -> None:
+        self.page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+        self.idle()
+
+    def button(self, label: str) -> None:
+        self.page.get_by_role("button", name=label).first.click()
+        self.idle()
+
+    def choose(self, select_label: str, option_text: str) -> None:
+        box = self.page.locator('[data-testid="stSelectbox"]', has_text=select_label).first
+        box.click()
+        self.page.get_by_role("option").filter(has_text=option_text).first.click()
+        self.idle()
+
+
+def new_page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    context.set_default_timeout(STEP_TIMEOUT_MS)  # a busy 2-core server answers slowly
+    return context, context.new_page()
