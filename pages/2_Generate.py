@@ -263,28 +263,13 @@ elif model is not None:
             ),
             help="Default: the paper's EDM schedule for Heun, the tuned one for DPM-Solver++(2M).",
         )
-        guidance, mix = 1.0, None
-        if model.n_classes == 2:
-            c1, c2 = st.columns(2)
-            classes = model.encoding.label_classes or ("0", "1")
-            share = c1.slider(
-                f"Share of '{classes[1]}' records",
-                0.0,
-                1.0,
-                float(model.class_prior[1]),
-                0.01,
-                key="gen_mix",
-            )
-            guidance = c2.slider(
-                "Guidance scale",
-                0.0,
-                5.0,
-                1.0,
-                0.1,
-                key="gen_guidance",
-                help="1 = plain conditional sampling; above 1 strengthens the label's effect; 0 ignores it.",
-            )
-            mix = (1.0 - share, share)
+        guidance, mix = widgets.label_mix_and_guidance(
+            model.n_classes,
+            model.encoding.label_classes,
+            model.class_prior,
+            "records",
+            "gen",
+        )
         name = st.text_input(
             "Name of this synthetic set",
             "",

@@ -12,6 +12,7 @@ from core.flexgen.pipeline import MAX_RECORDS, FlexGenModel, FlexGenSettings
 from core.flexgen.train import FlexGenConfig
 from core.report import export
 from core.report import generation_figures as gfigs
+from ui import widgets
 
 
 def generation_form(model: FlexGenModel) -> tuple[FlexGenSettings, str] | None:
@@ -28,28 +29,13 @@ def generation_form(model: FlexGenModel) -> tuple[FlexGenSettings, str] | None:
             f"{model.encoding.temporal.n_steps}-step series.",
         )
         seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="fg_seed")
-        guidance, mix = 1.0, None
-        if model.n_classes == 2:
-            c1, c2 = st.columns(2)
-            classes = model.encoding.label_classes or ("0", "1")
-            share = c1.slider(
-                f"Share of '{classes[1]}' patients",
-                0.0,
-                1.0,
-                float(model.class_prior[1]),
-                0.01,
-                key="fg_mix",
-            )
-            guidance = c2.slider(
-                "Guidance scale",
-                0.0,
-                5.0,
-                1.0,
-                0.1,
-                key="fg_guidance",
-                help="1 = plain conditional sampling; above 1 strengthens the label's effect.",
-            )
-            mix = (1.0 - share, share)
+        guidance, mix = widgets.label_mix_and_guidance(
+            model.n_classes,
+            model.encoding.label_classes,
+            model.class_prior,
+            "patients",
+            "fg",
+        )
         name = st.text_input("Name of this synthetic set", "", key="fg_name")
         st.caption(
             f"Latent DDPM, {model.schedule.steps} ancestral steps "

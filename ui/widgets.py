@@ -42,3 +42,35 @@ def progress_callback(
         bar.progress(min(step / max(total, 1), 1.0), text=f"{text} ({step:,}/{total:,})")
 
     return update
+
+
+def label_mix_and_guidance(
+    n_classes: int,
+    classes: tuple[str, ...],
+    class_prior: tuple[float, ...],
+    unit: str,
+    key_prefix: str,
+) -> tuple[float, tuple[float, float] | None]:
+    """(guidance scale, class shares) for a binary label-conditional model; (1, None) otherwise."""
+    if n_classes != 2:
+        return 1.0, None
+    c1, c2 = st.columns(2)
+    classes = classes or ("0", "1")
+    share = c1.slider(
+        f"Share of '{classes[1]}' {unit}",
+        0.0,
+        1.0,
+        float(class_prior[1]),
+        0.01,
+        key=f"{key_prefix}_mix",
+    )
+    guidance = c2.slider(
+        "Guidance scale",
+        0.0,
+        5.0,
+        1.0,
+        0.1,
+        key=f"{key_prefix}_guidance",
+        help="1 = plain conditional sampling; above 1 strengthens the label's effect; 0 ignores it.",
+    )
+    return guidance, (1.0 - share, share)

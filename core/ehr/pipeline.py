@@ -61,18 +61,23 @@ class GenerationSettings:
             )
         if not 1 <= self.steps <= 1000:
             raise ConfigError(f"Steps must be between 1 and 1000, got {self.steps}.")
-        if model.n_classes == 0 and (self.guidance != 1.0 or self.label_mix is not None):
-            raise ConfigError(
-                "Guidance and label mix need a label-conditional model; this model has no label."
-            )
-        if not 0.0 <= self.guidance <= 10.0:
-            raise ConfigError(f"Guidance scale must be between 0 and 10, got {self.guidance}.")
-        if self.label_mix is not None:
-            mix = np.asarray(self.label_mix, dtype=float)
-            if len(mix) != model.n_classes or (mix < 0).any() or not np.isclose(mix.sum(), 1.0):
-                raise ConfigError(
-                    f"Label mix must be {model.n_classes} non-negative shares summing to 1."
-                )
+        validate_label_settings(model.n_classes, self.guidance, self.label_mix)
+
+
+def validate_label_settings(
+    n_classes: int, guidance: float, label_mix: tuple[float, ...] | None
+) -> None:
+    """Guidance scale and label mix of a (possibly) label-conditional generator."""
+    if n_classes == 0 and (guidance != 1.0 or label_mix is not None):
+        raise ConfigError(
+            "Guidance and label mix need a label-conditional model; this model has no label."
+        )
+    if not 0.0 <= guidance <= 10.0:
+        raise ConfigError(f"Guidance scale must be between 0 and 10, got {guidance}.")
+    if label_mix is not None:
+        mix = np.asarray(label_mix, dtype=float)
+        if len(mix) != n_classes or (mix < 0).any() or not np.isclose(mix.sum(), 1.0):
+            raise ConfigError(f"Label mix must be {n_classes} non-negative shares summing to 1.")
 
 
 class SamplingSettings(Protocol):

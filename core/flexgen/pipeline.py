@@ -15,7 +15,7 @@ import torch
 from core.checkpoints import Manifest, load_checkpoint, save_checkpoint
 from core.data.cohort import Cohort
 from core.device import make_generator, select_device
-from core.ehr.pipeline import SyntheticSet
+from core.ehr.pipeline import SyntheticSet, validate_label_settings
 from core.ehr.table import ehr_table
 from core.errors import CheckpointError, ConfigError
 from core.flexgen import ddpm
@@ -55,16 +55,7 @@ class FlexGenSettings:
             raise ConfigError(
                 f"Number of patients must be between 1 and {MAX_RECORDS:,}, got {self.n!r}."
             )
-        if model.n_classes == 0 and (self.guidance != 1.0 or self.label_mix is not None):
-            raise ConfigError("Guidance and label mix need a label-conditional model.")
-        if not 0.0 <= self.guidance <= 10.0:
-            raise ConfigError(f"Guidance scale must be between 0 and 10, got {self.guidance}.")
-        if self.label_mix is not None:
-            mix = np.asarray(self.label_mix, dtype=float)
-            if len(mix) != model.n_classes or (mix < 0).any() or not np.isclose(mix.sum(), 1.0):
-                raise ConfigError(
-                    f"Label mix must be {model.n_classes} non-negative shares summing to 1."
-                )
+        validate_label_settings(model.n_classes, self.guidance, self.label_mix)
 
 
 class FlexGenModel:
