@@ -115,10 +115,12 @@ class Journey:
 
     def idle(self) -> None:
         """Wait until the script run ends (Streamlit shows its status widget while running)."""
-        self.page.wait_for_timeout(300)
-        self.page.locator('[data-testid="stStatusWidget"]').wait_for(
-            state="detached", timeout=STEP_TIMEOUT_MS
-        )
+        status = self.page.locator('[data-testid="stStatusWidget"]')
+        try:  # a run may take a moment to start on a busy server
+            status.wait_for(state="attached", timeout=1000)
+        except playwright.TimeoutError:
+            pass
+        status.wait_for(state="detached", timeout=STEP_TIMEOUT_MS)
 
     def nav(self, title: str) -> None:
         self.page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()

@@ -33,6 +33,10 @@ def test_ehr_journey_demo_generate_review_and_report(server, browser, tmp_path):
     j.shot("generated")
     j.nav("Review")
     j.button("Add independent-marginals baseline")
+    # Both sets are chosen before the review runs.
+    j.page.locator('[data-testid="stMultiSelect"]').get_by_text(
+        "Independent marginals (baseline)"
+    ).first.wait_for()
     j.button("Run review")
     j.see("Release gate")
     page.get_by_text("Release gate").first.scroll_into_view_if_needed()

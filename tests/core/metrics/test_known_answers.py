@@ -160,7 +160,8 @@ def test_tstr_copy_matches_trtr_and_random_labels_are_chance():
         n_boot=50,
     )
     for r in same:
-        assert r.value == pytest.approx(r.ideal) and r.ci[0] <= r.value <= r.ci[1]
+        # A parallel random forest sums tree votes in thread order: equal to ~1e-5, not bitwise.
+        assert r.value == pytest.approx(r.ideal, abs=1e-4) and r.ci[0] <= r.value <= r.ci[1]
     auroc = next(r for r in noise if "AUROC" in r.name)
     assert abs(auroc.value - 0.5) < 0.1 and auroc.ideal > 0.75
 
