@@ -209,22 +209,13 @@ if model is not None and flexgen:
     submitted = flexgen_view.generation_form(model)
     if submitted is not None:
         fg_settings, fg_name = submitted
-        bar = st.progress(0.0, text="Sampling")
-        try:
-            synth = model.generate(
-                fg_settings, callback=widgets.progress_callback(bar, "Latent DDPM steps")
-            )
-            key = state.unique_name(fg_name, sets)
-            sets[key] = synth
-            st.session_state["gen_view"] = key
-            st.toast(
-                f"Generated {fg_settings.n:,} patients in {synth.seconds:.1f} s",
-                icon=":material/check_circle:",
-            )
-        except CoreError as exc:
-            widgets.show_error(exc, "Generation")
-        finally:
-            bar.empty()
+        widgets.generate_into_session(
+            lambda cb: model.generate(fg_settings, callback=cb),
+            sets,
+            fg_name,
+            "patients",
+            "Latent DDPM steps",
+        )
 elif model is not None:
     with st.form("generate"):
         c1, c2, c3, c4 = st.columns(4)
@@ -287,28 +278,13 @@ elif model is not None:
             label_mix=mix if model.n_classes else None,
             schedule=None if schedule == "auto" else schedule,
         )
-        bar = st.progress(0.0, text="Sampling")
-        try:
-            synth = model.generate(
-                settings,
-                callback=widgets.progress_callback(
-                    bar,
-                    f"Sampling ({network_evaluations(sampler, int(steps))} network evaluations per record)",
-                ),
-            )
-            key = state.unique_name(
-                name.strip() or f"{model.model_id} · {sampler} {steps} steps · seed {seed}", sets
-            )
-            sets[key] = synth
-            st.session_state["gen_view"] = key
-            st.toast(
-                f"Generated {synth.table.n_records:,} records in {synth.seconds:.1f} s",
-                icon=":material/check_circle:",
-            )
-        except CoreError as exc:
-            widgets.show_error(exc, "Generation")
-        finally:
-            bar.empty()
+        widgets.generate_into_session(
+            lambda cb: model.generate(settings, callback=cb),
+            sets,
+            name.strip() or f"{model.model_id} · {sampler} {steps} steps · seed {seed}",
+            "records",
+            f"Sampling ({network_evaluations(sampler, int(steps))} network evaluations per record)",
+        )
 
 # --- generated sets -----------------------------------------------------------------------------
 if sets:

@@ -74,3 +74,27 @@ def label_mix_and_guidance(
         help="1 = plain conditional sampling; above 1 strengthens the label's effect; 0 ignores it.",
     )
     return guidance, (1.0 - share, share)
+
+
+def generate_into_session(
+    generate: Callable[[Callable[[int, int], None]], object],
+    sets: dict,
+    name: str,
+    unit: str,
+    label: str,
+) -> None:
+    """Run one generation under a progress bar and keep the result as a named session set."""
+    bar = st.progress(0.0, text="Sampling")
+    try:
+        synth = generate(progress_callback(bar, label))
+        key = state.unique_name(name, sets)
+        sets[key] = synth
+        st.session_state["gen_view"] = key
+        st.toast(
+            f"Generated {synth.table.n_records:,} {unit} in {synth.seconds:.1f} s",
+            icon=":material/check_circle:",
+        )
+    except CoreError as exc:
+        show_error(exc, "Generation")
+    finally:
+        bar.empty()

@@ -4,6 +4,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from tests.app.test_generate_page import load_demo, open_page
+
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 300
 
@@ -68,12 +70,8 @@ def test_uploaded_set_with_wrong_columns_is_refused_by_name():
 def test_release_gate_blocks_a_training_copy_until_a_reasoned_override():
     from core.report.export import to_csv_bytes
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
-    at.switch_page("pages/1_Cohort.py").run()
-    at.radio(key="cohort_source_mode").set_value("Demo cohort").run()
-    box = at.selectbox(key="cohort_demo")
-    box.set_value(next(o for o in box.options if "ICU stays" in o)).run()
-    next(b for b in at.button if b.label == "Load cohort").click().run()
+    at = open_page("pages/1_Cohort.py")
+    load_demo(at, "Demo: 2,000 synthetic ICU stays")
     at.switch_page("pages/3_Review.py").run()
     table, split = at.session_state["css.cohort_table"][1], at.session_state["css.split"]
     leak = to_csv_bytes(table.subset(split.train).to_frame())
