@@ -81,6 +81,19 @@ if model is not None and train_table is not None:
 
 # --- training -----------------------------------------------------------------------------------
 job: jobs.Job | None = st.session_state.get(state.TRAIN_JOB)
+
+
+def start_button(key: str, family_title: str, total: int, train) -> jobs.Job | None:
+    """Runs ``train(name, job)`` as this session's background job when pressed."""
+    busy = job is not None and job.running
+    if not st.button("Start training", type="primary", disabled=busy, key=key):
+        return None
+    name = state.unique_name(f"{family_title} on {cohort.name}", session_models)
+    started = jobs.start(name, total, lambda j: train(name, j))
+    st.session_state[state.TRAIN_JOB] = started
+    return started
+
+
 with st.expander(
     "Train a model on the session cohort", expanded=not options or (job is not None and job.running)
 ):
@@ -97,28 +110,28 @@ with st.expander(
             help="FLEXGEN-EHR needs a cohort with static features and time series; records missing "
             "one of them are kept and their latent is imputed by optimal transport.",
         )
-        if family == "FLEXGEN-EHR" and can_flexgen:
-            fg_config = flexgen_view.training_config(
-                train_table.labels is not None, cohort.label_name
+        family = family if can_flexgen else "EHRDiff"
+
+    if train_table is not None and family == "FLEXGEN-EHR":
+        fg_config = flexgen_view.training_config(train_table.labels is not None, cohort.label_name)
+        train_cohort = cohort.subset(split.train)
+        job = (
+            start_button(
+                "fg_train_start",
+                "FLEXGEN-EHR",
+                1,
+                lambda name, j: train_flexgen(
+                    train_cohort,
+                    fg_config,
+                    model_id=name,
+                    device=device,
+                    callback=j.report,
+                    should_stop=j.stop_event.is_set,
+                ),
             )
-            busy = job is not None and job.running
-            if st.button("Start training", type="primary", disabled=busy, key="fg_train_start"):
-                name = state.unique_name(f"FLEXGEN-EHR on {cohort.name}", session_models)
-                train_cohort = cohort.subset(split.train)
-                job = jobs.start(
-                    name,
-                    1,
-                    lambda j: train_flexgen(
-                        train_cohort,
-                        fg_config,
-                        model_id=name,
-                        device=device,
-                        callback=j.report,
-                        should_stop=j.stop_event.is_set,
-                    ),
-                )
-                st.session_state[state.TRAIN_JOB] = job
-    if train_table is not None and st.session_state.get("train_family", "EHRDiff") == "EHRDiff":
+            or job
+        )
+    elif train_table is not None:
         c1, c2, c3 = st.columns(3)
         steps = c1.number_input("Training steps", 100, 100_000, 3000, 100, key="train_steps")
         size = c2.selectbox(
@@ -148,15 +161,14 @@ with st.expander(
             "paper": (1024, 384, 384, 384, 1024),
         }[size]
         config = TrainConfig(units=units, steps=int(steps), seed=int(seed), conditional=conditional)
-        busy = job is not None and job.running
-        if st.button("Start training", type="primary", disabled=busy, key="train_start"):
-            name = state.unique_name(f"EHRDiff on {cohort.name}", session_models)
-            # Fine-tune a private copy: the shipped model is shared by every session.
-            init = copy.deepcopy(model) if finetune and compatible else None
-            job = jobs.start(
-                name,
+        # Fine-tune a private copy: the shipped model is shared by every session.
+        init = copy.deepcopy(model) if finetune and compatible else None
+        job = (
+            start_button(
+                "train_start",
+                "EHRDiff",
                 config.steps,
-                lambda j: train_ehrdiff(
+                lambda name, j: train_ehrdiff(
                     train_table,
                     config,
                     model_id=name,
@@ -166,7 +178,8 @@ with st.expander(
                     init_from=init,
                 ),
             )
-            st.session_state[state.TRAIN_JOB] = job
+            or job
+        )
 
     # Poll only while a job runs: an idle page must not rerun every second for every session.
     @st.fragment(run_every=1.0 if job is not None and job.running else None)
