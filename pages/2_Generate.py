@@ -7,7 +7,6 @@ import numpy as np
 import streamlit as st
 
 from core.device import select_device
-from core.ehr.encoding import VectorEncoding
 from core.ehr.pipeline import MAX_RECORDS, GenerationSettings
 from core.ehr.samplers import SCHEDULES, network_evaluations
 from core.ehr.train import TrainConfig, train_ehrdiff
@@ -316,7 +315,7 @@ if sets:
         flexgen_view.show_patients(synth, stem)
         if train_table is not None:
             try:
-                enc = VectorEncoding.fit(train_table)
+                enc = state.train_encoding()
                 result = dimension_wise_probability(
                     enc.encode(train_table), enc.encode(synth.table), enc.dim_names
                 )

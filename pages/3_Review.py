@@ -6,7 +6,6 @@ import pandas as pd
 import streamlit as st
 
 from core.data.io import read_table
-from core.ehr.encoding import VectorEncoding
 from core.ehr.pipeline import GenerationSettings, SyntheticSet
 from core.ehr.table import table_from_frame
 from core.errors import CohortError, CoreError
@@ -37,10 +36,7 @@ if cohort is None or split is None or table is None:
     )
     st.stop()
 train, holdout = table.subset(split.train), table.subset(split.holdout)
-enc_key = "css.review_encoding"
-if st.session_state.get(enc_key, (None,))[0] is not cohort:
-    st.session_state[enc_key] = (cohort, VectorEncoding.fit(train))
-encoding: VectorEncoding = st.session_state[enc_key][1]
+encoding = state.train_encoding()
 sets = state.synthetic_sets()
 
 with st.container(border=True):

@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.data.cohort import Cohort, CohortSplit
 from core.data.summary import CohortSummary, summarize
+from core.ehr.encoding import VectorEncoding
 from core.ehr.table import EHRTable, ehr_table
 
 COHORT = "css.cohort"
@@ -83,3 +84,15 @@ def cohort_table() -> EHRTable | None:
 def cohort_summary() -> CohortSummary | None:
     """What the Cohort page shows about the session cohort."""
     return _per_cohort("css.cohort_summary", summarize)
+
+
+def train_encoding() -> VectorEncoding | None:
+    """The record encoding fitted on the session's training split, once per (cohort, split)."""
+    cohort, split, table = get_cohort(), get_split(), cohort_table()
+    if cohort is None or split is None or table is None:
+        return None
+    cached = st.session_state.get("css.train_encoding")
+    if cached is None or cached[0] is not cohort or cached[1] is not split:
+        cached = (cohort, split, VectorEncoding.fit(table.subset(split.train)))
+        st.session_state["css.train_encoding"] = cached
+    return cached[2]
