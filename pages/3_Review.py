@@ -1,7 +1,5 @@
 """Review: fidelity, utility and privacy of synthetic sets side by side, with an exportable report."""
 
-import io
-
 import pandas as pd
 import streamlit as st
 
@@ -237,12 +235,19 @@ context = make_context(
 release_name = st.selectbox("Release a synthetic set", names, key="gate_set")
 release_set = sets[release_name]
 stem = "".join(ch if ch.isalnum() else "_" for ch in release_name)[:60]
-if release_set.cohort is not None:
-    payload = export.patients_parquet_bytes(release_set.cohort)
-    filename, mime = f"{stem}.parquet", "application/octet-stream"
-else:
-    payload = export.to_csv_bytes(release_set.table.to_frame())
-    filename, mime = f"{stem}.csv", "text/csv"
+patients = release_set.cohort is not None
+filename, mime = (
+    (f"{stem}.parquet", "application/octet-stream") if patients else (f"{stem}.csv", "text/csv")
+)
+
+
+def payload() -> bytes:
+    """The released file, built only when a download is clicked (not on every rerun)."""
+    if patients:
+        return export.patients_parquet_bytes(release_set.cohort)
+    return export.to_csv_bytes(release_set.table.to_frame())
+
+
 ui_review.release_download(
     verdicts[release_name],
     payload,
@@ -260,22 +265,21 @@ st.subheader("Export")
 d1, d2, d3 = st.columns(3)
 d1.download_button(
     "Download HTML report",
-    build_html(reviews, context, codes, verdicts).encode("utf-8"),
+    lambda: build_html(reviews, context, codes, verdicts).encode("utf-8"),
     "synthetic_review.html",
     "text/html",
     key="review_dl_html",
 )
 d2.download_button(
     "Download metrics (JSON)",
-    to_json(reviews, context, verdicts).encode("utf-8"),
+    lambda: to_json(reviews, context, verdicts).encode("utf-8"),
     "synthetic_review.json",
     "application/json",
     key="review_dl_json",
 )
-buf = io.BytesIO(export.to_csv_bytes(summary))
 d3.download_button(
     "Download metrics (CSV)",
-    buf.getvalue(),
+    export.to_csv_bytes(summary),
     "synthetic_review.csv",
     "text/csv",
     key="review_dl_csv",

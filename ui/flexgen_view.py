@@ -102,17 +102,17 @@ def show_patients(synth: SyntheticSet, stem: str) -> None:
             ),
             key="fg_series",
         )
-    d1, d2, d3 = st.columns(3)
+    d1, d2, d3 = st.columns(3)  # files are built only when their button is clicked
     d1.download_button(
         "Static part (CSV)",
-        export.to_csv_bytes(static),
+        lambda: export.to_csv_bytes(static),
         f"{stem}_static.csv",
         "text/csv",
         key="fg_dl_static",
     )
     d2.download_button(
         "Series, long format (CSV)",
-        export.to_csv_bytes(long),
+        lambda: export.to_csv_bytes(long),
         f"{stem}_series_long.csv",
         "text/csv",
         key="fg_dl_long",
@@ -120,7 +120,7 @@ def show_patients(synth: SyntheticSet, stem: str) -> None:
     )
     d3.download_button(
         "Both in one Parquet",
-        export.patients_parquet_bytes(cohort),
+        lambda: export.patients_parquet_bytes(cohort),
         f"{stem}.parquet",
         "application/octet-stream",
         key="fg_dl_parquet",

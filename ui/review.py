@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 
 import pandas as pd
@@ -122,7 +123,11 @@ def gate_frame(verdicts: dict[str, GateVerdict]) -> pd.DataFrame:
 
 
 def release_download(
-    verdict: GateVerdict, payload: bytes, filename: str, mime: str, manifest_args: dict
+    verdict: GateVerdict,
+    payload: Callable[[], bytes],
+    filename: str,
+    mime: str,
+    manifest_args: dict,
 ) -> None:
     """Download of one synthetic set with its release manifest; a failing set needs an explicit,
     reasoned override, which the manifest records."""
@@ -145,19 +150,23 @@ def release_download(
             return
     else:
         st.success(f"**{verdict.set_name}** passes the release gate.", icon=":material/verified:")
-    manifest = release_manifest(
-        verdict,
-        synthetic_sha256=hashlib.sha256(payload).hexdigest(),
-        override_reason=reason,
-        **manifest_args,
-    )
+
+    def manifest() -> bytes:
+        signed = release_manifest(
+            verdict,
+            synthetic_sha256=hashlib.sha256(payload()).hexdigest(),
+            override_reason=reason,
+            **manifest_args,
+        )
+        return json.dumps(signed, indent=2).encode("utf-8")
+
     c1, c2 = st.columns(2)
     c1.download_button(
         "Download synthetic set", payload, filename, mime, key="gate_dl_data", type="primary"
     )
     c2.download_button(
         "Download release manifest (JSON)",
-        json.dumps(manifest, indent=2).encode("utf-8"),
+        manifest,
         f"{filename.rsplit('.', 1)[0]}.release.json",
         "application/json",
         key="gate_dl_manifest",
