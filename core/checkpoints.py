@@ -172,6 +172,18 @@ def load_checkpoint(
     return tensors, manifest
 
 
+def load_weights(
+    module: torch.nn.Module, tensors: dict[str, torch.Tensor], folder: str | Path, what: str
+) -> None:
+    """Strictly load ``tensors`` into ``module``; a mismatch is a :class:`CheckpointError`."""
+    try:
+        module.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"Checkpoint '{Path(folder).name}': {what} weights do not fit the config ({exc})."
+        ) from None
+
+
 @dataclass(frozen=True)
 class CheckpointStatus:
     folder: str

@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from core.checkpoints import Manifest, load_checkpoint, save_checkpoint
+from core.checkpoints import Manifest, load_checkpoint, load_weights, save_checkpoint
 from core.data.cohort import Cohort
 from core.device import make_generator, select_device
 from core.ehr import samplers
@@ -281,12 +281,7 @@ class EHRDiffModel:
                 f"Checkpoint '{Path(folder).name}': network width {net_cfg.dim} != encoding {encoding.dim}."
             )
         net = EHRDiffMLP(net_cfg)
-        try:
-            net.load_state_dict(tensors, strict=True)
-        except RuntimeError as exc:
-            raise CheckpointError(
-                f"Checkpoint '{Path(folder).name}': weights do not fit the config ({exc})."
-            ) from None
+        load_weights(net, tensors, folder, "network")
         model = cls(
             EDMDenoiser(net, edm_cfg),
             encoding,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.checkpoints import Manifest, load_checkpoint, save_checkpoint
+from core.checkpoints import Manifest, load_checkpoint, load_weights, save_checkpoint
 from core.data.cohort import Cohort
 from core.device import make_generator, select_device
 from core.ehr.pipeline import SyntheticSet, validate_label_settings
@@ -244,12 +244,7 @@ class FlexGenModel:
             ("denoiser.", denoiser),
         ):
             part = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-            try:
-                net.load_state_dict(part, strict=True)
-            except RuntimeError as exc:
-                raise CheckpointError(
-                    f"Checkpoint '{name}': {prefix[:-1]} weights do not fit the config ({exc})."
-                ) from None
+            load_weights(net, part, folder, prefix[:-1])
         if encoding.static_dim != static_vae.config.input_dim or (
             encoding.temporal_channels != temporal_vae.config.input_dim
         ):
