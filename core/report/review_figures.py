@@ -71,22 +71,13 @@ def dcr_histogram(result: MetricResult) -> go.Figure:
     hi = float(np.percentile(np.r_[train, holdout], 99)) or 1.0
     bins = {"start": 0, "end": hi, "size": hi / 40}
     fig = go.Figure()
-    fig.add_histogram(
-        x=train,
-        name="to closest train record",
-        xbins=bins,
-        histnorm="probability",
-        marker_color="#b23a48",
-        opacity=0.6,
-    )
-    fig.add_histogram(
-        x=holdout,
-        name="to closest holdout record",
-        xbins=bins,
-        histnorm="probability",
-        marker_color="#1f6f8b",
-        opacity=0.6,
-    )
+    for values, name, color in (
+        (train, "to closest train record", "#b23a48"),
+        (holdout, "to closest holdout record", "#1f6f8b"),
+    ):
+        fig.add_histogram(
+            x=values, name=name, xbins=bins, histnorm="probability", marker_color=color, opacity=0.6
+        )
     fig.update_layout(
         barmode="overlay",
         title=f"Distance to closest record: {result.value:.1%} closer to train (ideal 50%)",
