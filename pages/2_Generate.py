@@ -69,7 +69,7 @@ flexgen = models.is_flexgen(model)
 if model is not None and train_table is not None:
     try:
         if flexgen:
-            model.encoding.check_compatible(cohort.subset(split.train))
+            model.encoding.check_compatible(cohort)  # columns and grid: the same for any split
         else:
             model.encoding.check_compatible(train_table)
         compatible = True
@@ -113,14 +113,13 @@ with st.expander(
 
     if train_table is not None and family == "FLEXGEN-EHR":
         fg_config = flexgen_view.training_config(train_table.labels is not None, cohort.label_name)
-        train_cohort = cohort.subset(split.train)
         job = (
             start_button(
                 "fg_train_start",
                 "FLEXGEN-EHR",
                 1,
                 lambda name, j: train_flexgen(
-                    train_cohort,
+                    cohort.subset(split.train),
                     fg_config,
                     model_id=name,
                     device=device,
