@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.data.cohort import Cohort, FeatureSpec, TemporalData
+from core.data.cohort import Cohort, TemporalData
 from core.ehr.encoding import HEAVY_TAIL_RATIO, VectorEncoding, published_range
 from core.ehr.table import EHRTable
 from core.errors import CheckpointError, CohortError
@@ -169,9 +169,6 @@ class FlexGenEncoding:
     # --- decode ----------------------------------------------------------------------------------
     def decode_static(self, x: np.ndarray, record_ids: np.ndarray) -> pd.DataFrame:
         return self.static.decode(x, record_ids).static
-
-    def static_features(self) -> tuple[FeatureSpec, ...]:
-        return tuple(FeatureSpec(c.name, c.kind, c.unit, c.categories) for c in self.static.columns)  # type: ignore[arg-type]
 
     def decode_temporal(self, scaled: np.ndarray, observed: np.ndarray) -> TemporalData:
         """Values in original units where ``observed`` (bool ``[N, T, D]``), NaN elsewhere."""

@@ -153,12 +153,13 @@ class FlexGenModel:
         observed = np.concatenate([p[2] for p in parts])
         ids = np.asarray([f"syn-{i:06d}" for i in range(settings.n)], dtype=object)
         label_np = None if labels is None else labels.numpy().astype(np.int64)
+        static = self.encoding.static.decode(static01, ids)  # table with its feature specs
         cohort = Cohort(
             name=f"{self.model_id} synthetic",
             record_ids=ids,
             patient_ids=ids.copy(),
-            static=self.encoding.decode_static(static01, ids),
-            static_features=self.encoding.static_features(),
+            static=static.static,
+            static_features=static.static_features,
             temporal=self.encoding.decode_temporal(scaled, observed),
             labels=label_np,
             label_name=self.encoding.label_name,
