@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from core.metrics.base import MetricResult
 
@@ -112,8 +113,6 @@ def patient_series(
 ) -> go.Figure:
     """One patient's series, one panel per variable: observed values as points joined by lines
     (the line only connects observations; unobserved hours are gaps in the data, not zeros)."""
-    from plotly.subplots import make_subplots
-
     fig = make_subplots(
         rows=len(variables),
         cols=1,
