@@ -48,3 +48,12 @@ class RegistryError(CoreError):
 
 class ConfigError(CoreError):
     """Invalid user-chosen settings (sizes, steps, fractions...)."""
+
+
+class ImageError(CoreError):
+    """An uploaded image could not be read as a single-frame chest radiograph."""
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        self.source = source
+        self.detail = message
+        super().__init__(f"'{source}': {message}" if source else message)
