@@ -1,0 +1,285 @@
+"""DDL-CXR inference: one call from a prior radiograph + EHR window to forecast samples.
+
+Two checkpoints: the VAE (``family = "cxr-vae"``) and the forecaster (``family = "ddl-cxr"``:
+EHR encoder + latent UNet + vocabulary). The forecaster's manifest names its VAE folder and that
+VAE's sha256, so a forecaster never runs on a latent space it was not trained in.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.checkpoints import Manifest, load_checkpoint, load_weights, read_manifest, save_checkpoint
+from core.cxr.diffusion import DiffusionConfig, ProgressCallback, Schedule, ddim_sample
+from core.cxr.ehr_encoder import EHREncoder, EHREncoderConfig, EHRTokens
+from core.cxr.ehr_window import EHRVocabulary, EHRWindow, tokens_from_windows
+from core.cxr.unet import LatentUNet, UNetConfig
+from core.cxr.vae import CXRVAE, VAEConfig
+from core.data.images import FitMode, fit_square
+from core.device import make_generator
+from core.errors import CheckpointError, ConfigError
+
+log = logging.getLogger(__name__)
+
+VAE_FAMILY = "cxr-vae"
+FORECAST_FAMILY = "ddl-cxr"
+MAX_SAMPLES = 16
+
+
+@dataclass
+class CXRAutoencoder:
+    """The VAE plus how images enter it (resolution, fit) and the latent scale factor."""
+
+    vae: CXRVAE
+    fit: FitMode = "pad"
+    latent_scale: float = 1.0
+
+    @property
+    def size(self) -> int:
+        return self.vae.cfg.image_size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.vae.parameters()).device
+
+    def prepare(self, pixels: np.ndarray) -> np.ndarray:
+        """Any-size [0, 1] image -> model-size [0, 1] image."""
+        if pixels.shape == (self.size, self.size):
+            return pixels.astype(np.float32)
+        return fit_square(pixels, self.size, self.fit)
+
+    @torch.no_grad()
+    def encode(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """``[B, S, S]`` in [0, 1] -> scaled posterior-mean latents ``[B, C, s, s]``."""
+        x = torch.as_tensor(images, dtype=torch.float32, device=self.device)[:, None] * 2 - 1
+        mean, _ = self.vae.encode(x)
+        return mean * self.latent_scale
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> np.ndarray:
+        """Scaled latents -> ``[B, S, S]`` float32 images in [0, 1]."""
+        x = self.vae.decode(z.to(self.device) / self.latent_scale)
+        return ((x[:, 0].clamp(-1, 1) + 1) / 2).float().cpu().numpy()
+
+    def save(self, folder: str | Path, **manifest: Any) -> Manifest:
+        cfg = {"vae": self.vae.cfg.to_json(), "fit": self.fit, "latent_scale": self.latent_scale}
+        return save_checkpoint(
+            folder,
+            self.vae.state_dict(),
+            Manifest(model_id=Path(folder).name, family=VAE_FAMILY, config=cfg, **manifest),
+        )
+
+    @classmethod
+    def load(
+        cls, folder: str | Path, device: torch.device | str = "cpu"
+    ) -> tuple[CXRAutoencoder, Manifest]:
+        tensors, manifest = load_checkpoint(folder, family=VAE_FAMILY, device=device)
+        try:
+            cfg = VAEConfig.from_json(manifest.config["vae"])
+            fit, scale = manifest.config["fit"], float(manifest.config["latent_scale"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"Checkpoint '{Path(folder).name}': bad VAE config ({exc})."
+            ) from None
+        vae = CXRVAE(cfg)
+        load_weights(vae, tensors, folder, "VAE")
+        return cls(vae.to(device).eval(), fit, scale), manifest
+
+
+@dataclass(frozen=True)
+class ForecastSettings:
+    horizon_hours: float
+    n_samples: int = 4
+    steps: int = 25
+    eta: float = 1.0
+    seed: int = 0
+    use_ehr: bool = True
+
+
+@dataclass(frozen=True)
+class CXRForecast:
+    """Forecast images, all ``[S, S]`` float32 in [0, 1] (``samples``: ``[n, S, S]``)."""
+
+    prior: np.ndarray
+    samples: np.ndarray
+    settings: ForecastSettings
+    seconds: float
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.samples.mean(axis=0)
+
+    @property
+    def uncertainty(self) -> np.ndarray:
+        """Per-pixel standard deviation across samples (0 for a single sample)."""
+        return self.samples.std(axis=0)
+
+    @property
+    def change(self) -> np.ndarray:
+        """Forecast mean minus prior: positive where the image gets brighter (more opaque)."""
+        return self.mean - self.prior
+
+
+class DDLCXRForecaster:
+    def __init__(
+        self,
+        autoencoder: CXRAutoencoder,
+        encoder: EHREncoder,
+        unet: LatentUNet,
+        vocabulary: EHRVocabulary,
+        diffusion: DiffusionConfig,
+        gap_range_hours: tuple[float, float],
+    ) -> None:
+        self.autoencoder = autoencoder
+        self.encoder = encoder
+        self.unet = unet
+        self.vocabulary = vocabulary
+        self.diffusion = diffusion
+        self.schedule = Schedule(diffusion)
+        self.gap_range_hours = gap_range_hours
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    def context(self, tokens: EHRTokens | None, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if tokens is None:
+            return self.unet.null(batch)
+        ctx, mask, _ = self.encoder(tokens.to(self.device))
+        return ctx, mask
+
+    def validate(self, settings: ForecastSettings) -> None:
+        lo, hi = self.gap_range_hours
+        h = settings.horizon_hours
+        if not np.isfinite(h) or h <= 0:
+            raise ConfigError(f"The forecast horizon must be more than 0 hours, got {h:g}.")
+        if h > hi:
+            raise ConfigError(
+                f"The forecast horizon {h:g} h ({h / 24:.1f} days) is beyond what this model was "
+                f"trained on ({lo:g} to {hi:g} h, i.e. up to {hi / 24:.0f} days)."
+            )
+        if not 1 <= settings.n_samples <= MAX_SAMPLES:
+            raise ConfigError(
+                f"Number of samples must be 1 to {MAX_SAMPLES}, got {settings.n_samples}."
+            )
+
+    @torch.no_grad()
+    def forecast(
+        self,
+        prior: np.ndarray,
+        window: EHRWindow | None,
+        settings: ForecastSettings,
+        callback: ProgressCallback | None = None,
+    ) -> CXRForecast:
+        """Sample ``settings.n_samples`` later images given the prior and the EHR window."""
+        self.validate(settings)
+        notes: list[str] = list(window.warnings) if window is not None else []
+        if window is not None and window.last_hour > settings.horizon_hours:
+            raise ConfigError(
+                f"The EHR window has observations up to {window.last_hour:g} h, after the "
+                f"forecast horizon of {settings.horizon_hours:g} h."
+            )
+        start = time.perf_counter()
+        prior_img = self.autoencoder.prepare(np.asarray(prior, dtype=np.float32))
+        n = settings.n_samples
+        z_prior = self.autoencoder.encode(prior_img[None]).repeat(n, 1, 1, 1)
+        use_ehr = settings.use_ehr and window is not None and window.n_observations > 0
+        if settings.use_ehr and not use_ehr:
+            notes.append("no usable EHR observations: forecast from the prior image and gap only")
+        tokens = (
+            tokens_from_windows([window], self.vocabulary, self.encoder.cfg.max_tokens).repeat(n)
+            if use_ehr
+            else None
+        )
+        ctx, mask = self.context(tokens, n)
+        gap = torch.full((n,), float(settings.horizon_hours), device=self.device)
+
+        def denoise(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return self.unet(z, z_prior, t, gap, ctx, mask)
+
+        z = ddim_sample(
+            denoise,
+            tuple(z_prior.shape),
+            self.schedule,
+            steps=settings.steps,
+            eta=settings.eta,
+            generator=make_generator(settings.seed),
+            device=self.device,
+            callback=callback,
+        )
+        samples = self.autoencoder.decode(z)
+        return CXRForecast(prior_img, samples, settings, time.perf_counter() - start, tuple(notes))
+
+    # --- persistence ---------------------------------------------------------------------------
+    def save(
+        self, folder: str | Path, vae_folder: str | Path, vae_sha256: str, **manifest: Any
+    ) -> Manifest:
+        tensors = {f"encoder.{k}": v for k, v in self.encoder.state_dict().items()}
+        tensors |= {f"unet.{k}": v for k, v in self.unet.state_dict().items()}
+        cfg = {
+            "vae_checkpoint": Path(vae_folder).name,
+            "vae_sha256": vae_sha256,
+            "ehr_encoder": self.encoder.cfg.to_json(),
+            "unet": self.unet.cfg.to_json(),
+            "diffusion": self.diffusion.to_json(),
+            "vocabulary": self.vocabulary.to_json(),
+            "gap_range_hours": list(self.gap_range_hours),
+        }
+        return save_checkpoint(
+            folder,
+            tensors,
+            Manifest(model_id=Path(folder).name, family=FORECAST_FAMILY, config=cfg, **manifest),
+        )
+
+    @classmethod
+    def load(
+        cls, folder: str | Path, device: torch.device | str = "cpu"
+    ) -> tuple[DDLCXRForecaster, Manifest]:
+        folder = Path(folder)
+        tensors, manifest = load_checkpoint(folder, family=FORECAST_FAMILY, device=device)
+        cfg = manifest.config
+        try:
+            vae_folder = folder.parent / cfg["vae_checkpoint"]
+            vae_sha = cfg["vae_sha256"]
+            enc_cfg = EHREncoderConfig(**cfg["ehr_encoder"])
+            unet_cfg = UNetConfig.from_json(cfg["unet"])
+            diffusion = DiffusionConfig(**cfg["diffusion"])
+            vocab = EHRVocabulary.from_json(cfg["vocabulary"])
+            lo, hi = (float(v) for v in cfg["gap_range_hours"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"Checkpoint '{folder.name}': bad forecaster config ({exc})."
+            ) from None
+        if read_manifest(vae_folder).sha256 != vae_sha:
+            raise CheckpointError(
+                f"Checkpoint '{folder.name}' was trained with VAE '{vae_folder.name}' of another "
+                "version (sha256 differs); refusing to mix latent spaces."
+            )
+        autoencoder, _ = CXRAutoencoder.load(vae_folder, device)
+        encoder, unet = EHREncoder(enc_cfg), LatentUNet(unet_cfg)
+        load_weights(
+            encoder,
+            {k[8:]: v for k, v in tensors.items() if k.startswith("encoder.")},
+            folder,
+            "EHR encoder",
+        )
+        load_weights(
+            unet, {k[5:]: v for k, v in tensors.items() if k.startswith("unet.")}, folder, "UNet"
+        )
+        model = cls(
+            autoencoder,
+            encoder.to(device).eval(),
+            unet.to(device).eval(),
+            vocab,
+            diffusion,
+            (lo, hi),
+        )
+        return model, manifest

@@ -1,0 +1,179 @@
+"""Train the CXR VAE: ``python -m core.cxr.train_vae --images DIR [--images DIR ...] --out DIR``.
+
+Hannover images of held-out patients are excluded (``--hannover-root`` with the same split seed
+as the forecaster), so evaluation pairs are unseen by every part of the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from core.cxr.data import holdout_patients, image_folder, load_images
+from core.cxr.distributed import command_line, training_processes, wrap
+from core.cxr.pipeline import CXRAutoencoder
+from core.cxr.vae import CXRVAE, VAEConfig
+from core.device import make_generator
+from core.metrics.images import psnr, ssim
+
+log = logging.getLogger(__name__)
+
+LICENCES = {
+    "cxr-kermany": {
+        "name": "Kermany et al. 2018, pediatric chest X-rays (Mendeley Data v2)",
+        "licence": "CC BY 4.0",
+        "attribution": "Kermany DS, Zhang K, Goldbaum M. Labeled Optical Coherence Tomography (OCT) "
+        "and Chest X-Ray Images for Classification. Mendeley Data v2, doi:10.17632/rscbjbr9sj.2",
+    },
+    "cxr-hannover": {
+        "name": "COVID-19 image repository of Hannover Medical School",
+        "licence": "CC BY 3.0",
+        "attribution": "Winther HB et al., COVID-19 image repository, DOI 10.6084/m9.figshare.12275009",
+    },
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--images", action="append", required=True, help="folder of images (repeatable)")
+    p.add_argument("--hannover-root", default=None, help="exclude held-out Hannover patients")
+    p.add_argument("--holdout", type=float, default=0.2)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--base-channels", type=int, default=32)
+    p.add_argument("--channel-mult", default="1,2,2,4")
+    p.add_argument("--latent-channels", type=int, default=4)
+    p.add_argument("--fit", choices=("pad", "crop"), default="pad")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    return p
+
+
+def _dataset_key(folder: Path) -> str:
+    return next((k for k in LICENCES if k in str(folder)), folder.name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = VAEConfig(
+        image_size=args.image_size,
+        base_channels=args.base_channels,
+        channel_mult=tuple(int(c) for c in args.channel_mult.split(",")),
+        latent_channels=args.latent_channels,
+    )
+    cfg.validate()
+    excluded: set[str] = set()
+    if args.hannover_root:
+        table = pd.read_csv(Path(args.hannover_root) / "data.csv", dtype=str)
+        held = holdout_patients(table["patient_id"], args.holdout, args.split_seed)
+        excluded = set(table.loc[table["patient_id"].isin(held), "image_id"])
+    items = []
+    for folder in args.images:
+        items += [(p, lab) for p, lab in image_folder(folder) if p.stem not in excluded]
+    paths = [p for p, _ in items]
+    labels = torch.tensor([lab for _, lab in items], dtype=torch.float32)[:, None]
+    with training_processes(args.device) as (device, rank, world):
+        torch.manual_seed(args.seed)
+        start = time.perf_counter()
+        images = load_images(paths, cfg.image_size, args.fit)
+        log.info(
+            "cached %d images at %d px in %.0f s",
+            len(paths),
+            cfg.image_size,
+            time.perf_counter() - start,
+        )
+        rng = np.random.default_rng(args.seed)
+        val_idx = rng.choice(len(paths), size=min(256, len(paths) // 10), replace=False)
+        train_idx = np.setdiff1d(np.arange(len(paths)), val_idx)
+        vae = CXRVAE(cfg).to(device)
+        model = wrap(vae, device, world)
+        opt = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=0.0)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, args.lr, total_steps=args.steps, pct_start=0.05
+        )
+        gen = make_generator(args.seed + rank)
+        shard = train_idx[rank::world]
+        start = time.perf_counter()
+        for step in range(1, args.steps + 1):
+            batch = rng.choice(shard, size=args.batch_size)
+            x = (
+                torch.as_tensor(images[batch], dtype=torch.float32, device=device)[:, None] / 127.5
+                - 1
+            )
+            losses = model(x, labels[batch].to(device), gen)  # DDP syncs grads via forward
+            opt.zero_grad(set_to_none=True)
+            losses.total.backward()
+            torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            if rank == 0 and (step % 100 == 0 or step == args.steps):
+                log.info(
+                    "step %d/%d loss %.4f l1 %.4f 1-ssim %.4f kl %.1f label %.3f (%.1f s)",
+                    step,
+                    args.steps,
+                    losses.total,
+                    losses.l1,
+                    losses.ssim,
+                    losses.kl,
+                    losses.label,
+                    time.perf_counter() - start,
+                )
+        seconds = time.perf_counter() - start
+        if rank == 0:
+            vae.eval()
+            ae = CXRAutoencoder(vae, args.fit, 1.0)
+            with torch.no_grad():
+                lat = torch.cat(
+                    [
+                        ae.encode(images[train_idx[i : i + 256]] / 255.0)
+                        for i in range(0, min(len(train_idx), 2048), 256)
+                    ]
+                )
+            ae.latent_scale = round(float(1.0 / lat.std()), 5)
+            val = images[val_idx] / 255.0
+            recon = ae.decode(ae.encode(val))
+            metrics = {
+                "validation_images": len(val_idx),
+                "reconstruction_ssim": round(
+                    float(np.mean([ssim(a, b) for a, b in zip(val, recon, strict=True)])), 4
+                ),
+                "reconstruction_psnr_db": round(
+                    float(np.mean([psnr(a, b) for a, b in zip(val, recon, strict=True)])), 2
+                ),
+                "train_seconds": round(seconds, 1),
+                "processes": world,
+                "device": str(device),
+            }
+            sources = sorted({_dataset_key(Path(f)) for f in args.images})
+            card = {
+                "datasets": [LICENCES.get(s, {"name": s}) for s in sources],
+                "images_train": len(train_idx),
+                "images_validation": len(val_idx),
+                "hannover_holdout_patients_excluded": len(excluded) > 0,
+                "split": {"holdout": args.holdout, "seed": args.split_seed, "patient_level": True},
+            }
+            ae.save(
+                args.out,
+                data_card=card,
+                training_command=command_line("core.cxr.train_vae", argv, world),
+                metrics=metrics,
+            )
+            log.info("wrote %s: %s", args.out, metrics)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
