@@ -125,6 +125,21 @@ def _read_raster(data: bytes, label: str) -> RadiographImage:
 
 
 def _read_dicom(data: bytes, label: str) -> RadiographImage:
+    # pydicom parses elements lazily, so a malformed header can fail on any later access; its
+    # errors have no common base class, hence the broad catch around the whole read.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _read_dicom_checked(data, label)
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise ImageError(
+            f"the DICOM file is malformed or truncated ({type(exc).__name__})", source=label
+        ) from None
+
+
+def _read_dicom_checked(data: bytes, label: str) -> RadiographImage:
     import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
