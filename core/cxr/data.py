@@ -54,6 +54,16 @@ class PairRecord:
     label: int  # auxiliary outcome (1/0), -1 unknown
 
 
+def empty_window() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "hours": pd.Series(dtype=float),
+            "variable": pd.Series(dtype=str),
+            "value": pd.Series(dtype=float),
+        }
+    )
+
+
 def image_folder(root: str | Path) -> list[tuple[Path, int]]:
     """Every image under ``root`` with an abnormality label from its folder name:
     NORMAL -> 0, PNEUMONIA / COVID / ABNORMAL -> 1, otherwise unknown (-1)."""
@@ -106,7 +116,7 @@ def hannover_pairs(root: str | Path) -> list[PairRecord]:
             if gap_days <= 0:
                 continue
             pl = by_patient.get(pid)
-            window = pd.DataFrame(columns=["hours", "variable", "value"])
+            window = empty_window()
             if pl is not None:
                 sel = pl[
                     (pl["day"] >= a["admission_offset"]) & (pl["day"] <= b["admission_offset"])
@@ -192,7 +202,7 @@ def mimic_pairs(
             if not 0 < gap <= max_gap_hours:
                 continue
             events = by_subject.get(sid)
-            window = pd.DataFrame(columns=["hours", "variable", "value"])
+            window = empty_window()
             if events is not None:
                 sel = events[(events["charttime"] >= t0) & (events["charttime"] <= t1)]
                 window = pd.DataFrame(

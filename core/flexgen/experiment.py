@@ -36,6 +36,7 @@ from core.flexgen.encoding import modality_presence
 from core.flexgen.evaluate import MMD_RECORDS, score_table
 from core.flexgen.pipeline import FlexGenSettings
 from core.flexgen.train import VARIANTS, FlexGenConfig, train_flexgen
+from core.report.markdown import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -120,22 +121,7 @@ def run(
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
-    out = frame.rename(columns=COLUMNS)
-    fmt = {c: "{:.3f}" for c in COLUMNS.values() if c in out}
-    fmt["MMD ↓"] = "{:.4f}"
-    header = "| " + " | ".join(out.columns) + " |"
-    lines = [header, "|" + "---|" * len(out.columns)]
-    for _, row in out.iterrows():
-        cells = []
-        for c in out.columns:
-            v = row[c]
-            cells.append(
-                fmt[c].format(v)
-                if c in fmt and pd.notna(v)
-                else ("" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-            )
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(frame.rename(columns=COLUMNS), {"MMD ↓": "{:.4f}"})
 
 
 def _floats(text: str) -> list[float]:

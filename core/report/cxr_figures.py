@@ -1,0 +1,130 @@
+"""Figures of the CXR Forecast page: image panels and the EHR window."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from PIL import Image, ImageDraw
+from plotly.subplots import make_subplots
+
+_LAYOUT = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 60, "b": 10}}
+SYNTHETIC_LABEL = "SYNTHETIC - not for diagnosis"
+
+
+def forecast_panels(
+    prior: np.ndarray,
+    mean: np.ndarray,
+    uncertainty: np.ndarray,
+    change: np.ndarray,
+    title: str,
+) -> go.Figure:
+    """Prior | forecast mean | per-pixel SD across samples | change (mean - prior)."""
+    fig = make_subplots(
+        rows=1,
+        cols=4,
+        horizontal_spacing=0.03,
+        subplot_titles=(
+            "Prior X-ray (input)",
+            "Forecast mean (synthetic)",
+            "Uncertainty: SD across samples",
+            "Change: forecast - prior",
+        ),
+    )
+    gray = [[0, "black"], [1, "white"]]
+    lim = float(max(np.abs(change).max(), 1e-3))
+    panels = [
+        (prior, gray, 0.0, 1.0, "intensity"),
+        (mean, gray, 0.0, 1.0, "intensity"),
+        (uncertainty, "Viridis", 0.0, float(max(uncertainty.max(), 1e-3)), "SD"),
+        (change, "RdBu_r", -lim, lim, "change"),
+    ]
+    for col, (img, scale, lo, hi, name) in enumerate(panels, start=1):
+        fig.add_heatmap(
+            z=img[::-1],  # heatmap rows grow upwards; images grow downwards
+            colorscale=scale,
+            zmin=lo,
+            zmax=hi,
+            showscale=col >= 3,
+            colorbar={"len": 0.8, "x": 0.735 if col == 3 else 1.0, "thickness": 10},
+            hovertemplate=f"{name} %{{z:.3f}}<extra></extra>",
+            row=1,
+            col=col,
+        )
+        fig.update_xaxes(visible=False, row=1, col=col)
+        fig.update_yaxes(visible=False, scaleanchor=f"x{col if col > 1 else ''}", row=1, col=col)
+    fig.update_layout(**_LAYOUT, title=title, height=360)
+    return fig
+
+
+def single_image(img: np.ndarray, title: str) -> go.Figure:
+    fig = go.Figure(
+        go.Heatmap(
+            z=img[::-1],
+            colorscale=[[0, "black"], [1, "white"]],
+            zmin=0,
+            zmax=1,
+            showscale=False,
+            hovertemplate="intensity %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, scaleanchor="x")
+    fig.update_layout(**_LAYOUT, title=title, height=340, width=340)
+    return fig
+
+
+def ehr_window_figure(window: pd.DataFrame, horizon_hours: float) -> go.Figure:
+    """One panel per variable: observations over hours since the prior image, horizon marked."""
+    variables = list(dict.fromkeys(window["variable"]))
+    fig = make_subplots(
+        rows=max(1, len(variables)),
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.06,
+        subplot_titles=variables or ["no observations"],
+    )
+    for i, var in enumerate(variables, start=1):
+        part = window[window["variable"] == var]
+        fig.add_scatter(
+            x=part["hours"],
+            y=part["value"],
+            mode="lines+markers",
+            line={"color": "#1f6f8b", "width": 1},
+            marker={"size": 7, "color": "#c0392b"},
+            name=var,
+            showlegend=False,
+            hovertemplate="%{x:g} h: %{y:.3g}<extra></extra>",
+            row=i,
+            col=1,
+        )
+    for i in range(1, max(1, len(variables)) + 1):
+        fig.add_vline(x=horizon_hours, line_dash="dash", line_color="#7f8c8d", row=i, col=1)
+    fig.update_xaxes(
+        title_text="hours since the prior X-ray (dashed: forecast time)",
+        row=max(1, len(variables)),
+        col=1,
+    )
+    fig.update_layout(**_LAYOUT, title="EHR window", height=max(240, 130 * len(variables)))
+    return fig
+
+
+def labelled_png(pixels: np.ndarray, size: int = 256, label: str = SYNTHETIC_LABEL) -> bytes:
+    """An upscaled 8-bit PNG with the synthetic label burnt into the pixels (no metadata)."""
+    arr = (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8)
+    img = Image.fromarray(arr, mode="L").resize((size, size), Image.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([0, 0, size, 14], fill=0)
+    draw.text((3, 2), label, fill=255)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def heat_png(
+    values: np.ndarray, lo: float, hi: float, size: int = 256, label: str = SYNTHETIC_LABEL
+) -> bytes:
+    """A map (uncertainty, change) as a labelled grayscale PNG scaled from ``lo`` to ``hi``."""
+    return labelled_png((values - lo) / max(hi - lo, 1e-6), size, label)
