@@ -183,10 +183,13 @@ class DDLCXRForecaster:
         self.validate(settings)
         notes: list[str] = list(window.warnings) if window is not None else []
         if window is not None and window.last_hour > settings.horizon_hours:
-            raise ConfigError(
-                f"The EHR window has observations up to {window.last_hour:g} h, after the "
-                f"forecast horizon of {settings.horizon_hours:g} h."
+            # Observations after the forecast time are not known then: leave them out, visibly.
+            later = window.frame["hours"] > settings.horizon_hours
+            notes.append(
+                f"left out {int(later.sum())} observation(s) recorded after the forecast horizon "
+                f"of {settings.horizon_hours:g} h"
             )
+            window = EHRWindow(window.frame[~later].reset_index(drop=True), window.warnings)
         start = time.perf_counter()
         prior_img = self.autoencoder.prepare(np.asarray(prior, dtype=np.float32))
         n = settings.n_samples
