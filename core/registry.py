@@ -132,3 +132,18 @@ MODELS.register(
         checkpoint="flexgen-physionet2012",
     )
 )
+MODELS.register(
+    ModelSpec(
+        id="ddlcxr-hannover",
+        family="ddl-cxr",
+        task="forecast-cxr",
+        title="DDL-CXR: later chest X-ray from a prior one + labs (Hannover COVID-19, 64 px)",
+        description=(
+            "Conditional latent diffusion: the prior radiograph's VAE latent, the time gap and the "
+            "labs recorded since (CRP, d-dimer, factor XII, LDH, lymphocytes, neutrophils, pCO2, "
+            "pO2) give samples of the later radiograph. Trained on 30 patients: a demonstrator."
+        ),
+        requires=("image", "temporal"),
+        checkpoint="ddlcxr-hannover-64",
+    )
+)
