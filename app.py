@@ -30,7 +30,7 @@ def home() -> None:
         "side before any release. Everything runs on this server; nothing you load leaves it or is "
         "written to disk unless you export it."
     )
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     with c1.container(border=True):
         st.markdown("#### 1. Cohort")
         st.write(
@@ -48,6 +48,12 @@ def home() -> None:
         st.markdown("#### 3. Review")
         st.write("Compare synthetic sets with the real training and holdout data; export a report.")
         st.page_link(REVIEW_PAGE, label="Open Review", icon=":material/fact_check:")
+    with c4.container(border=True):
+        st.markdown("#### CXR Forecast")
+        st.write(
+            "Forecast a later chest X-ray from a prior one and the labs since; see samples and uncertainty."
+        )
+        st.page_link(CXR_PAGE, label="Open CXR Forecast", icon=":material/radiology:")
 
     cohort = state.get_cohort()
     if cohort is not None:
@@ -79,11 +85,13 @@ st.set_page_config(
 COHORT_PAGE = st.Page("pages/1_Cohort.py", title="Cohort", icon=":material/groups:")
 GENERATE_PAGE = st.Page("pages/2_Generate.py", title="Generate", icon=":material/auto_awesome:")
 REVIEW_PAGE = st.Page("pages/3_Review.py", title="Review", icon=":material/fact_check:")
+CXR_PAGE = st.Page("pages/4_CXR_Forecast.py", title="CXR Forecast", icon=":material/radiology:")
 st.navigation(
     [
         st.Page(home, title="Home", icon=":material/home:", default=True),
         COHORT_PAGE,
         GENERATE_PAGE,
         REVIEW_PAGE,
+        CXR_PAGE,
     ]
 ).run()

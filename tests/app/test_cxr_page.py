@@ -1,0 +1,59 @@
+"""CXR Forecast page through AppTest: shipped example -> forecast with uncertainty; bad settings."""
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from ui import cxr
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = "pages/4_CXR_Forecast.py"
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception and not at.error
+    return at
+
+
+def forecast(at: AppTest, days: float, samples: int = 4, steps: int = 10) -> None:
+    at.number_input(key="cxr_horizon").set_value(days)
+    at.slider(key="cxr_samples").set_value(samples)
+    at.slider(key="cxr_steps").set_value(steps)
+    next(b for b in at.button if b.label == "Forecast").click().run()
+
+
+def test_example_forecast_shows_images_uncertainty_and_label():
+    at = open_page()
+    assert any("not for diagnosis" in w.value for w in at.warning)
+    forecast(at, 3.0)
+    assert not at.exception and not at.error
+    result, window = at.session_state[cxr.RESULT]
+    assert result.samples.shape[0] == 4 and result.uncertainty.max() > 0
+    assert result.settings.use_ehr and len(window) > 0
+    assert len(at.get("plotly_chart")) >= 3  # panels, sample browser, EHR window
+    assert any("4 samples, 3 days ahead" in c.value for c in at.caption)
+    at.slider(key="cxr_sample_idx").set_value(3).run()
+    assert not at.exception
+
+
+def test_bad_horizons_are_explained_and_the_page_stays_alive():
+    at = open_page()
+    forecast(at, 0.0, samples=1, steps=5)
+    assert any("more than 0 hours" in e.value for e in at.error)
+    forecast(at, 200.0, samples=1, steps=5)
+    assert any("beyond what this model was trained on" in e.value for e in at.error)
+    assert cxr.RESULT not in at.session_state
+    forecast(at, 2.0, samples=1, steps=5)  # still usable afterwards
+    assert not at.error and cxr.RESULT in at.session_state
+
+
+def test_forecast_without_ehr():
+    at = open_page()
+    at.radio(key="cxr_window_src").set_value("None").run()
+    forecast(at, 2.0, samples=2, steps=5)
+    assert not at.exception and not at.error
+    result, _ = at.session_state[cxr.RESULT]
+    assert any("no usable EHR" in n for n in result.notes)

@@ -1,0 +1,31 @@
+"""Streamlit helpers of the CXR Forecast page: the shared forecaster and the shipped example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core.cxr.pipeline import DDLCXRForecaster
+from core.registry import MODELS, ModelSpec
+from ui.models import CHECKPOINTS
+
+EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "assets" / "cxr_example"
+EXAMPLE_PRIOR = EXAMPLE_DIR / "prior.png"
+EXAMPLE_WINDOW = EXAMPLE_DIR / "ehr_window.csv"
+RESULT = "cxr_forecast_result"
+
+
+@st.cache_resource(show_spinner="Loading the CXR forecaster")
+def shipped_forecaster(checkpoint: str, device: str) -> DDLCXRForecaster:
+    """One shared, read-only instance per checkpoint and device (inference only)."""
+    model, _ = DDLCXRForecaster.load(CHECKPOINTS / checkpoint, device=device)
+    return model
+
+
+def forecasters() -> list[ModelSpec]:
+    return [
+        s
+        for s in MODELS.where(task="forecast-cxr")
+        if s.checkpoint and (CHECKPOINTS / s.checkpoint).is_dir()
+    ]
