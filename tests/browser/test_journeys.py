@@ -69,3 +69,53 @@ def test_flexgen_journey_complete_patients_in_the_browser(server, browser):
     j.shot("flexgen-patients")
     assert page.get_by_role("button", name="Both in one Parquet").count() == 1
     context.close()
+
+
+def test_cxr_journey_example_forecast_downloads_and_hostile_uploads(server, browser, tmp_path):
+    from tests.core.cxr.fixtures import SECRET_NAME, dicom_bytes, phantom
+
+    context, page = new_page(browser)
+    j = Journey(page, "cxr")
+    page.goto(server.url)
+    j.see("System status")
+    j.idle()
+    j.nav("CXR Forecast")
+    j.see("not for diagnosis")
+    j.see("as the model sees it")
+    j.shot("example-loaded")
+    j.button("Forecast")
+    j.see("samples, 3 days ahead")
+    page.get_by_role("button", name="Forecast mean (PNG)").wait_for()
+    j.shot("forecast")
+    with page.expect_download(timeout=STEP_TIMEOUT_MS) as download:
+        page.get_by_role("button", name="Forecast mean (PNG)").click()
+    path = tmp_path / "mean.png"
+    download.value.save_as(path)
+    from PIL import Image
+
+    with Image.open(path) as img:
+        assert img.format == "PNG" and img.size == (256, 256)
+    # hostile and identifying uploads: a text file, then a DICOM with a patient name
+    page.get_by_text("Upload", exact=True).first.click()
+    j.idle()
+    uploader = page.locator('[data-testid="stFileUploaderDropzoneInput"]').first
+    uploader.set_input_files(
+        files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image"}]
+    )
+    j.see("not a readable image")
+    j.shot("bad-upload")
+    uploader.set_input_files(
+        files=[
+            {
+                "name": "scan.dcm",
+                "mimeType": "application/dicom",
+                "buffer": dicom_bytes(phantom(96)),
+            }
+        ]
+    )
+    j.see("MONOCHROME1: inverted")
+    j.shot("dicom-upload")
+    assert SECRET_NAME not in page.content()
+    j.button("Forecast")
+    j.see("samples, 3 days ahead")
+    context.close()
