@@ -64,6 +64,18 @@ def empty_window() -> pd.DataFrame:
     )
 
 
+def window_frame(hours: pd.Series, events: pd.DataFrame) -> pd.DataFrame:
+    """Long ``hours, variable, value`` window sorted by time, from events with those columns."""
+    frame = pd.DataFrame(
+        {
+            "hours": hours.to_numpy(float),
+            "variable": events["variable"].to_numpy(),
+            "value": events["value"].to_numpy(float),
+        }
+    )
+    return frame.sort_values("hours", kind="stable").reset_index(drop=True)
+
+
 def image_folder(root: str | Path) -> list[tuple[Path, int]]:
     """Every image under ``root`` with an abnormality label from its folder name:
     NORMAL -> 0, PNEUMONIA / COVID / ABNORMAL -> 1, otherwise unknown (-1)."""
@@ -121,20 +133,14 @@ def hannover_pairs(root: str | Path) -> list[PairRecord]:
                 sel = pl[
                     (pl["day"] >= a["admission_offset"]) & (pl["day"] <= b["admission_offset"])
                 ]
-                window = pd.DataFrame(
-                    {
-                        "hours": (sel["day"] - a["admission_offset"]).to_numpy(float) * 24.0,
-                        "variable": sel["variable"].to_numpy(),
-                        "value": sel["value"].to_numpy(float),
-                    }
-                ).sort_values("hours", kind="stable")
+                window = window_frame((sel["day"] - a["admission_offset"]) * 24.0, sel)
             pairs.append(
                 PairRecord(
                     str(pid),
                     root / "png" / f"{a['image_id']}.png",
                     root / "png" / f"{b['image_id']}.png",
                     gap_days * 24.0,
-                    window.reset_index(drop=True),
+                    window,
                     died,
                 )
             )
@@ -205,20 +211,14 @@ def mimic_pairs(
             window = empty_window()
             if events is not None:
                 sel = events[(events["charttime"] >= t0) & (events["charttime"] <= t1)]
-                window = pd.DataFrame(
-                    {
-                        "hours": ((sel["charttime"] - t0).dt.total_seconds() / 3600.0).to_numpy(),
-                        "variable": sel["variable"].to_numpy(),
-                        "value": sel["value"].to_numpy(float),
-                    }
-                ).sort_values("hours", kind="stable")
+                window = window_frame((sel["charttime"] - t0).dt.total_seconds() / 3600.0, sel)
             pairs.append(
                 PairRecord(
                     str(sid),
                     image_root / rows.loc[i, "path"],
                     image_root / rows.loc[i + 1, "path"],
                     gap,
-                    window.reset_index(drop=True),
+                    window,
                     -1,
                 )
             )

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     table = summarise(per_pair)
     text = markdown_table(table)
-    print(text)
+    log.info("held-out evaluation:\n%s", text)
     if args.out is not None:
         args.out.write_text(text + "\n")
     return 0
