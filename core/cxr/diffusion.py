@@ -50,9 +50,7 @@ def ramp(step: int, ramp_steps: int) -> float:
 def perturb_context(
     context: torch.Tensor, beta: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    noise = torch.randn(
-        context.shape, generator=generator, device=context.device, dtype=context.dtype
-    )
+    noise = torch.randn(context.shape, generator=generator).to(context)  # CPU generator
     return (1.0 - beta) * context + beta * noise
 
 

@@ -144,7 +144,8 @@ class CXRVAE(nn.Module):
         generator: torch.Generator | None = None,
     ) -> VAELosses:
         mean, logvar = self.encode(x)
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        # drawn on the CPU: the seeded generator lives there, whatever the training device
+        noise = torch.randn(mean.shape, generator=generator).to(mean)
         z = mean + torch.exp(0.5 * logvar) * noise
         recon = self.decode(z)
         l1 = (recon - x).abs().mean()
