@@ -33,12 +33,12 @@ from core.cxr.data import (
     mimic_pairs,
 )
 from core.cxr.diffusion import DiffusionConfig, Schedule, perturb_context, ramp
-from core.cxr.distributed import command_line, training_processes, wrap
 from core.cxr.ehr_encoder import EHREncoder, EHREncoderConfig
 from core.cxr.ehr_window import EHRVocabulary, tokens_from_windows
 from core.cxr.pipeline import CXRAutoencoder, DDLCXRForecaster
 from core.cxr.unet import LatentUNet, UNetConfig
 from core.device import make_generator
+from core.distributed import command_line, training_processes, wrap
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ import pandas as pd
 import torch
 
 from core.cxr.data import holdout_patients, image_folder, load_images
-from core.cxr.distributed import command_line, training_processes, wrap
 from core.cxr.pipeline import CXRAutoencoder
 from core.cxr.vae import CXRVAE, VAEConfig
 from core.device import make_generator
+from core.distributed import command_line, training_processes, wrap
 from core.metrics.images import psnr, ssim
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from core.cli import add_cohort_arguments, load_cohort_from_args
 from core.device import make_generator, select_device
+from core.distributed import command_line, training_processes
 from core.ehr.edm import EMA, EDMConfig, EDMDenoiser, edm_loss
 from core.ehr.encoding import VectorEncoding
 from core.ehr.network import EHRDiffMLP, NetworkConfig
@@ -208,92 +207,77 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with training_processes(args.device) as (device, rank, world):
+        _train_and_save(args, argv, device, rank, world)
+    return 0
+
+
+def _train_and_save(
+    args: argparse.Namespace, argv: list[str], device: torch.device, rank: int, world: int
+) -> None:
     from core.data.cohort import split_cohort
     from core.data.formats import FORMATS
     from core.ehr.table import ehr_table
     from core.metrics.fidelity import dimension_wise_probability
 
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    device = select_device(args.device)
-    if distributed:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    rank = dist.get_rank() if distributed else 0
-    try:
-        cohort, inputs = load_cohort_from_args(args)
-        split = split_cohort(cohort, args.holdout, args.split_seed)
-        table = ehr_table(cohort)
-        train_table, holdout_table = table.subset(split.train), table.subset(split.holdout)
-        config = TrainConfig(
-            units=tuple(int(u) for u in args.units.split(",")),
-            steps=args.steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            conditional=not args.unconditional,
-            seed=args.seed,
-        )
-        model_id = args.model_id or args.out.name
+    cohort, inputs = load_cohort_from_args(args)
+    split = split_cohort(cohort, args.holdout, args.split_seed)
+    table = ehr_table(cohort)
+    train_table, holdout_table = table.subset(split.train), table.subset(split.holdout)
+    config = TrainConfig(
+        units=tuple(int(u) for u in args.units.split(",")),
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        conditional=not args.unconditional,
+        seed=args.seed,
+    )
+    model_id = args.model_id or args.out.name
 
-        def report(step: int, total: int, loss: float) -> None:
-            if rank == 0 and (step % 1000 == 0 or step == total):
-                log.info("step %d/%d loss %.4f", step, total, loss)
+    def report(step: int, total: int, loss: float) -> None:
+        if rank == 0 and (step % 1000 == 0 or step == total):
+            log.info("step %d/%d loss %.4f", step, total, loss)
 
-        result = train_ehrdiff(
-            train_table, config, model_id=model_id, device=device, callback=report
+    result = train_ehrdiff(train_table, config, model_id=model_id, device=device, callback=report)
+    if rank == 0:
+        model = result.model
+        settings = GenerationSettings(
+            n=train_table.n_records, steps=args.eval_steps, seed=args.seed
         )
-        if rank == 0:
-            model = result.model
-            settings = GenerationSettings(
-                n=train_table.n_records, steps=args.eval_steps, seed=args.seed
-            )
-            synth = model.generate(settings)
-            enc = model.encoding
-            metrics = {
-                "dimension_wise_probability_r2_vs_train": dimension_wise_probability(
-                    enc.encode(train_table), synth.vectors
-                ).value,
-                "dimension_wise_probability_r2_vs_holdout": dimension_wise_probability(
-                    enc.encode(holdout_table), synth.vectors
-                ).value,
-                "evaluated_with": f"{settings.sampler} {settings.steps} steps, n={settings.n}, seed={settings.seed}",
-                "final_loss": float(result.losses[-20:].mean()),
-                "train_seconds": round(result.seconds, 1),
-                "processes": dist.get_world_size() if distributed else 1,
-                "device": str(device),
-            }
-            card = dict(FORMATS[args.cohort].data_card)
-            card |= {
-                "input_files": sorted(p.name for p in inputs.values()),
-                "cohort_fingerprint": cohort.fingerprint(),
-                "records_train": train_table.n_records,
-                "records_holdout": holdout_table.n_records,
-                "split": {"holdout": args.holdout, "seed": args.split_seed, "patient_level": True},
-            }
-            command = "python -m core.ehr.train " + " ".join(
-                shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
-            )
-            if distributed:
-                command = (
-                    f"torchrun --nproc_per_node={dist.get_world_size()} -m core.ehr.train "
-                    + command.split("core.ehr.train ", 1)[1]
-                )
-            model.save(
-                args.out,
-                data_card=card,
-                training_command=command,
-                metrics=metrics,
-                extra_config={"train": {**asdict(config), "units": list(config.units)}},
-            )
-            log.info("wrote %s: %s", args.out, metrics)
-    finally:
-        if distributed:
-            dist.destroy_process_group()
-    return 0
+        synth = model.generate(settings)
+        enc = model.encoding
+        metrics = {
+            "dimension_wise_probability_r2_vs_train": dimension_wise_probability(
+                enc.encode(train_table), synth.vectors
+            ).value,
+            "dimension_wise_probability_r2_vs_holdout": dimension_wise_probability(
+                enc.encode(holdout_table), synth.vectors
+            ).value,
+            "evaluated_with": f"{settings.sampler} {settings.steps} steps, n={settings.n}, seed={settings.seed}",
+            "final_loss": float(result.losses[-20:].mean()),
+            "train_seconds": round(result.seconds, 1),
+            "processes": world,
+            "device": str(device),
+        }
+        card = dict(FORMATS[args.cohort].data_card)
+        card |= {
+            "input_files": sorted(p.name for p in inputs.values()),
+            "cohort_fingerprint": cohort.fingerprint(),
+            "records_train": train_table.n_records,
+            "records_holdout": holdout_table.n_records,
+            "split": {"holdout": args.holdout, "seed": args.split_seed, "patient_level": True},
+        }
+        model.save(
+            args.out,
+            data_card=card,
+            training_command=command_line("core.ehr.train", argv, world),
+            metrics=metrics,
+            extra_config={"train": {**asdict(config), "units": list(config.units)}},
+        )
+        log.info("wrote %s: %s", args.out, metrics)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""torchrun support shared by the CXR training commands (gloo on CPU, nccl on GPU)."""
+"""torchrun support shared by the training commands (gloo on CPU, nccl on GPU)."""
 
 from __future__ import annotations
 
