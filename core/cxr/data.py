@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,23 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm")
 HANNOVER_LABS = ("crp", "d-dimer", "factor_xii", "ldh", "lymphocytes", "neutrophils", "pco2", "po2")
+DATASET_CARDS = {
+    "cxr-kermany": {
+        "name": "Kermany et al. 2018, pediatric chest X-rays (Mendeley Data v2)",
+        "licence": "CC BY 4.0",
+        "attribution": "Kermany DS, Zhang K, Goldbaum M. Labeled Optical Coherence Tomography (OCT) "
+        "and Chest X-Ray Images for Classification. Mendeley Data v2, doi:10.17632/rscbjbr9sj.2",
+    },
+    "cxr-hannover": {
+        "name": "COVID-19 image repository of Hannover Medical School",
+        "licence": "CC BY 3.0",
+        "attribution": "Winther HB et al., COVID-19 image repository, DOI 10.6084/m9.figshare.12275009",
+    },
+    "mimic": {
+        "name": "MIMIC-CXR-JPG + MIMIC-IV",
+        "licence": "PhysioNet Credentialed Health Data License 1.5.0",
+    },
+}
 MEDFUSE_VARIABLES = (
     "Capillary refill rate",
     "Diastolic blood pressure",
@@ -246,7 +262,3 @@ def load_images(
         if callback is not None and (i + 1) % 200 == 0:
             callback(i + 1, len(paths))
     return out
-
-
-def safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)

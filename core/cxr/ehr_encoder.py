@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -43,6 +44,10 @@ class EHRTokens:
         return EHRTokens(
             *(t.to(device) for t in (self.values, self.variables, self.hours, self.mask))
         )
+
+    def take(self, rows: np.ndarray | torch.Tensor) -> EHRTokens:
+        """The windows at ``rows`` (a training batch)."""
+        return EHRTokens(*(t[rows] for t in (self.values, self.variables, self.hours, self.mask)))
 
     def repeat(self, n: int) -> EHRTokens:
         return EHRTokens(

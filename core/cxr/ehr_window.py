@@ -135,9 +135,7 @@ def window_from_frame(
         )
     values = pd.to_numeric(long["value"], errors="coerce")
     usable = known.notna() & np.isfinite(values)
-    dropped = int(
-        (known.notna() & long["value"].notna() & ~np.isfinite(values.fillna(np.nan))).sum()
-    )
+    dropped = int((known.notna() & long["value"].notna() & ~usable).sum())
     if dropped:
         notes.append(f"ignored {dropped} value(s) that are not finite numbers")
     out = pd.DataFrame(

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from core.checkpoints import read_manifest
 from core.cxr.data import (
+    DATASET_CARDS,
     HANNOVER_LABS,
     MEDFUSE_VARIABLES,
     PairRecord,
@@ -163,9 +164,7 @@ def train_forecaster(
             "z1": z1[idx].to(device),
             "z0": z0[idx].to(device),
             "gap": gaps[idx].to(device),
-            "tokens": type(tokens)(
-                *(t[idx] for t in (tokens.values, tokens.variables, tokens.hours, tokens.mask))
-            ).to(device),
+            "tokens": tokens.take(idx).to(device),
             "labels": labels[idx].to(device),
         }
         loss, mse, hinge, label_loss = model(
@@ -220,18 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_pairs(args: argparse.Namespace) -> tuple[list[PairRecord], tuple[str, ...], dict]:
     if args.hannover_root is not None:
-        from core.cxr.train_vae import LICENCES
-
-        return hannover_pairs(args.hannover_root), HANNOVER_LABS, LICENCES["cxr-hannover"]
+        return hannover_pairs(args.hannover_root), HANNOVER_LABS, DATASET_CARDS["cxr-hannover"]
     if args.mimic_metadata and args.mimic_ehr and args.mimic_images:
-        card = {
-            "name": "MIMIC-CXR-JPG + MIMIC-IV",
-            "licence": "PhysioNet Credentialed Health Data License 1.5.0",
-        }
         return (
             mimic_pairs(args.mimic_metadata, args.mimic_ehr, args.mimic_images),
             MEDFUSE_VARIABLES,
-            card,
+            DATASET_CARDS["mimic"],
         )
     raise SystemExit(
         "give --hannover-root, or all of --mimic-metadata, --mimic-ehr, --mimic-images"

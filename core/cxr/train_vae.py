@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.cxr.data import holdout_patients, image_folder, load_images
+from core.cxr.data import DATASET_CARDS, holdout_patients, image_folder, load_images
 from core.cxr.pipeline import CXRAutoencoder
 from core.cxr.vae import CXRVAE, VAEConfig
 from core.device import make_generator
@@ -24,20 +24,6 @@ from core.distributed import command_line, training_processes, wrap
 from core.metrics.images import psnr, ssim
 
 log = logging.getLogger(__name__)
-
-LICENCES = {
-    "cxr-kermany": {
-        "name": "Kermany et al. 2018, pediatric chest X-rays (Mendeley Data v2)",
-        "licence": "CC BY 4.0",
-        "attribution": "Kermany DS, Zhang K, Goldbaum M. Labeled Optical Coherence Tomography (OCT) "
-        "and Chest X-Ray Images for Classification. Mendeley Data v2, doi:10.17632/rscbjbr9sj.2",
-    },
-    "cxr-hannover": {
-        "name": "COVID-19 image repository of Hannover Medical School",
-        "licence": "CC BY 3.0",
-        "attribution": "Winther HB et al., COVID-19 image repository, DOI 10.6084/m9.figshare.12275009",
-    },
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dataset_key(folder: Path) -> str:
-    return next((k for k in LICENCES if k in str(folder)), folder.name)
+    return next((k for k in DATASET_CARDS if k in str(folder)), folder.name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             sources = sorted({_dataset_key(Path(f)) for f in args.images})
             card = {
-                "datasets": [LICENCES.get(s, {"name": s}) for s in sources],
+                "datasets": [DATASET_CARDS.get(s, {"name": s}) for s in sources],
                 "images_train": len(train_idx),
                 "images_validation": len(val_idx),
                 "hannover_holdout_patients_excluded": len(excluded) > 0,
