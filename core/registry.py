@@ -141,7 +141,7 @@ MODELS.register(
         description=(
             "Conditional latent diffusion: the prior radiograph's VAE latent, the time gap and the "
             "labs recorded since (CRP, d-dimer, factor XII, LDH, lymphocytes, neutrophils, pCO2, "
-            "pO2) give samples of the later radiograph. Trained on 30 patients: a demonstrator."
+            "pO2) give samples of the later radiograph. Trained on 24 patients (6 more held out): a demonstrator."
         ),
         requires=("image", "temporal"),
         checkpoint="ddlcxr-hannover-64",

@@ -20,7 +20,7 @@ widgets.device_sidebar()
 st.title("CXR Forecast")
 st.warning(
     "**Synthetic images, not for diagnosis.** Forecasts are samples from a generative model trained "
-    "on 30 patients at 64 x 64 pixels; they show what the model expects, not what the patient has.",
+    "on 24 patients at 64 x 64 pixels; they show what the model expects, not what the patient has.",
     icon=":material/warning:",
 )
 specs = cxr.forecasters()
