@@ -68,6 +68,10 @@ class PairRecord:
     gap_hours: float
     window: pd.DataFrame  # hours, variable, value
     label: int  # auxiliary outcome (1/0), -1 unknown
+    outcomes: tuple[tuple[str, int], ...] = ()  # (name, 1/0/-1 unknown) known at the later image
+
+    def outcome(self, name: str) -> int:
+        return dict(self.outcomes).get(name, -1)
 
 
 def empty_window() -> pd.DataFrame:
@@ -114,7 +118,9 @@ def hannover_pairs(root: str | Path) -> list[PairRecord]:
     Lab times are absolute days (exam day + lab offset); the window of a pair holds the labs
     dated from the prior exam's day up to the later exam's day. Same-day pairs are left out: the
     offsets are whole days, so their order is unknown. Non-finite lab values (the CSV encodes
-    out-of-range results as +-inf) are dropped.
+    out-of-range results as +-inf) are dropped. Outcomes per pair: ``death`` (the patient died
+    in hospital) and ``icu_7d`` (still in the ICU 7 days after the later exam; unknown without
+    ICU dates).
     """
     root = Path(root)
     table = pd.read_csv(root / "data.csv")
@@ -158,9 +164,18 @@ def hannover_pairs(root: str | Path) -> list[PairRecord]:
                     gap_days * 24.0,
                     window,
                     died,
+                    (("death", died), ("icu_7d", _icu_after(b, 7.0))),
                 )
             )
     return pairs
+
+
+def _icu_after(row: pd.Series, days: float) -> int:
+    """1 if the exam's ICU stay ends more than ``days`` after it, 0 if not, -1 if unknown."""
+    release = row.get("icu_release_offset")
+    if release is None or pd.isna(release) or pd.isna(row.get("icu_admission_offset")):
+        return -1
+    return int(float(release) > days)
 
 
 def _leading_number(values: pd.Series) -> pd.Series:
@@ -244,8 +259,31 @@ def mimic_pairs(
 def holdout_patients(patient_ids: Iterable[str], fraction: float, seed: int) -> set[str]:
     """A deterministic patient-level holdout: hash(seed, id) decides, independent of order."""
     ids = sorted(set(patient_ids))
+    if not ids or fraction <= 0:
+        return set()
     scored = sorted(ids, key=lambda p: hashlib.sha256(f"{seed}:{p}".encode()).hexdigest())
-    return set(scored[: max(1, round(fraction * len(ids)))]) if ids else set()
+    return set(scored[: max(1, round(fraction * len(ids)))])
+
+
+def patient_folds(patient_ids: Iterable[str], k: int, seed: int) -> list[set[str]]:
+    """``k`` disjoint patient sets covering every patient, by the same order-free hash."""
+    ids = sorted(set(patient_ids))
+    if not 2 <= k <= len(ids):
+        raise ValueError(f"need 2 <= folds <= patients ({len(ids)}), got {k}")
+    scored = sorted(ids, key=lambda p: hashlib.sha256(f"{seed}:{p}".encode()).hexdigest())
+    return [set(scored[i::k]) for i in range(k)]
+
+
+def example_pair(pairs: list[PairRecord]) -> PairRecord:
+    """The shipped example's pair, by a fixed rule on metadata only: among gaps of 2 to 5 days
+    (the commonest), the window with the most lab observations; ties by the patient hash."""
+    pool = [p for p in pairs if 48.0 <= p.gap_hours < 120.0] or list(pairs)
+    if not pool:
+        raise CohortError("no longitudinal pairs to pick an example from")
+    return max(
+        pool,
+        key=lambda p: (len(p.window), hashlib.sha256(p.patient_id.encode()).hexdigest()),
+    )
 
 
 def load_images(

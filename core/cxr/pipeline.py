@@ -17,7 +17,16 @@ import numpy as np
 import torch
 
 from core.checkpoints import Manifest, load_checkpoint, load_weights, read_manifest, save_checkpoint
-from core.cxr.diffusion import DiffusionConfig, ProgressCallback, Schedule, ddim_sample
+from core.cxr.diffusion import (
+    ANCHORS,
+    Anchor,
+    DiffusionConfig,
+    ProgressCallback,
+    SamplerConfig,
+    Schedule,
+    ddim_sample,
+    start_step,
+)
 from core.cxr.ehr_encoder import EHREncoder, EHREncoderConfig, EHRTokens
 from core.cxr.ehr_window import EHRVocabulary, EHRWindow, tokens_from_windows
 from core.cxr.unet import LatentUNet, UNetConfig
@@ -95,12 +104,17 @@ class CXRAutoencoder:
 
 @dataclass(frozen=True)
 class ForecastSettings:
+    """One forecast request; ``None`` fields take the model's manifest defaults."""
+
     horizon_hours: float
     n_samples: int = 4
     steps: int = 25
-    eta: float = 1.0
+    eta: float | None = None
     seed: int = 0
     use_ehr: bool = True
+    anchor: Anchor | None = None
+    strength: float | None = None
+    threshold: bool = True
 
 
 @dataclass(frozen=True)
@@ -137,6 +151,7 @@ class DDLCXRForecaster:
         vocabulary: EHRVocabulary,
         diffusion: DiffusionConfig,
         gap_range_hours: tuple[float, float],
+        sampler: SamplerConfig | None = None,
     ) -> None:
         self.autoencoder = autoencoder
         self.encoder = encoder
@@ -145,6 +160,7 @@ class DDLCXRForecaster:
         self.diffusion = diffusion
         self.schedule = Schedule(diffusion)
         self.gap_range_hours = gap_range_hours
+        self.sampler = sampler or SamplerConfig()
 
     @property
     def device(self) -> torch.device:
@@ -170,6 +186,15 @@ class DDLCXRForecaster:
             raise ConfigError(
                 f"Number of samples must be 1 to {MAX_SAMPLES}, got {settings.n_samples}."
             )
+        if settings.anchor is not None and settings.anchor not in ANCHORS:
+            raise ConfigError(f"Anchor must be one of {ANCHORS}, got {settings.anchor!r}.")
+
+    def start_step(self, horizon_hours: float, strength: float | None = None) -> int:
+        """DDIM start step of a prior-anchored forecast: later for longer gaps, whose expected
+        change from the prior is larger, so less of the prior is kept."""
+        unit = self.diffusion.residual_scale if self.diffusion.target == "residual" else 1.0
+        k = self.sampler.strength if strength is None else strength
+        return start_step(self.schedule, k * self.sampler.expected_change(horizon_hours) / unit)
 
     @torch.no_grad()
     def forecast(
@@ -208,16 +233,26 @@ class DDLCXRForecaster:
         def denoise(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return self.unet(z, z_prior, t, gap, ctx, mask)
 
+        residual = self.diffusion.target == "residual"
+        anchor = settings.anchor or self.sampler.anchor
+        anchored = anchor == "prior"
         z = ddim_sample(
             denoise,
             tuple(z_prior.shape),
             self.schedule,
             steps=settings.steps,
-            eta=settings.eta,
+            eta=self.sampler.eta if settings.eta is None else settings.eta,
             generator=make_generator(settings.seed),
             device=self.device,
             callback=callback,
+            anchor=(torch.zeros_like(z_prior) if residual else z_prior) if anchored else None,
+            t_start=self.start_step(settings.horizon_hours, settings.strength)
+            if anchored
+            else None,
+            x0_bound=self.sampler.x0_bound if settings.threshold else None,
         )
+        if residual:
+            z = z_prior + self.diffusion.residual_scale * z
         samples = self.autoencoder.decode(z)
         return CXRForecast(prior_img, samples, settings, time.perf_counter() - start, tuple(notes))
 
@@ -235,6 +270,7 @@ class DDLCXRForecaster:
             "diffusion": self.diffusion.to_json(),
             "vocabulary": self.vocabulary.to_json(),
             "gap_range_hours": list(self.gap_range_hours),
+            "sampler": self.sampler.to_json(),
         }
         return save_checkpoint(
             folder,
@@ -244,20 +280,23 @@ class DDLCXRForecaster:
 
     @classmethod
     def load(
-        cls, folder: str | Path, device: torch.device | str = "cpu"
+        cls, folder: str | Path, device: torch.device | str = "cpu", vae: str | Path | None = None
     ) -> tuple[DDLCXRForecaster, Manifest]:
+        """Load a forecaster and its VAE: ``vae`` (a folder), else the sibling folder named in
+        the manifest; the VAE's sha256 must match the one the forecaster was trained with."""
         folder = Path(folder)
         tensors, manifest = load_checkpoint(folder, family=FORECAST_FAMILY, device=device)
         cfg = manifest.config
         try:
-            vae_folder = folder.parent / cfg["vae_checkpoint"]
+            vae_folder = Path(vae) if vae is not None else folder.parent / cfg["vae_checkpoint"]
             vae_sha = cfg["vae_sha256"]
             enc_cfg = EHREncoderConfig(**cfg["ehr_encoder"])
             unet_cfg = UNetConfig.from_json(cfg["unet"])
             diffusion = DiffusionConfig(**cfg["diffusion"])
             vocab = EHRVocabulary.from_json(cfg["vocabulary"])
             lo, hi = (float(v) for v in cfg["gap_range_hours"])
-        except (KeyError, TypeError, ValueError) as exc:
+            sampler = SamplerConfig.from_json(cfg["sampler"]) if "sampler" in cfg else None
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise CheckpointError(
                 f"Checkpoint '{folder.name}': bad forecaster config ({exc})."
             ) from None
@@ -284,5 +323,6 @@ class DDLCXRForecaster:
             vocab,
             diffusion,
             (lo, hi),
+            sampler,
         )
         return model, manifest
