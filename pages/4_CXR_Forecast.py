@@ -16,11 +16,15 @@ from core.metrics.images import psnr, ssim
 from core.report import cxr_figures as cf
 from ui import cxr, state, widgets
 
+EXAMPLE_CHOICE = "Shipped example (real patient, CC BY 3.0)"
+ANCHORS = {"the prior image (anchored)": "prior", "pure noise": "noise"}
+
 widgets.device_sidebar()
 st.title("CXR Forecast")
 st.warning(
     "**Synthetic images, not for diagnosis.** Forecasts are samples from a generative model trained "
-    "on 24 patients at 64 x 64 pixels; they show what the model expects, not what the patient has.",
+    "on about 30 patients at 64 x 64 pixels; they show what the model expects, not what the "
+    "patient has.",
     icon=":material/warning:",
 )
 specs = cxr.forecasters()
@@ -38,17 +42,25 @@ st.caption(
     f"{spec.description} Trained on gaps of {lo / 24:g} to {hi / 24:g} days; EHR variables: "
     f"{', '.join(model.vocabulary.variables)}."
 )
+checked = cxr.validation(spec.checkpoint)
+if checked.get("verdict"):
+    st.info(
+        f"**Validated on** {checked['validated_on']}. {checked['verdict']}",
+        icon=":material/fact_check:",
+    )
+example = cxr.example_provenance()
 
 left, right = st.columns(2)
 with left.container(border=True):
     st.markdown("#### Prior X-ray")
     prior_source = st.radio(
         "Prior image",
-        ["Shipped example (synthetic)", "Upload"],
+        [EXAMPLE_CHOICE, "Upload"],
         horizontal=True,
         key="cxr_prior_src",
     )
     prior = None
+    truth = None
     try:
         if prior_source == "Upload":
             upload = st.file_uploader(
@@ -61,8 +73,11 @@ with left.container(border=True):
                 prior = read_radiograph(upload.getvalue(), upload.name)
         else:
             prior = read_radiograph(cxr.EXAMPLE_PRIOR)
+            truth = read_radiograph(cxr.EXAMPLE_LATER)
             st.caption(
-                "Made by this project's models from population averages; not a patient's image."
+                f"A real ICU patient's radiograph; the later one was taken "
+                f"{example['gap_hours'] / 24:g} days after it. The shipped model never saw this "
+                f"patient. {example['attribution']}."
             )
     except CoreError as exc:
         widgets.show_error(exc, "Reading the image")
@@ -102,7 +117,8 @@ with st.form("cxr_settings"):
     c1, c2, c3, c4 = st.columns(4)
     horizon_days = c1.number_input(
         "Forecast horizon (days after the prior)", min_value=0.0, max_value=365.0,
-        value=3.0, step=0.5, key="cxr_horizon",
+        value=example["gap_hours"] / 24.0, step=0.5, key="cxr_horizon",
+        help="The shipped example's later image was taken this many days after the prior.",
     )  # fmt: skip
     n_samples = c2.slider("Samples", 1, MAX_SAMPLES, 4, key="cxr_samples")
     steps = c3.slider(
@@ -110,38 +126,83 @@ with st.form("cxr_settings"):
     )
     seed = int(c4.number_input("Seed", 0, 2**31 - 1, 0, key="cxr_seed"))
     use_ehr = st.checkbox("Condition on the EHR window", value=True, key="cxr_use_ehr")
+    with st.expander("Sampler"):
+        s1, s2, s3 = st.columns(3)
+        default_anchor = next(k for k, v in ANCHORS.items() if v == model.sampler.anchor)
+        anchor = s1.radio(
+            "Start sampling from", list(ANCHORS), index=list(ANCHORS).index(default_anchor),
+            key="cxr_anchor",
+            help="Anchored: the prior's latent noised to a level set by the horizon (short gaps "
+            "keep more of the prior). Pure noise: the original DDL-CXR sampler.",
+        )  # fmt: skip
+        eta = s2.select_slider(
+            "DDIM eta", [0.0, 0.5, 1.0], value=model.sampler.eta, key="cxr_eta",
+            help="0: deterministic given the seed; 1: DDPM-like noise at every step.",
+        )  # fmt: skip
+        threshold = s3.checkbox(
+            "Threshold predicted latents", value=True, key="cxr_threshold",
+            help="Dynamic thresholding to the training latents' range; keeps eta 0 from "
+            "drifting into saturated blobs.",
+        )  # fmt: skip
     submitted = st.form_submit_button("Forecast", type="primary", disabled=prior is None)
 
 if submitted and prior is not None:
-    settings = ForecastSettings(horizon_days * 24.0, n_samples, steps, 1.0, seed, use_ehr)
+    settings = ForecastSettings(
+        horizon_days * 24.0,
+        n_samples,
+        steps,
+        eta=float(eta),
+        seed=seed,
+        use_ehr=use_ehr,
+        anchor=ANCHORS[anchor],
+        threshold=threshold,
+    )
     bar = st.progress(0.0, text="Sampling")
     try:
         result = model.forecast(
             prior.pixels, window, settings, widgets.progress_callback(bar, "DDIM")
         )
         frame = window.frame if window is not None else empty_window()
-        st.session_state[cxr.RESULT] = (result, frame)
+        later = model.autoencoder.prepare(truth.pixels) if truth is not None else None
+        st.session_state[cxr.RESULT] = (result, frame, later)
     except CoreError as exc:
         widgets.show_error(exc, "Forecast")
     finally:
         bar.empty()
 
 if cxr.RESULT in st.session_state:
-    result, frame = st.session_state[cxr.RESULT]
+    result, frame, later = st.session_state[cxr.RESULT]
     s = result.settings
+    footer = example["attribution"] if later is not None else None
     st.subheader("Forecast")
     st.caption(
         f"{len(result.samples)} samples, {s.horizon_hours / 24:g} days ahead, {s.steps} DDIM steps, seed {s.seed}, "
-        f"{'with' if s.use_ehr else 'without'} EHR; {result.seconds:.1f} s."
+        f"{'with' if s.use_ehr else 'without'} EHR, started from "
+        f"{'the prior' if (s.anchor or model.sampler.anchor) == 'prior' else 'noise'}; {result.seconds:.1f} s."
     )
     for note in result.notes:
         st.caption(f":material/info: {note}")
     st.plotly_chart(
         cf.forecast_panels(
-            result.prior, result.mean, result.uncertainty, result.change, cf.SYNTHETIC_LABEL
+            result.prior, result.mean, result.uncertainty, result.change, cf.SYNTHETIC_LABEL, later
         ),
         width="stretch",
     )
+    if later is not None:
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "compared with the true later X-ray": [
+                        "forecast mean",
+                        "carry-forward (prior)",
+                    ],
+                    "SSIM": [ssim(result.mean, later), ssim(result.prior, later)],
+                    "PSNR dB": [psnr(result.mean, later), psnr(result.prior, later)],
+                }
+            ),
+            hide_index=True,
+        )
+        st.caption(footer)
     b1, b2 = st.columns([1, 2])
     with b1:
         k = (
@@ -159,24 +220,26 @@ if cxr.RESULT in st.session_state:
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as zf:
             for i, img in enumerate(result.samples, start=1):
-                zf.writestr(f"synthetic_forecast_sample_{i}.png", cf.labelled_png(img))
+                zf.writestr(
+                    f"synthetic_forecast_sample_{i}.png", cf.labelled_png(img, footer=footer)
+                )
         return buf.getvalue()
 
     d1, d2, d3, d4 = st.columns(4)
     d1.download_button(
         "Forecast mean (PNG)",
-        cf.labelled_png(result.mean),
+        cf.labelled_png(result.mean, footer=footer),
         "synthetic_forecast_mean.png",
         "image/png",
     )
     d2.download_button(
-        "Uncertainty map (PNG)", cf.heat_png(result.uncertainty, 0.0, float(result.uncertainty.max())),
+        "Uncertainty map (PNG)", cf.heat_png(result.uncertainty, 0.0, float(result.uncertainty.max()), footer=footer),
         "synthetic_forecast_uncertainty.png", "image/png",
     )  # fmt: skip
     lim = float(abs(result.change).max())
     d3.download_button(
         "Change map (PNG)",
-        cf.heat_png(result.change, -lim, lim),
+        cf.heat_png(result.change, -lim, lim, footer=footer),
         "synthetic_forecast_change.png",
         "image/png",
     )

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import streamlit as st
 
+from core.checkpoints import read_manifest
 from core.cxr.pipeline import DDLCXRForecaster
 from core.registry import MODELS, ModelSpec
 from ui.models import CHECKPOINTS
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "assets" / "cxr_example"
 EXAMPLE_PRIOR = EXAMPLE_DIR / "prior.png"
+EXAMPLE_LATER = EXAMPLE_DIR / "later.png"
 EXAMPLE_WINDOW = EXAMPLE_DIR / "ehr_window.csv"
 RESULT = "cxr_forecast_result"
 
@@ -29,3 +32,15 @@ def forecasters() -> list[ModelSpec]:
         for s in MODELS.where(task="forecast-cxr")
         if s.checkpoint and (CHECKPOINTS / s.checkpoint).is_dir()
     ]
+
+
+@st.cache_data
+def example_provenance() -> dict:
+    """Source, licence, attribution and gap of the shipped example pair."""
+    return json.loads((EXAMPLE_DIR / "provenance.json").read_text())
+
+
+@st.cache_data
+def validation(checkpoint: str) -> dict:
+    """What the checkpoint was validated on and its verdict (``metrics.crossvalidation``)."""
+    return dict(read_manifest(CHECKPOINTS / checkpoint).metrics.get("crossvalidation", {}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -20,42 +21,43 @@ def forecast_panels(
     uncertainty: np.ndarray,
     change: np.ndarray,
     title: str,
+    truth: np.ndarray | None = None,
 ) -> go.Figure:
-    """Prior | forecast mean | per-pixel SD across samples | change (mean - prior)."""
-    fig = make_subplots(
-        rows=1,
-        cols=4,
-        horizontal_spacing=0.03,
-        subplot_titles=(
-            "Prior X-ray (input)",
-            "Forecast mean (synthetic)",
-            "Uncertainty: SD across samples",
-            "Change: forecast - prior",
-        ),
-    )
+    """Prior | forecast mean | per-pixel SD across samples | change (mean - prior) [| truth]."""
+    titles = [
+        "Prior X-ray (input)",
+        "Forecast mean (synthetic)",
+        "Uncertainty: SD across samples",
+        "Change: forecast - prior",
+    ]
     gray = [[0, "black"], [1, "white"]]
     lim = float(max(np.abs(change).max(), 1e-3))
     panels = [
-        (prior, gray, 0.0, 1.0, "intensity"),
-        (mean, gray, 0.0, 1.0, "intensity"),
-        (uncertainty, "Viridis", 0.0, float(max(uncertainty.max(), 1e-3)), "SD"),
-        (change, "RdBu_r", -lim, lim, "change"),
+        (prior, gray, 0.0, 1.0, "intensity", False),
+        (mean, gray, 0.0, 1.0, "intensity", False),
+        (uncertainty, "Viridis", 0.0, float(max(uncertainty.max(), 1e-3)), "SD", True),
+        (change, "RdBu_r", -lim, lim, "change", True),
     ]
-    for col, (img, scale, lo, hi, name) in enumerate(panels, start=1):
+    if truth is not None:
+        titles.append("True later X-ray")
+        panels.append((truth, gray, 0.0, 1.0, "intensity", False))
+    n = len(panels)
+    fig = make_subplots(rows=1, cols=n, horizontal_spacing=0.03, subplot_titles=titles)
+    for col, (img, scale, lo, hi, name, bar) in enumerate(panels, start=1):
         fig.add_heatmap(
             z=img[::-1],  # heatmap rows grow upwards; images grow downwards
             colorscale=scale,
             zmin=lo,
             zmax=hi,
-            showscale=col >= 3,
-            colorbar={"len": 0.8, "x": 0.735 if col == 3 else 1.0, "thickness": 10},
+            showscale=bar,
+            colorbar={"len": 0.8, "x": col / n - 0.005, "thickness": 10},
             hovertemplate=f"{name} %{{z:.3f}}<extra></extra>",
             row=1,
             col=col,
         )
         fig.update_xaxes(visible=False, row=1, col=col)
         fig.update_yaxes(visible=False, scaleanchor=f"x{col if col > 1 else ''}", row=1, col=col)
-    fig.update_layout(**_LAYOUT, title=title, height=360)
+    fig.update_layout(**_LAYOUT, title=title, height=360 if n == 4 else 320)
     return fig
 
 
@@ -111,20 +113,37 @@ def ehr_window_figure(window: pd.DataFrame, horizon_hours: float) -> go.Figure:
     return fig
 
 
-def labelled_png(pixels: np.ndarray, size: int = 256, label: str = SYNTHETIC_LABEL) -> bytes:
-    """An upscaled 8-bit PNG with the synthetic label burnt into the pixels (no metadata)."""
+def labelled_png(
+    pixels: np.ndarray,
+    size: int = 256,
+    label: str = SYNTHETIC_LABEL,
+    footer: str | None = None,
+) -> bytes:
+    """An upscaled 8-bit PNG with the synthetic label (and an optional footer, e.g. the source
+    images' attribution) burnt into the pixels; no metadata."""
     arr = (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8)
     img = Image.fromarray(arr, mode="L").resize((size, size), Image.Resampling.BICUBIC)
     draw = ImageDraw.Draw(img)
     draw.rectangle([0, 0, size, 14], fill=0)
     draw.text((3, 2), label, fill=255)
+    if footer:
+        lines = textwrap.wrap(footer, width=max(20, size // 6))
+        top = size - 11 * len(lines) - 3
+        draw.rectangle([0, top, size, size], fill=0)
+        for i, line in enumerate(lines):
+            draw.text((3, top + 2 + 11 * i), line, fill=255)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
 
 
 def heat_png(
-    values: np.ndarray, lo: float, hi: float, size: int = 256, label: str = SYNTHETIC_LABEL
+    values: np.ndarray,
+    lo: float,
+    hi: float,
+    size: int = 256,
+    label: str = SYNTHETIC_LABEL,
+    footer: str | None = None,
 ) -> bytes:
     """A map (uncertainty, change) as a labelled grayscale PNG scaled from ``lo`` to ``hi``."""
-    return labelled_png((values - lo) / max(hi - lo, 1e-6), size, label)
+    return labelled_png((values - lo) / max(hi - lo, 1e-6), size, label, footer)
