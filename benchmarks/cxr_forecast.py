@@ -2,8 +2,10 @@
 
     python -m benchmarks.cxr_forecast [--device auto] [--repeats 5] [--steps 25]
 
-1. Latency of one forecast of 4 samples (the page's default) at the shipped resolution: median
-   over repeats after one warm-up; the target on a 2-core CPU is under 5 s.
+1. Latency of one forecast of 4 samples (the page's default) at the shipped resolution with the
+   shipped sampler (its manifest defaults): median over repeats after one warm-up; the target on
+   a 2-core CPU is under 2 s. The original pure-noise sampler is timed in the same run as the
+   baseline.
 2. Where it goes: the same forecast split into VAE encode, DDIM (UNet) and VAE decode.
 3. Throughput in samples/s at batch 4, 16 and (on a GPU) 64, each relative to batch 4.
 """
@@ -25,7 +27,7 @@ from core.device import describe_device, select_device
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = ROOT / "checkpoints" / "ddlcxr-hannover-64"
 EXAMPLE = ROOT / "assets" / "cxr_example"
-TARGET_SECONDS = 5.0
+TARGET_SECONDS = 2.0
 
 
 def timed(fn, repeats: int) -> float:
@@ -49,18 +51,23 @@ def main() -> int:
     prior = read_radiograph(EXAMPLE / "prior.png").pixels
     window = read_ehr_window(EXAMPLE / "ehr_window.csv", model.vocabulary)
     print(f"device: {describe_device(device)}; torch threads {torch.get_num_threads()}")
+    sampler = model.sampler
     print(
-        f"resolution {model.autoencoder.size} px, latent {model.autoencoder.vae.cfg.latent_size} px, {args.steps} DDIM steps"
+        f"resolution {model.autoencoder.size} px, latent {model.autoencoder.vae.cfg.latent_size} px, "
+        f"{args.steps} DDIM steps; shipped sampler: start from {sampler.anchor}, eta {sampler.eta:g}, "
+        f"thresholding {'on' if sampler.x0_bound else 'off'}"
     )
 
-    def forecast(n: int) -> None:
-        model.forecast(prior, window, ForecastSettings(72.0, n, args.steps, 1.0, 0))
+    def forecast(n: int, anchor: str | None = None) -> None:
+        model.forecast(prior, window, ForecastSettings(72.0, n, args.steps, anchor=anchor))
 
     latency = timed(lambda: forecast(4), args.repeats)
     verdict = "meets" if latency < TARGET_SECONDS else "misses"
     print(
         f"forecast of 4 samples: median {latency:.3f} s over {args.repeats} runs ({verdict} the {TARGET_SECONDS:g} s target; {latency / TARGET_SECONDS:.2f}x of it)"
     )
+    noise = timed(lambda: forecast(4, "noise"), args.repeats)
+    print(f"  baseline, pure-noise start: median {noise:.3f} s ({latency / noise:.2f}x of it)")
 
     ae = model.autoencoder
     img = ae.prepare(prior)[None]

@@ -8,8 +8,8 @@ seeds. Per-fold results are cached in ``--work`` so an interrupted run resumes.
 Variants: (a) the original sampler (pure-noise start, prior by concatenation only, eta 1, no
 thresholding); (b) a start from the prior's latent noised to a horizon-dependent level
 (SDEdit); (c) a residual model (denoises the change from the prior), started from noise or from
-"no change" noised the same way. Each with eta 0 (thresholded) and, for the prior-anchored ones,
-without EHR and with a shuffled EHR window.
+"no change" noised the same way. The prior-anchored ones also with eta 0 (thresholded), with a
+lower start (strength 1 instead of the default 2), without EHR and with a shuffled EHR window.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from core.cxr.evaluate import (
 from core.cxr.outcomes import outcome_table
 from core.cxr.pipeline import CXRAutoencoder, DDLCXRForecaster
 from core.cxr.train_forecaster import ForecasterTrainConfig, train_forecaster
+from core.metrics.bootstrap import cluster_resamples, percentile_ci
 from core.report.markdown import markdown_table
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ VARIANTS: dict[str, tuple[Variant, ...]] = {
         Variant("(a) noise start, eta 0, thresholded", "noise", 0.0),
         Variant("(b) prior start", "prior", 1.0),
         Variant("(b) prior start, eta 0", "prior", 0.0),
+        Variant("(b) prior start, strength 1", "prior", 1.0, strength=1.0),
         Variant("(b) prior start, no EHR", "prior", 1.0, ehr="none"),
         Variant("(b) prior start, shuffled EHR", "prior", 1.0, ehr="shuffled"),
     ),
@@ -57,6 +59,7 @@ VARIANTS: dict[str, tuple[Variant, ...]] = {
         Variant("(c) residual, noise start", "noise", 1.0),
         Variant("(c) residual, prior start", "prior", 1.0),
         Variant("(c) residual, prior start, eta 0", "prior", 0.0),
+        Variant("(c) residual, prior start, strength 1", "prior", 1.0, strength=1.0),
         Variant("(c) residual, prior start, no EHR", "prior", 1.0, ehr="none"),
         Variant("(c) residual, prior start, shuffled EHR", "prior", 1.0, ehr="shuffled"),
     ),
@@ -172,6 +175,99 @@ def _outcome_markdown(table: pd.DataFrame) -> str:
     return markdown_table(shown)
 
 
+EHR_CONTROLS = (
+    ("(b) prior start", "(b) prior start, shuffled EHR", "(b) prior start, no EHR"),
+    (
+        "(c) residual, prior start",
+        "(c) residual, prior start, shuffled EHR",
+        "(c) residual, prior start, no EHR",
+    ),
+)
+
+
+def ehr_control(
+    per_pair: pd.DataFrame, n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """Does the real EHR window beat a shuffled one (another patient's) or none? Paired mean
+    differences per pair (control minus real: positive latent L2 / negative SSIM mean the real
+    window helps) with patient-bootstrap CIs."""
+    rows = []
+    for real, *controls in EHR_CONTROLS:
+        base = per_pair[per_pair["method"] == real].sort_values("pair")
+        if base.empty:
+            continue
+        resamples = cluster_resamples(base["patient"].to_numpy(), n_boot, seed)
+        for control in controls:
+            other = per_pair[per_pair["method"] == control].sort_values("pair")
+            if len(other) != len(base):
+                continue
+            record = {"forecast": real, "control": control, "pairs": len(base)}
+            for col, label in (("latent_l2", "latent L2"), ("ssim", "SSIM")):
+                diff = other[col].to_numpy() - base[col].to_numpy()
+                record[f"{label}: control - real"] = float(diff.mean())
+                record[f"{label} CI"] = percentile_ci(lambda r, d=diff: d[r].mean(), resamples)
+            rows.append(record)
+    return pd.DataFrame(rows)
+
+
+def verdict(
+    summary: pd.DataFrame, control: pd.DataFrame, method: str, pairs: int, patients: int, k: int
+) -> dict:
+    """One sentence a clinician can read beside the images, from the pooled figures."""
+    pooled = summary[summary["gap"] == "all"].set_index("method")
+    row, carry = pooled.loc[method], pooled.loc[CARRY]
+    lo, hi = row["L2 / carry CI"]
+    closer = "closer to" if hi < 1 else "farther from" if lo > 1 else "as close to"
+    text = (
+        f"Over held-out patients the forecast mean is {closer} the true later image as carrying "
+        f"the prior forward (latent distance {row['L2 / carry']:.2f}x, 95% CI {lo:.2f}-{hi:.2f}; "
+        f"SSIM {row['SSIM']:.3f} vs {carry['SSIM']:.3f}; latent FD {row['FD / carry']:.2f}x)."
+    )
+    shuffled = control[(control["forecast"] == method) & control["control"].str.contains("shuf")]
+    if len(shuffled):
+        d_lo, d_hi = shuffled.iloc[0]["latent L2 CI"]
+        helps = d_lo > 0
+        text += (
+            " The labs measurably help (a shuffled patient's labs give a farther forecast)."
+            if helps
+            else " The labs make no measurable difference: another patient's labs give an "
+            "equally close forecast."
+        )
+    return {
+        "validated_on": f"{pairs} image pairs of {patients} patients, patient-level {k}-fold "
+        "cross-validation (Hannover COVID-19 repository)",
+        "verdict": text,
+        "method": method,
+        "latent_l2_vs_carry": round(float(row["L2 / carry"]), 4),
+        "latent_l2_vs_carry_ci": [round(float(lo), 4), round(float(hi), 4)],
+        "ssim": round(float(row["SSIM"]), 4),
+        "ssim_carry_forward": round(float(carry["SSIM"]), 4),
+        "psnr_db": round(float(row["PSNR dB"]), 3),
+        "psnr_db_carry_forward": round(float(carry["PSNR dB"]), 3),
+        "latent_fd_vs_carry": round(float(row["FD / carry"]), 4),
+    }
+
+
+def _control_markdown(table: pd.DataFrame) -> str:
+    shown = pd.DataFrame(
+        {
+            "forecast": table["forecast"],
+            "control": table["control"],
+            "pairs": table["pairs"],
+            **{
+                f"{label}: control - real (95% CI)": [
+                    f"{v:+.3f} ({ci[0]:+.3f} to {ci[1]:+.3f})"
+                    for v, ci in zip(
+                        table[f"{label}: control - real"], table[f"{label} CI"], strict=True
+                    )
+                ]
+                for label in ("latent L2", "SSIM")
+            },
+        }
+    )
+    return markdown_table(shown)
+
+
 def _parse_inits(values: list[str]) -> dict[str, Path]:
     out = {}
     for v in values:
@@ -224,13 +320,17 @@ def run_crossval(args: argparse.Namespace, rest: list[str], argv: list[str]) -> 
     outcomes = outcome_table(
         per_pair, pairs, cv.forecast_method, HANNOVER_LABS, fold_of, cv.n_boot, args.seed
     )
+    control = ehr_control(per_pair, cv.n_boot, args.seed)
+    summary = verdict(table, control, cv.forecast_method, len(pairs), len(fold_of), args.folds)
     text = (
         f"Command: `python -m core.cxr.evaluate {' '.join(argv)}`\n\n"
         f"{len(pairs)} pairs of {len(fold_of)} patients, {len(folds)} patient folds; "
         f"{args.samples} samples per pair, {args.steps} DDIM steps, 95% CIs by patient bootstrap "
         f"({cv.n_boot} resamples).\n\n## Forecast quality\n\n{summary_markdown(table)}\n\n"
+        f"## EHR control\n\n{_control_markdown(control)}\n\n"
         f"## Outcome prediction (forecast latent: {cv.forecast_method})\n\n"
-        f"{_outcome_markdown(outcomes)}\n"
+        f"{_outcome_markdown(outcomes)}\n\n**Verdict** ({cv.forecast_method}): "
+        f"{summary['verdict']}\n"
     )
     log.info("cross-validation:\n%s", text)
     if args.out is not None:
@@ -238,7 +338,13 @@ def run_crossval(args: argparse.Namespace, rest: list[str], argv: list[str]) -> 
     if args.json is not None:
         args.json.write_text(
             json.dumps(
-                {"summary": summary_json(table), "outcomes": summary_json(outcomes)}, indent=1
+                {
+                    "crossvalidation": summary,
+                    "summary": summary_json(table),
+                    "ehr_control": summary_json(control),
+                    "outcomes": summary_json(outcomes),
+                },
+                indent=1,
             )
             + "\n"
         )

@@ -60,6 +60,7 @@ class Variant:
     eta: float | None = None
     threshold: bool = True
     ehr: str = "real"  # "real", "none" or "shuffled"
+    strength: float | None = None
 
 
 DEFAULT_VARIANTS = (
@@ -139,6 +140,7 @@ def evaluate_pairs(
                 seed=seed + keys[i],
                 use_ehr=v.ehr != "none",
                 anchor=v.anchor,
+                strength=v.strength,
                 threshold=v.threshold,
             )
             fc = model.forecast(prior, window, settings)

@@ -14,6 +14,7 @@ small probability so the same network also serves as the "no EHR" model.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -367,6 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave the shipped example's patient out of training (core.cxr.example)",
     )
+    p.add_argument(
+        "--validation",
+        type=Path,
+        default=None,
+        help="JSON written by `core.cxr.evaluate --folds --json`: its verdict goes in the manifest",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--holdout", type=float, default=0.2)
     p.add_argument("--split-seed", type=int, default=0)
@@ -517,6 +524,10 @@ def main(argv: list[str] | None = None) -> int:
                 "processes": world,
                 "device": str(device),
             }
+            if args.validation is not None:
+                metrics["crossvalidation"] = json.loads(args.validation.read_text())[
+                    "crossvalidation"
+                ]
             forecaster.save(
                 args.out,
                 args.vae,

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from core.cxr.augment import ViewChange, random_views
-from core.cxr.crossval import crossvalidate
+from core.cxr.crossval import crossvalidate, ehr_control, verdict
 from core.cxr.data import patient_folds
 from core.cxr.diffusion import (
     DiffusionConfig,
@@ -22,10 +22,16 @@ from core.cxr.diffusion import (
     threshold_x0,
 )
 from core.cxr.ehr_encoder import EHREncoderConfig
-from core.cxr.evaluate import CARRY, CEILING, Variant, shuffled_partners, summarise
+from core.cxr.ehr_window import EHRVocabulary
+from core.cxr.evaluate import CARRY, CEILING, shuffled_partners, summarise
 from core.cxr.outcomes import outcome_table
 from core.cxr.pipeline import CXRAutoencoder, DDLCXRForecaster, ForecastSettings
-from core.cxr.train_forecaster import ForecasterTrainConfig, pseudo_pair_latents, train_forecaster
+from core.cxr.train_forecaster import (
+    ForecasterTrainConfig,
+    fit_forecaster,
+    pseudo_pair_latents,
+    train_forecaster,
+)
 from core.cxr.vae import CXRVAE
 from core.device import make_generator
 from core.errors import ConfigError
@@ -245,6 +251,16 @@ def test_crossvalidation_holds_every_patient_out_once(tiny_setup, tmp_path: Path
     table = summarise(rows, n_boot=20, fd_boot=5)
     pooled = table[(table["gap"] == "all") & (table["method"] == CARRY)].iloc[0]
     assert pooled["L2 / carry"] == pytest.approx(1.0) and pooled["pairs"] == len(pairs)
+    control = ehr_control(rows, n_boot=20)
+    assert set(control["control"]) == {
+        "(b) prior start, shuffled EHR",
+        "(b) prior start, no EHR",
+        "(c) residual, prior start, shuffled EHR",
+        "(c) residual, prior start, no EHR",
+    }
+    said = verdict(table, control, "(c) residual, prior start", len(pairs), 6, 3)
+    assert "carrying the prior forward" in said["verdict"] and "labs" in said["verdict"]
+    assert said["validated_on"].startswith(f"{len(pairs)} image pairs of 6 patients")
     fold_of = {pid: k for k, f in enumerate(folds) for pid in f}
     out = outcome_table(rows, pairs, "(b) prior start", VOCAB.variables, fold_of, n_boot=20)
     assert set(out["outcome"]) == {"icu_7d", "death"}
@@ -255,3 +271,74 @@ def test_shuffled_partners_are_other_patients(tiny_setup) -> None:
     _, _, pairs, _ = tiny_setup
     partners = shuffled_partners(pairs)
     assert all(pairs[j].patient_id != p.patient_id for p, j in zip(pairs, partners, strict=True))
+
+
+def _fake_hannover(root: Path, n_patients: int = 6) -> None:
+    """A Hannover-layout folder (data.csv + png/) of phantoms, with labs and outcomes."""
+    import pandas as pd
+    from PIL import Image
+
+    from core.cxr.data import HANNOVER_LABS
+
+    (root / "png").mkdir(parents=True)
+    rows = []
+    for p in range(n_patients):
+        for k, day in enumerate((-6, -3, 0)):
+            image_id = f"im{p}{k}"
+            Image.fromarray(
+                (phantom(40, seed=p * 7 + k, opacity=0.1 * k) * 255).astype("uint8")
+            ).save(root / "png" / f"{image_id}.png")
+            row = {
+                "patient_id": f"pt{p}",
+                "image_id": image_id,
+                "admission_offset": day,
+                "icu_admission_offset": day,
+                "icu_release_offset": 3 + 6 * (p % 2) - day,
+                "death_offset": None,
+            }
+            for i, lab in enumerate(HANNOVER_LABS):
+                row[f"{lab}_offset"] = 0.0
+                row[f"{lab}_val"] = float(10 + i + p + k)
+            rows.append(row)
+    pd.DataFrame(rows).to_csv(root / "data.csv", index=False)
+
+
+def test_crossvalidation_command_writes_tables_and_a_verdict(tiny_setup, tmp_path: Path) -> None:
+    import json
+
+    from core.cxr.evaluate import main
+
+    _, ae, _, _ = tiny_setup
+    root = tmp_path / "hannover"
+    _fake_hannover(root, n_patients=10)
+    vae_manifest = ae.save(tmp_path / "vae")
+    from core.cxr.data import HANNOVER_LABS
+
+    vocab = EHRVocabulary.fit([], HANNOVER_LABS)
+    enc = EHREncoderConfig(n_variables=len(HANNOVER_LABS), d_model=16, n_heads=2, n_layers=1)
+    args = []
+    for target in ("later", "residual"):
+        data = pseudo_pair_latents(
+            sorted((root / "png").glob("*.png"))[:4], ae, vocab, 8,
+            views_per_image=1, gap_range_hours=(24.0, 200.0), seed=0,
+        )  # fmt: skip
+        model, _ = fit_forecaster(
+            data, ae, vocab, enc, TINY_UNET, DiffusionConfig(target=target),
+            ForecasterTrainConfig(steps=2, batch_size=4), torch.device("cpu"),
+        )  # fmt: skip
+        model.save(tmp_path / f"pre-{target}", tmp_path / "vae", vae_manifest.sha256)
+        args += ["--init", f"{target}=" + str(tmp_path / f"pre-{target}")]
+    out, js = tmp_path / "cv.md", tmp_path / "cv.json"
+    code = main(
+        ["--folds", "3", "--hannover-root", str(root), "--samples", "1", "--steps", "2",
+         "--out", str(out), "--json", str(js), "--vae", str(tmp_path / "vae"), *args,
+         "--train-steps", "2", "--n-boot", "20", "--work", str(tmp_path / "work")]
+    )  # fmt: skip
+    assert code == 0
+    text = out.read_text()
+    for heading in ("## Forecast quality", "## EHR control", "## Outcome prediction", "Verdict"):
+        assert heading in text
+    saved = json.loads(js.read_text())
+    assert saved["crossvalidation"]["validated_on"].startswith("20 image pairs of 10 patients")
+    icu = [r for r in saved["outcomes"] if r["outcome"] == "icu_7d"]
+    assert {r["features"] for r in icu} >= {"last CXR + labs", "last CXR + forecast + labs"}
