@@ -330,12 +330,15 @@ if sets:
         st.stop()
     frame = synth.table.to_frame()
     s = synth.settings
-    st.caption(
-        f"{synth.table.n_records:,} records from `{synth.model_id}` · {s.sampler}, {s.steps} steps, "
-        f"{s.schedule_name} schedule, seed {s.seed}"
-        f"{f', guidance {s.guidance:g}' if s.label_mix else ''} · {synth.seconds:.1f} s "
-        f"({synth.table.n_records / max(synth.seconds, 1e-9):,.0f} records/s). Synthetic data: not real patients."
-    )
+    if s is None:  # an upload or a baseline: no model sampled it
+        st.caption(f"{synth.table.n_records:,} records: {synth.model_id}.")
+    else:
+        st.caption(
+            f"{synth.table.n_records:,} records from `{synth.model_id}` · {s.sampler}, {s.steps} steps, "
+            f"{s.schedule_name} schedule, seed {s.seed}"
+            f"{f', guidance {s.guidance:g}' if s.label_mix else ''} · {synth.seconds:.1f} s "
+            f"({synth.table.n_records / max(synth.seconds, 1e-9):,.0f} records/s). Synthetic data: not real patients."
+        )
     st.dataframe(frame.head(200), hide_index=True, key="gen_preview")
     ref_model = session_models.get(synth.model_id) or (
         model if model is not None and model.model_id == synth.model_id else None

@@ -1,10 +1,12 @@
 """Review: fidelity, utility and privacy of synthetic sets side by side, with an exportable report."""
 
+import hashlib
+
 import pandas as pd
 import streamlit as st
 
 from core.data.io import read_table
-from core.ehr.pipeline import GenerationSettings, SyntheticSet
+from core.ehr.pipeline import SyntheticSet
 from core.ehr.table import table_from_frame
 from core.errors import CohortError, CoreError
 from core.metrics.baselines import independent_marginals
@@ -57,9 +59,10 @@ with st.container(border=True):
                 synth_table,
                 encoding.encode(synth_table),
                 f"uploaded file {upload.name}",
-                GenerationSettings(n=synth_table.n_records),
+                None,
                 0.0,
                 0,
+                origin={"file sha256": hashlib.sha256(upload.getvalue()).hexdigest()},
             )
             st.session_state["review_upload_done"] = upload.file_id
             st.session_state["review_sets"] = [*st.session_state.get("review_sets", []), name]
@@ -82,9 +85,13 @@ with st.container(border=True):
                 base,
                 vectors,
                 "baseline: independent marginals",
-                GenerationSettings(n=base.n_records),
+                None,
                 0.0,
                 0,
+                origin={
+                    "definition": "every column resampled independently from the training split",
+                    "seed": 0,
+                },
             )
 
     compatible, reasons = [], {}
@@ -220,17 +227,7 @@ context = make_context(
     cohort,
     split,
     used,
-    {
-        n: {
-            "source": sets[n].model_id,
-            "checkpoint sha256": sets[n].checkpoint_sha256 or "n/a",
-            "sampler": sets[n].settings.sampler,
-            "steps": sets[n].settings.steps,
-            "schedule": sets[n].settings.schedule_name,
-            "seed": sets[n].settings.seed,
-        }
-        for n in names
-    },
+    {n: sets[n].provenance for n in names},
 )
 release_name = st.selectbox("Release a synthetic set", names, key="gate_set")
 release_set = sets[release_name]

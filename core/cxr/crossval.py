@@ -185,9 +185,7 @@ EHR_CONTROLS = (
 )
 
 
-def ehr_control(
-    per_pair: pd.DataFrame, n_boot: int = 1000, seed: int = 0
-) -> pd.DataFrame:
+def ehr_control(per_pair: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Does the real EHR window beat a shuffled one (another patient's) or none? Paired mean
     differences per pair (control minus real: positive latent L2 / negative SSIM mean the real
     window helps) with patient-bootstrap CIs."""

@@ -95,17 +95,38 @@ class SamplingSettings(Protocol):
 
 @dataclass(frozen=True, eq=False)
 class SyntheticSet:
-    """A generated dataset with everything needed to reproduce and audit it."""
+    """A synthetic dataset with everything needed to reproduce and audit it.
+
+    ``settings`` is set only when a model sampled the set; uploads and baselines carry ``None``
+    and say what they are in ``origin`` (a file's name and sha256, a baseline's definition).
+    """
 
     table: EHRTable
     vectors: np.ndarray  # encoded [0, 1] vectors, as compared by the dimension-wise metrics
-    model_id: str
-    settings: SamplingSettings
+    model_id: str  # the model, or what else made the set ("uploaded file x.csv")
+    settings: SamplingSettings | None
     seconds: float
     network_evaluations: int
     checkpoint_sha256: str = ""
     extra: dict = field(default_factory=dict)
     cohort: Cohort | None = None  # static + temporal records, for generators that make series
+    origin: dict = field(default_factory=dict)
+
+    @property
+    def provenance(self) -> dict:
+        """What the report and release manifest state about where the set came from: exactly
+        what its producer recorded, and no sampler for a set no model sampled."""
+        out: dict = {"source": self.model_id}
+        if self.settings is not None:
+            out |= {
+                "checkpoint sha256": self.checkpoint_sha256 or "n/a",
+                "sampler": self.settings.sampler,
+                "steps": self.settings.steps,
+                "schedule": self.settings.schedule_name,
+                "seed": self.settings.seed,
+                "guidance": self.settings.guidance,
+            }
+        return out | self.origin
 
 
 class EHRDiffModel:

@@ -76,6 +76,11 @@ def test_release_gate_blocks_a_training_copy_until_a_reasoned_override():
     table, split = at.session_state["css.cohort_table"][1], at.session_state["css.split"]
     leak = to_csv_bytes(table.subset(split.train).to_frame())
     at.file_uploader(key="review_upload").set_value(("leak.csv", leak, "text/csv")).run()
+    provenance = at.session_state["css.synthetic_sets"]["Upload: leak.csv"].provenance
+    # an uploaded set was sampled by no model: its audit record must not name a sampler
+    assert provenance["source"] == "uploaded file leak.csv"
+    assert not {"sampler", "steps", "schedule", "seed"} & set(provenance)
+    assert len(provenance["file sha256"]) == 64
     at.multiselect(key="review_sets").set_value(["Upload: leak.csv"]).run()
     at.selectbox(key="review_mmd").set_value("subsample 2,000 records")
     at.number_input(key="review_boot").set_value(20)
