@@ -82,10 +82,14 @@ def test_cxr_journey_example_forecast_downloads_and_hostile_uploads(server, brow
     j.nav("CXR Forecast")
     j.see("not for diagnosis")
     j.see("as the model sees it")
+    j.see("CC BY 3.0")  # the real example's attribution
+    j.see("Validated on")
     j.shot("example-loaded")
     j.button("Forecast")
-    j.see("samples, 3 days ahead")
+    j.see("samples, 4 days ahead")
+    j.see("True later X-ray")
     page.get_by_role("button", name="Forecast mean (PNG)").wait_for()
+    page.get_by_text("True later X-ray").first.scroll_into_view_if_needed()
     j.shot("forecast")
     with page.expect_download(timeout=STEP_TIMEOUT_MS) as download:
         page.get_by_role("button", name="Forecast mean (PNG)").click()
@@ -117,5 +121,5 @@ def test_cxr_journey_example_forecast_downloads_and_hostile_uploads(server, brow
     j.shot("dicom-upload")
     assert SECRET_NAME not in page.content()
     j.button("Forecast")
-    j.see("samples, 3 days ahead")
+    j.see("samples, 4 days ahead")
     context.close()
