@@ -303,7 +303,7 @@ if sets:
     st.subheader("Synthetic sets in this session")
     view = st.selectbox("Show", list(sets), key="gen_view")
     synth = sets[view]
-    stem = "".join(ch if ch.isalnum() else "_" for ch in view)[:60]
+    stem = export.file_stem(view)
     if synth.cohort is not None:
         s = synth.settings
         st.caption(

@@ -231,7 +231,7 @@ context = make_context(
 )
 release_name = st.selectbox("Release a synthetic set", names, key="gate_set")
 release_set = sets[release_name]
-stem = "".join(ch if ch.isalnum() else "_" for ch in release_name)[:60]
+stem = export.file_stem(release_name)
 patients = release_set.cohort is not None
 filename, mime = (
     (f"{stem}.parquet", "application/octet-stream") if patients else (f"{stem}.csv", "text/csv")

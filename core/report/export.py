@@ -33,6 +33,11 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def file_stem(name: str, limit: int = 60) -> str:
+    """A download file name stem from a display name: letters and digits kept, the rest ``_``."""
+    return "".join(ch if ch.isalnum() else "_" for ch in name)[:limit]
+
+
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     return neutralise_formulas(frame).to_csv(index=False).encode("utf-8")
 

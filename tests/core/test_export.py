@@ -46,3 +46,11 @@ def test_patient_frames_link_static_and_long_series_by_record_id():
     joined = pd.read_parquet(io.BytesIO(patients_parquet_bytes(cohort)))
     # Patients without any observation keep one row (their static part) in the single file.
     assert len(joined) == len(long) + 6 and joined["record_id"].nunique() == 30
+
+
+def test_file_stem_keeps_letters_and_digits_only() -> None:
+    from core.report.export import file_stem
+
+    assert file_stem("EHRDiff · dpmpp 16 steps / seed 0") == "EHRDiff___dpmpp_16_steps___seed_0"
+    assert file_stem("../../etc/passwd") == "______etc_passwd"
+    assert len(file_stem("x" * 500)) == 60
