@@ -1,22 +1,17 @@
 """Page tests through Streamlit's AppTest: the real page script, with real uploads."""
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.data.formats import FORMATS
+from tests.app.pages import open_page
 from tests.conftest import EICU_DIAGNOSIS, EICU_PATIENT, shared_path
 
-ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 60
 
 
 def cohort_page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("pages/1_Cohort.py").run()
-    assert not at.exception
+    at = open_page("pages/1_Cohort.py", TIMEOUT)
     if "Upload" in at.radio(key="cohort_source_mode").options:
         at.radio(key="cohort_source_mode").set_value("Upload").run()
     return at
@@ -42,8 +37,7 @@ def markdown_text(at: AppTest) -> str:
 
 
 def test_landing_page_renders_status():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
-    assert not at.exception
+    at = open_page(timeout=TIMEOUT)
     assert at.title[0].value == "Clinical Synthesis Studio"
     assert "Upload limit: **200 MB**" in markdown_text(at)
 

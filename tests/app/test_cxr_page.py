@@ -1,20 +1,16 @@
 """CXR Forecast page through AppTest: shipped example -> forecast with uncertainty; bad settings."""
 
-from pathlib import Path
-
 from streamlit.testing.v1 import AppTest
 
+from tests.app.pages import open_page
 from ui import cxr
 
-ROOT = Path(__file__).resolve().parents[2]
 PAGE = "pages/4_CXR_Forecast.py"
 
 
-def open_page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception and not at.error
+def open_cxr_page() -> AppTest:
+    at = open_page(PAGE)
+    assert not at.error
     return at
 
 
@@ -26,7 +22,7 @@ def forecast(at: AppTest, days: float, samples: int = 4, steps: int = 10) -> Non
 
 
 def test_example_forecast_shows_images_uncertainty_and_label():
-    at = open_page()
+    at = open_cxr_page()
     assert any("not for diagnosis" in w.value for w in at.warning)
     forecast(at, 3.0)
     assert not at.exception and not at.error
@@ -49,7 +45,7 @@ def test_example_forecast_shows_images_uncertainty_and_label():
 
 
 def test_example_horizon_defaults_to_the_true_gap_and_sampler_choices_apply():
-    at = open_page()
+    at = open_cxr_page()
     days = cxr.example_provenance()["gap_hours"] / 24
     assert at.number_input(key="cxr_horizon").value == days
     at.radio(key="cxr_anchor").set_value("pure noise")
@@ -62,7 +58,7 @@ def test_example_horizon_defaults_to_the_true_gap_and_sampler_choices_apply():
 
 
 def test_bad_horizons_are_explained_and_the_page_stays_alive():
-    at = open_page()
+    at = open_cxr_page()
     forecast(at, 0.0, samples=1, steps=5)
     assert any("more than 0 hours" in e.value for e in at.error)
     forecast(at, 200.0, samples=1, steps=5)
@@ -73,7 +69,7 @@ def test_bad_horizons_are_explained_and_the_page_stays_alive():
 
 
 def test_forecast_without_ehr():
-    at = open_page()
+    at = open_cxr_page()
     at.radio(key="cxr_window_src").set_value("None").run()
     forecast(at, 2.0, samples=2, steps=5)
     assert not at.exception and not at.error

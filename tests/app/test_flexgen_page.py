@@ -5,7 +5,7 @@ import time
 
 import pandas as pd
 
-from tests.app.test_generate_page import load_demo, open_page
+from tests.app.pages import load_demo, open_page
 
 
 def pick_model(at, words: str) -> None:

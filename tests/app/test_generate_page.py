@@ -2,32 +2,12 @@
 
 import shutil
 import time
-from pathlib import Path
 
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from tests.app.pages import ROOT, load_demo, open_page
 from ui import models
-
-ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 120
-
-
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception
-    return at
-
-
-def load_demo(at: AppTest, title_start: str) -> None:
-    at.switch_page("pages/1_Cohort.py").run()
-    at.radio(key="cohort_source_mode").set_value("Demo cohort").run()
-    box = at.selectbox(key="cohort_demo")
-    box.set_value(next(o for o in box.options if o.startswith(title_start))).run()
-    next(b for b in at.button if b.label == "Load cohort").click().run()
-    assert not at.exception and not at.error
 
 
 def generate(at: AppTest, n: int = 200, steps: int = 4, name: str = "") -> None:

@@ -1,22 +1,13 @@
 """Review page through AppTest: demo cohort, an EHRDiff set and the baseline side by side, report."""
 
-from pathlib import Path
+from tests.app.pages import load_demo, open_page
 
-from streamlit.testing.v1 import AppTest
-
-from tests.app.test_generate_page import load_demo, open_page
-
-ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 300
 
 
 def test_demo_cohort_two_sets_side_by_side_and_report():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
-    at.switch_page("pages/1_Cohort.py").run()
-    at.radio(key="cohort_source_mode").set_value("Demo cohort").run()
-    box = at.selectbox(key="cohort_demo")
-    box.set_value(next(o for o in box.options if "ICU stays" in o)).run()
-    next(b for b in at.button if b.label == "Load cohort").click().run()
+    at = open_page(timeout=TIMEOUT)
+    load_demo(at, "ICU stays")
     at.switch_page("pages/2_Generate.py").run()
     box = at.selectbox(key="gen_model")
     box.set_value(next(o for o in box.options if "PhysioNet" in o)).run()
@@ -52,10 +43,8 @@ def test_demo_cohort_two_sets_side_by_side_and_report():
 
 
 def test_uploaded_set_with_wrong_columns_is_refused_by_name():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
-    at.switch_page("pages/1_Cohort.py").run()
-    at.radio(key="cohort_source_mode").set_value("Demo cohort").run()
-    next(b for b in at.button if b.label == "Load cohort").click().run()
+    at = open_page(timeout=TIMEOUT)
+    load_demo(at, "")  # the first demo
     at.switch_page("pages/3_Review.py").run()
     at.file_uploader(key="review_upload").set_value(
         ("other.csv", b"Age,Colour\n50,red\n60,blue\n", "text/csv")
