@@ -141,7 +141,9 @@ MODELS.register(
         description=(
             "Conditional latent diffusion: the prior radiograph's VAE latent, the time gap and the "
             "labs recorded since (CRP, d-dimer, factor XII, LDH, lymphocytes, neutrophils, pCO2, "
-            "pO2) give samples of the later radiograph. Trained on 24 patients (6 more held out): a demonstrator."
+            "pO2) give samples of the later radiograph, sampled from the prior noised by the gap. "
+            "Pretrained on Kermany pseudo-pairs, fine-tuned on 29 patients (the example's patient "
+            "left out): a 64 px demonstrator."
         ),
         requires=("image", "temporal"),
         checkpoint="ddlcxr-hannover-64",

@@ -220,6 +220,9 @@ def summarise(
                 resamples[:fd_boot],
             )
             record["latent W2"] = wasserstein_distance(z, truth_z)
+            record["latent W2 CI"] = percentile_ci(
+                lambda r, a=z, t=truth_z: wasserstein_distance(a[r], t[r]), resamples[:fd_boot]
+            )
             record["saturated %"] = 100.0 * float(rows["saturated"].mean())
             out.append(record)
     return pd.DataFrame(out)
@@ -256,7 +259,10 @@ def summary_markdown(table: pd.DataFrame) -> str:
                     ("FD / carry", "{:.2f}"),
                 )
             },
-            "latent W2": table["latent W2"].map("{:.2f}".format),
+            "latent W2": [
+                _with_ci(v, ci, "{:.2f}")
+                for v, ci in zip(table["latent W2"], table["latent W2 CI"], strict=True)
+            ],
             "saturated %": table["saturated %"].map("{:.2f}".format),
         }
     )
