@@ -58,6 +58,13 @@ MEDFUSE_VARIABLES = (
 )
 
 
+def dataset_cards(folders: Iterable[str | Path]) -> list[dict]:
+    """The licence cards of the datasets the image folders come from (by folder name), once
+    each; a folder of unknown origin is named as it is."""
+    keys = {next((k for k in DATASET_CARDS if k in str(f)), Path(f).name) for f in folders}
+    return [DATASET_CARDS.get(k, {"name": k}) for k in sorted(keys)]
+
+
 @dataclass(frozen=True)
 class PairRecord:
     """One training/evaluation example: prior image, later image, the gap and the labs between."""

@@ -33,6 +33,7 @@ from core.cxr.data import (
     HANNOVER_LABS,
     MEDFUSE_VARIABLES,
     PairRecord,
+    dataset_cards,
     empty_window,
     example_pair,
     hannover_pairs,
@@ -405,10 +406,6 @@ def load_pairs(args: argparse.Namespace) -> tuple[list[PairRecord], tuple[str, .
     )
 
 
-def _dataset_card(folder: Path) -> dict:
-    return next((v for k, v in DATASET_CARDS.items() if k in str(folder)), {"name": folder.name})
-
-
 def _pretrain(
     args: argparse.Namespace, autoencoder: CXRAutoencoder, model_cfgs: tuple, device, rank, world
 ) -> tuple[DDLCXRForecaster, np.ndarray, dict]:
@@ -432,7 +429,7 @@ def _pretrain(
         data, autoencoder, vocab, enc_cfg, unet_cfg, diffusion, cfg, device, rank, world
     )
     card = {
-        "datasets": [_dataset_card(f) for f in args.pretrain_images],
+        "datasets": dataset_cards(args.pretrain_images),
         "pseudo_pairs": len(data),
         "images": len(paths),
         "views_per_image": args.views_per_image,

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.cxr.data import DATASET_CARDS, holdout_patients, image_folder, load_images
+from core.cxr.data import dataset_cards, holdout_patients, image_folder, load_images
 from core.cxr.pipeline import CXRAutoencoder
 from core.cxr.vae import CXRVAE, VAEConfig
 from core.device import make_generator
@@ -44,10 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     return p
-
-
-def _dataset_key(folder: Path) -> str:
-    return next((k for k in DATASET_CARDS if k in str(folder)), folder.name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,9 +139,8 @@ def main(argv: list[str] | None = None) -> int:
                 "processes": world,
                 "device": str(device),
             }
-            sources = sorted({_dataset_key(Path(f)) for f in args.images})
             card = {
-                "datasets": [DATASET_CARDS.get(s, {"name": s}) for s in sources],
+                "datasets": dataset_cards(args.images),
                 "images_train": len(train_idx),
                 "images_validation": len(val_idx),
                 "hannover_holdout_patients_excluded": len(excluded) > 0,
