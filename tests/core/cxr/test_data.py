@@ -96,3 +96,11 @@ def test_hannover_pairs_on_the_real_repository() -> None:
     for p in pairs:
         assert (p.window["hours"] >= 0).all() and (p.window["hours"] <= p.gap_hours).all()
         assert np.isfinite(p.window["value"]).all()  # +-inf lab values are dropped
+
+
+def test_dataset_cards_name_each_source_once_with_its_licence() -> None:
+    from core.cxr.data import dataset_cards
+
+    cards = dataset_cards(["x/cxr-kermany/train", "x/cxr-kermany/test", "y/cxr-hannover/png", "z"])
+    assert [c.get("licence") for c in cards] == ["CC BY 3.0", "CC BY 4.0", None]
+    assert cards[-1] == {"name": "z"}
