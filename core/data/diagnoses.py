@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from core.data import icd
 from core.data.cohort import CodeMatrix, Cohort
 from core.data.io import DEFAULT_LIMITS, InputLimits, Source, read_table, source_name
+from core.data.tables import refuse_first_row
 from core.errors import CohortError, ConfigError
 
 RecordLevel = Literal["admission", "patient"]
@@ -163,15 +164,12 @@ def load_mimic4_diagnoses(
     )
     _require_ids(frame, ("subject_id", "hadm_id"), label)
     version = pd.to_numeric(frame["icd_version"], errors="coerce")
-    bad = ~version.isin((9, 10))
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise CohortError(
-            f"expected 9 or 10, found {frame['icd_version'].iloc[row]!r}",
-            source=label,
-            line=row + 2,
-            column="icd_version",
-        )
+    refuse_first_row(
+        ~version.isin((9, 10)),
+        lambda row: f"expected 9 or 10, found {frame['icd_version'].iloc[row]!r}",
+        label,
+        "icd_version",
+    )
     frame = frame.assign(icd_version=version.astype(int))
     frame = frame[frame["icd_version"].isin(versions)]
     if frame.empty:
@@ -312,6 +310,4 @@ def _eicu_patients(
 def _require_ids(frame: pd.DataFrame, columns: tuple[str, ...], label: str) -> None:
     for col in columns:
         blank = frame[col].isna() | (frame[col].str.strip() == "")
-        if blank.any():
-            row = int(np.flatnonzero(blank.to_numpy())[0])
-            raise CohortError("identifier is empty", source=label, line=row + 2, column=col)
+        refuse_first_row(blank, "identifier is empty", label, col)

@@ -31,6 +31,7 @@ from core.data.io import (
     read_table,
     source_name,
 )
+from core.data.tables import refuse_first_row
 from core.errors import CohortError
 
 ProgressCallback = Callable[[int, int], None]
@@ -298,15 +299,12 @@ def _outcome_labels(
     table = read_table(outcomes, label, required=("RecordID", "In-hospital_death"), limits=limits)
     ids = table["RecordID"].str.strip()
     died = pd.to_numeric(table["In-hospital_death"], errors="coerce")
-    bad = died.isna() | ~died.isin((0, 1))
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise CohortError(
-            f"expected 0 or 1, found {table['In-hospital_death'].iloc[row]!r}",
-            source=label,
-            line=row + 2,
-            column="In-hospital_death",
-        )
+    refuse_first_row(
+        died.isna() | ~died.isin((0, 1)),
+        lambda row: f"expected 0 or 1, found {table['In-hospital_death'].iloc[row]!r}",
+        label,
+        "In-hospital_death",
+    )
     if ids.duplicated().any():
         dup = ids[ids.duplicated()].iloc[0]
         raise CohortError(f"RecordID {dup} appears more than once", source=label, column="RecordID")

@@ -32,11 +32,16 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _refuse_first(bad: np.ndarray, describe: Callable[[int], str], label: str, column: str) -> None:
-    """Raise for the first flagged data row, naming its file line (header = line 1) and column."""
+def refuse_first_row(
+    bad: np.ndarray | pd.Series, describe: str | Callable[[int], str], label: str, column: str
+) -> None:
+    """Raise for the first flagged data row, naming its file line (header = line 1) and column;
+    ``describe`` is the message, or a function of the row that builds it."""
+    bad = np.asarray(bad, dtype=bool)
     if bad.any():
         row = _first_bad(bad)
-        raise CohortError(describe(row), source=label, line=row + 2, column=column)
+        text = describe(row) if callable(describe) else describe
+        raise CohortError(text, source=label, line=row + 2, column=column)
 
 
 def infer_kind(values: pd.Series) -> FeatureKind | None:
@@ -69,7 +74,7 @@ def _convert(
     if kind == "numeric":
         num = pd.to_numeric(text, errors="coerce")
         bad = (num.isna() & text.notna()).to_numpy()
-        _refuse_first(
+        refuse_first_row(
             bad, lambda row: f"expected a number, found {text.iloc[row]!r}", label, column
         )
         if not np.isfinite(num.dropna().to_numpy(dtype=float)).all():
@@ -80,7 +85,7 @@ def _convert(
         low = text.str.lower()
         mapped = low.map(lambda v: 1.0 if v in _TRUE else (0.0 if v in _FALSE else np.nan))
         bad = (mapped.isna() & text.notna()).to_numpy()
-        _refuse_first(
+        refuse_first_row(
             bad,
             lambda row: f"expected 0/1 (or yes/no, true/false), found {text.iloc[row]!r}",
             label,
@@ -215,7 +220,7 @@ def _parse_times(text: pd.Series, ids: pd.Series, unit: str, label: str, column:
     if numeric.notna().all():
         hours = numeric.to_numpy(dtype=float) * TIME_UNITS[unit]
         bad = ~np.isfinite(hours)
-        _refuse_first(
+        refuse_first_row(
             bad, lambda row: f"time {text.iloc[row]!r} is not a finite number", label, column
         )
         return hours
@@ -224,7 +229,7 @@ def _parse_times(text: pd.Series, ids: pd.Series, unit: str, label: str, column:
         return parts[0].astype(float).to_numpy() + parts[1].astype(float).to_numpy() / 60
     stamps = pd.to_datetime(text, errors="coerce", format="mixed")
     bad = stamps.isna().to_numpy()
-    _refuse_first(
+    refuse_first_row(
         bad,
         lambda row: f"time {text.iloc[row]!r} is neither a number, 'HH:MM' nor a date-time",
         label,
@@ -260,29 +265,21 @@ def load_long_timeseries(
     frame = read_table(source, label, required=cols, limits=limits)
     ids = frame[id_column].astype(str).str.strip()
     blank = (frame[id_column].isna() | (ids == "")).to_numpy()
-    if blank.any():
-        raise CohortError(
-            "identifier is empty", source=label, line=_first_bad(blank) + 2, column=id_column
-        )
+    refuse_first_row(blank, "identifier is empty", label, id_column)
     variables = frame[variable_column].astype(str).str.strip()
-    if frame[variable_column].isna().any():
-        row = _first_bad(frame[variable_column].isna().to_numpy())
-        raise CohortError(
-            "variable name is empty", source=label, line=row + 2, column=variable_column
-        )
+    refuse_first_row(
+        frame[variable_column].isna(), "variable name is empty", label, variable_column
+    )
     values = pd.to_numeric(frame[value_column], errors="coerce")
     bad = (values.isna() & frame[value_column].notna()).to_numpy()
-    _refuse_first(
+    refuse_first_row(
         bad,
         lambda row: f"expected a number, found {frame[value_column].iloc[row]!r}",
         label,
         value_column,
     )
     vals = values.to_numpy(dtype=float)
-    if np.isinf(vals).any():
-        raise CohortError(
-            "infinite value", source=label, line=_first_bad(np.isinf(vals)) + 2, column=value_column
-        )
+    refuse_first_row(np.isinf(vals), "infinite value", label, value_column)
     hours = _parse_times(
         frame[time_column].astype(str).str.strip(), ids, time_unit, label, time_column
     )

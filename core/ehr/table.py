@@ -13,6 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from core.data.cohort import CodeMatrix, Cohort, FeatureSpec
+from core.data.tables import refuse_first_row
 from core.errors import CohortError
 
 SUMMARIES = ("first", "last", "min", "max", "mean")
@@ -203,15 +204,12 @@ def table_from_frame(frame: pd.DataFrame, like: EHRTable, source: str) -> EHRTab
                 data[spec.name] = pd.Categorical(text, categories=list(spec.categories))
             else:
                 num = pd.to_numeric(col, errors="coerce")
-                bad = num.isna() & col.notna()
-                if bad.any():
-                    row = int(np.flatnonzero(bad.to_numpy())[0])
-                    raise CohortError(
-                        f"expected a number, found {col.iloc[row]!r}",
-                        source=source,
-                        line=row + 2,
-                        column=spec.name,
-                    )
+                refuse_first_row(
+                    num.isna() & col.notna(),
+                    lambda row, col=col: f"expected a number, found {col.iloc[row]!r}",
+                    source,
+                    spec.name,
+                )
                 if spec.kind == "binary" and not num.dropna().isin((0, 1)).all():
                     raise CohortError("expected 0/1 values", source=source, column=spec.name)
                 if np.isinf(num.to_numpy(dtype=float)).any():
