@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 
+from core.config import JSONConfig
 from core.errors import ConfigError
 
 ProgressCallback = Callable[[int, int], None]
@@ -19,7 +20,7 @@ ANCHORS: tuple[str, ...] = ("noise", "prior")
 
 
 @dataclass(frozen=True)
-class DiffusionConfig:
+class DiffusionConfig(JSONConfig):
     timesteps: int = 1000
     beta_start: float = 0.0015  # LDM's "linear" (sqrt-spaced) schedule, as in DDL-CXR
     beta_end: float = 0.0195
@@ -38,12 +39,9 @@ class DiffusionConfig:
         if not self.residual_scale > 0:
             raise ConfigError(f"residual_scale must be positive, got {self.residual_scale}.")
 
-    def to_json(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class SamplerConfig:
+class SamplerConfig(JSONConfig):
     """How a forecaster samples by default; stored in its manifest.
 
     ``anchor = "prior"`` starts DDIM from the prior's latent (or, for a residual model, from
@@ -64,13 +62,6 @@ class SamplerConfig:
             raise ConfigError(f"Sampler anchor must be one of {ANCHORS}, got {self.anchor!r}.")
         if not self.strength > 0:
             raise ConfigError(f"Anchor strength must be positive, got {self.strength}.")
-
-    def to_json(self) -> dict:
-        return {**asdict(self), "change_rms": list(self.change_rms)}
-
-    @classmethod
-    def from_json(cls, raw: dict) -> SamplerConfig:
-        return cls(**{**raw, "change_rms": tuple(raw.get("change_rms", (0.5, 0.0)))})
 
     def expected_change(self, gap_hours: float) -> float:
         a, b = self.change_rms

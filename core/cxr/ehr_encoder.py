@@ -8,17 +8,18 @@ an auxiliary outcome head during training.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from core.config import JSONConfig
 from core.cxr.layers import sinusoidal
 
 
 @dataclass(frozen=True)
-class EHREncoderConfig:
+class EHREncoderConfig(JSONConfig):
     n_variables: int
     d_model: int = 64
     n_heads: int = 4
@@ -26,9 +27,6 @@ class EHREncoderConfig:
     dropout: float = 0.1
     n_labels: int = 1
     max_tokens: int = 512
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

@@ -290,9 +290,9 @@ class DDLCXRForecaster:
         try:
             vae_folder = Path(vae) if vae is not None else folder.parent / cfg["vae_checkpoint"]
             vae_sha = cfg["vae_sha256"]
-            enc_cfg = EHREncoderConfig(**cfg["ehr_encoder"])
+            enc_cfg = EHREncoderConfig.from_json(cfg["ehr_encoder"])
             unet_cfg = UNetConfig.from_json(cfg["unet"])
-            diffusion = DiffusionConfig(**cfg["diffusion"])
+            diffusion = DiffusionConfig.from_json(cfg["diffusion"])
             vocab = EHRVocabulary.from_json(cfg["vocabulary"])
             lo, hi = (float(v) for v in cfg["gap_range_hours"])
             sampler = SamplerConfig.from_json(cfg["sampler"]) if "sampler" in cfg else None

@@ -9,16 +9,17 @@ null context stands in for "no EHR" (trained by dropping the EHR with a small pr
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from core.config import JSONConfig
 from core.cxr.layers import Downsample, ResBlock, Upsample, group_norm, sinusoidal
 
 
 @dataclass(frozen=True)
-class UNetConfig:
+class UNetConfig(JSONConfig):
     latent_channels: int = 4
     base_channels: int = 64
     channel_mult: tuple[int, ...] = (1, 2)
@@ -27,23 +28,6 @@ class UNetConfig:
     context_dim: int = 64
     n_heads: int = 4
     dropout: float = 0.0
-
-    def to_json(self) -> dict:
-        return {
-            **asdict(self),
-            "channel_mult": list(self.channel_mult),
-            "attention_levels": list(self.attention_levels),
-        }
-
-    @classmethod
-    def from_json(cls, raw: dict) -> UNetConfig:
-        return cls(
-            **{
-                **raw,
-                "channel_mult": tuple(raw["channel_mult"]),
-                "attention_levels": tuple(raw["attention_levels"]),
-            }
-        )
 
 
 class CrossAttentionBlock(nn.Module):

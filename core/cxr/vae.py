@@ -7,19 +7,20 @@ plus an optional abnormality-label head on the pooled posterior mean (BCE, unkno
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.config import JSONConfig
 from core.cxr.layers import Downsample, ResBlock, Upsample, group_norm
 from core.errors import ConfigError
 from core.metrics.images import ssim_torch
 
 
 @dataclass(frozen=True)
-class VAEConfig:
+class VAEConfig(JSONConfig):
     image_size: int = 128
     base_channels: int = 32
     channel_mult: tuple[int, ...] = (1, 2, 2, 4)  # 2^(len-1) downsampling: 128 px -> 16 x 16
@@ -43,13 +44,6 @@ class VAEConfig:
                 f"image size {self.image_size} must be at least 16 and divisible by "
                 f"{self.downsample} (the VAE's downsampling factor)."
             )
-
-    def to_json(self) -> dict:
-        return {**asdict(self), "channel_mult": list(self.channel_mult)}
-
-    @classmethod
-    def from_json(cls, raw: dict) -> VAEConfig:
-        return cls(**{**raw, "channel_mult": tuple(raw["channel_mult"])})
 
 
 class _Encoder(nn.Module):

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from core.config import JSONConfig
+
 
 @dataclass(frozen=True)
-class EDMConfig:
+class EDMConfig(JSONConfig):
     sigma_data: float = 0.5
     sigma_min: float = 0.002
     sigma_max: float = 80.0

@@ -9,26 +9,21 @@ stack of matrix multiplies: batched, no per-record Python.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from core.config import JSONConfig
+
 
 @dataclass(frozen=True)
-class NetworkConfig:
+class NetworkConfig(JSONConfig):
     dim: int
     units: tuple[int, ...] = (1024, 384, 384, 384, 1024)
     embed_dim: int = 128
     n_classes: int = 0  # 0 = unconditional; otherwise labels 0..n_classes-1, index n_classes = null
     dropout: float = 0.0
-
-    def to_json(self) -> dict:
-        return {**asdict(self), "units": list(self.units)}
-
-    @classmethod
-    def from_json(cls, raw: dict) -> NetworkConfig:
-        return cls(**{**raw, "units": tuple(raw["units"])})
 
 
 class FourierEmbedding(nn.Module):

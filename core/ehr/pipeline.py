@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -251,7 +251,7 @@ class EHRDiffModel:
     def config_json(self) -> dict:
         return {
             "network": self.denoiser.net.config.to_json(),
-            "edm": asdict(self.denoiser.edm),
+            "edm": self.denoiser.edm.to_json(),
             "encoding": self.encoding.to_json(),
             "class_prior": list(self.class_prior),
             # Training-data means: the sampler's starting mean and the app's reference prevalences.
@@ -291,7 +291,7 @@ class EHRDiffModel:
         cfg = manifest.config
         try:
             net_cfg = NetworkConfig.from_json(cfg["network"])
-            edm_cfg = EDMConfig(**cfg["edm"])
+            edm_cfg = EDMConfig.from_json(cfg["edm"])
             encoding = VectorEncoding.from_json(cfg["encoding"])
         except (KeyError, TypeError) as exc:
             raise CheckpointError(

@@ -9,11 +9,12 @@ and :func:`DDPMSchedule.terminal_signal` reports how far from pure noise it ends
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
 
+from core.config import JSONConfig
 from core.errors import ConfigError
 from core.flexgen.networks import LatentDenoiser
 
@@ -21,7 +22,7 @@ Callback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
-class DDPMSchedule:
+class DDPMSchedule(JSONConfig):
     steps: int = 50
     beta_start: float = 1e-4
     beta_end: float = 1e-2
@@ -42,9 +43,6 @@ class DDPMSchedule:
     def terminal_signal(self) -> float:
         """sqrt(alpha_bar_T): the share of x_0 left in x_T (0 = pure noise)."""
         return float(self.alpha_bars()[-1].sqrt())
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 def ddpm_loss(

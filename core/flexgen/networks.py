@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from core.config import JSONConfig
 from core.errors import ConfigError
 
 TEMPORAL_KINDS = ("lstm", "cnn")
 
 
 @dataclass(frozen=True)
-class VAEConfig:
+class VAEConfig(JSONConfig):
     input_dim: int  # static: vector width; temporal: channels (2 x variables)
     latent_dim: int
     hidden: int = 128
@@ -163,15 +164,12 @@ def temporal_loss(logits: torch.Tensor, x: torch.Tensor, value_weight: float) ->
 
 # --- latent noise predictor ---------------------------------------------------------------------
 @dataclass(frozen=True)
-class DenoiserConfig:
+class DenoiserConfig(JSONConfig):
     dim: int
     hidden: int = 256
     blocks: int = 3
     n_classes: int = 0  # 0 = unconditional; else a null label index n_classes is added
     embed_dim: int = 64
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 class _ResBlock(nn.Module):

@@ -190,8 +190,8 @@ class FlexGenModel:
     def config_json(self) -> dict:
         return {
             "encoding": self.encoding.to_json(),
-            "static_vae": vars(self.static_vae.config),
-            "temporal_vae": vars(self.temporal_vae.config),
+            "static_vae": self.static_vae.config.to_json(),
+            "temporal_vae": self.temporal_vae.config.to_json(),
             "denoiser": self.denoiser.config.to_json(),
             "ddpm": self.schedule.to_json(),
             "class_prior": list(self.class_prior),
@@ -232,10 +232,10 @@ class FlexGenModel:
         name = Path(folder).name
         try:
             encoding = FlexGenEncoding.from_json(cfg["encoding"])
-            static_vae = StaticVAE(VAEConfig(**cfg["static_vae"]))
-            temporal_vae = TemporalVAE(VAEConfig(**cfg["temporal_vae"]))
-            denoiser = LatentDenoiser(DenoiserConfig(**cfg["denoiser"]))
-            schedule = DDPMSchedule(**cfg["ddpm"])
+            static_vae = StaticVAE(VAEConfig.from_json(cfg["static_vae"]))
+            temporal_vae = TemporalVAE(VAEConfig.from_json(cfg["temporal_vae"]))
+            denoiser = LatentDenoiser(DenoiserConfig.from_json(cfg["denoiser"]))
+            schedule = DDPMSchedule.from_json(cfg["ddpm"])
             mean, std = tensors.pop("latent.mean"), tensors.pop("latent.std")
         except (KeyError, TypeError, ConfigError) as exc:
             raise CheckpointError(f"Checkpoint '{name}': incomplete config ({exc}).") from None

@@ -24,7 +24,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ import torch
 from sklearn.neighbors import NearestNeighbors
 
 from core.cli import add_cohort_arguments, load_cohort_from_args
+from core.config import JSONConfig
 from core.data.cohort import Cohort, split_cohort
 from core.data.formats import FORMATS
 from core.device import make_generator, select_device
@@ -61,7 +62,7 @@ StepCallback = Callable[[int, int, float], None]
 
 
 @dataclass(frozen=True)
-class FlexGenConfig:
+class FlexGenConfig(JSONConfig):
     temporal_kind: str = "lstm"
     static_latent: int = 8
     temporal_latent: int = 32
@@ -97,9 +98,6 @@ class FlexGenConfig:
             raise ConfigError("Label dropout must be in [0, 1).")
         if self.knn_k < 1:
             raise ConfigError("k of the kNN imputation must be at least 1.")
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True, eq=False)
