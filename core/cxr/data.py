@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import pandas as pd
 
 from core.data.images import FitMode, fit_square, read_radiograph
 from core.errors import CohortError
+from core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +298,7 @@ def load_images(
     paths: list[Path],
     size: int,
     fit: FitMode = "pad",
-    callback: Callable[[int, int], None] | None = None,
+    callback: ProgressCallback | None = None,
 ) -> np.ndarray:
     """``[N, size, size]`` uint8 cache of the images at model resolution."""
     out = np.zeros((len(paths), size, size), dtype=np.uint8)

@@ -11,8 +11,8 @@ import torch
 
 from core.config import JSONConfig
 from core.errors import ConfigError
+from core.progress import ProgressCallback
 
-ProgressCallback = Callable[[int, int], None]
 Target = Literal["later", "residual"]
 Anchor = Literal["noise", "prior"]
 TARGETS: tuple[str, ...] = ("later", "residual")

@@ -26,7 +26,6 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from core.cxr.pipeline import DDLCXRForecaster, ForecastSettings
 from core.data.images import read_radiograph
 from core.metrics.bootstrap import cluster_resamples, percentile_ci
 from core.metrics.images import frechet_distance, psnr, ssim, wasserstein_distance
+from core.progress import ProgressCallback
 from core.report.markdown import markdown_table
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def evaluate_pairs(
     seed: int = 0,
     fold: int = 0,
     keys: list[int] | None = None,
-    callback: Callable[[int, int], None] | None = None,
+    callback: ProgressCallback | None = None,
 ) -> pd.DataFrame:
     """One row per (pair, method) with per-pair metrics and pooled latents for set distances.
 

@@ -21,7 +21,6 @@ from core.cxr.diffusion import (
     ANCHORS,
     Anchor,
     DiffusionConfig,
-    ProgressCallback,
     SamplerConfig,
     Schedule,
     ddim_sample,
@@ -34,6 +33,7 @@ from core.cxr.vae import CXRVAE, VAEConfig
 from core.data.images import FitMode, fit_square
 from core.device import make_generator
 from core.errors import CheckpointError, ConfigError
+from core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 

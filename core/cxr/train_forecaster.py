@@ -18,7 +18,6 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -56,6 +55,7 @@ from core.cxr.pipeline import CXRAutoencoder, DDLCXRForecaster
 from core.cxr.unet import LatentUNet, UNetConfig
 from core.device import make_generator
 from core.distributed import command_line, training_processes, wrap
+from core.progress import ProgressCallback, StepCallback
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class _Objective(torch.nn.Module):
 def latent_pairs(
     pairs: list[PairRecord],
     autoencoder: CXRAutoencoder,
-    callback: Callable[[int, int], None] | None = None,
+    callback: ProgressCallback | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scaled latents of every pair's prior and later image (each image encoded once)."""
     paths = sorted({p.prior for p in pairs} | {p.later for p in pairs})
@@ -244,7 +244,7 @@ def fit_forecaster(
     device: torch.device,
     rank: int = 0,
     world: int = 1,
-    callback: Callable[[int, int, float], None] | None = None,
+    callback: StepCallback | None = None,
     init: DDLCXRForecaster | None = None,
     sampler: SamplerConfig | None = None,
 ) -> tuple[DDLCXRForecaster, np.ndarray]:
@@ -314,7 +314,7 @@ def train_forecaster(
     device: torch.device,
     rank: int = 0,
     world: int = 1,
-    callback: Callable[[int, int, float], None] | None = None,
+    callback: StepCallback | None = None,
     init: DDLCXRForecaster | None = None,
     sampler_defaults: dict | None = None,
 ) -> tuple[DDLCXRForecaster, np.ndarray]:

@@ -15,8 +15,8 @@ from core.data.io import Source
 from core.data.physionet2012 import load_physionet2012
 from core.data.tables import join_static, load_long_timeseries, load_wide_table
 from core.errors import CohortError, ConfigError
+from core.progress import ProgressCallback
 
-ProgressCallback = Callable[[int, int], None]
 TABLE_TYPES = ("csv", "gz", "parquet", "zip", "txt", "tsv")
 
 

@@ -33,8 +33,7 @@ from core.data.io import (
 )
 from core.data.tables import refuse_first_row
 from core.errors import CohortError
-
-ProgressCallback = Callable[[int, int], None]
+from core.progress import ProgressCallback
 
 DESCRIPTORS = ("RecordID", "Age", "Gender", "Height", "ICUType", "Weight")
 ICU_TYPES = ("Coronary Care Unit", "Cardiac Surgery Recovery Unit", "Medical ICU", "Surgical ICU")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -21,13 +20,13 @@ from core.ehr.encoding import VectorEncoding
 from core.ehr.network import EHRDiffMLP, NetworkConfig
 from core.ehr.table import EHRTable
 from core.errors import CheckpointError, ConfigError
+from core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
 FAMILY = "ehrdiff"
 MAX_RECORDS = 200_000  # per call: 200k x ~2k dims float32 is ~1.6 GB of output, safe on 8 GB
 CHUNK = 8_192
-Callback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -182,7 +181,7 @@ class EHRDiffModel:
 
     @torch.no_grad()
     def generate_vectors(
-        self, settings: GenerationSettings, callback: Callback | None = None
+        self, settings: GenerationSettings, callback: ProgressCallback | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         settings.validate(self)
         device = self.device
@@ -227,7 +226,7 @@ class EHRDiffModel:
         return vectors, None if labels is None else labels.numpy().astype(np.int64)
 
     def generate(
-        self, settings: GenerationSettings, callback: Callback | None = None
+        self, settings: GenerationSettings, callback: ProgressCallback | None = None
     ) -> SyntheticSet:
         """Generate ``settings.n`` synthetic records, decoded to the training table's columns."""
         start = time.perf_counter()

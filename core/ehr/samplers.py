@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
+from core.progress import ProgressCallback
+
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Callback = Callable[[int, int], None]
 SAMPLERS = ("dpmpp_2m", "heun")
 
 
@@ -72,7 +73,7 @@ def heun(
     denoise: Denoise,
     noise: torch.Tensor,
     sigmas: torch.Tensor,
-    callback: Callback | None = None,
+    callback: ProgressCallback | None = None,
     mean: torch.Tensor | None = None,
 ) -> torch.Tensor:
     x = _start(noise, sigmas, mean)
@@ -95,7 +96,7 @@ def dpmpp_2m(
     denoise: Denoise,
     noise: torch.Tensor,
     sigmas: torch.Tensor,
-    callback: Callback | None = None,
+    callback: ProgressCallback | None = None,
     mean: torch.Tensor | None = None,
 ) -> torch.Tensor:
     x = _start(noise, sigmas, mean)
@@ -127,7 +128,7 @@ def sample(
     denoise: Denoise,
     noise: torch.Tensor,
     sigmas: torch.Tensor,
-    callback: Callback | None = None,
+    callback: ProgressCallback | None = None,
     mean: torch.Tensor | None = None,
 ) -> torch.Tensor:
     if sampler == "heun":

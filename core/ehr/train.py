@@ -35,10 +35,9 @@ from core.ehr.network import EHRDiffMLP, NetworkConfig
 from core.ehr.pipeline import EHRDiffModel, GenerationSettings
 from core.ehr.table import EHRTable
 from core.errors import ConfigError
+from core.progress import StepCallback
 
 log = logging.getLogger(__name__)
-
-StepCallback = Callable[[int, int, float], None]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ and :func:`DDPMSchedule.terminal_signal` reports how far from pure noise it ends
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -17,8 +16,7 @@ from torch.nn import functional as F
 from core.config import JSONConfig
 from core.errors import ConfigError
 from core.flexgen.networks import LatentDenoiser
-
-Callback = Callable[[int, int], None]
+from core.progress import ProgressCallback
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,7 @@ def sample(
     generator: torch.Generator,
     labels: torch.Tensor | None = None,
     guidance: float = 1.0,
-    callback: Callback | None = None,
+    callback: ProgressCallback | None = None,
 ) -> torch.Tensor:
     """Ancestral sampling from ``noise`` (x_T). Fresh noise per step comes from ``generator``
     (on the CPU, so samples are identical on every device).

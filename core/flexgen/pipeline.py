@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +27,13 @@ from core.flexgen.networks import (
     TemporalVAE,
     VAEConfig,
 )
+from core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
 FAMILY = "flexgen-ehr"
 MAX_RECORDS = 50_000  # per call: 50k x 48 x 37 values + mask is ~0.5 GB
 CHUNK = 4_096
-Callback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,9 @@ class FlexGenModel:
         return static, values, observed
 
     @torch.no_grad()
-    def generate(self, settings: FlexGenSettings, callback: Callback | None = None) -> SyntheticSet:
+    def generate(
+        self, settings: FlexGenSettings, callback: ProgressCallback | None = None
+    ) -> SyntheticSet:
         """``settings.n`` complete synthetic patients: static row + series + observation mask."""
         settings.validate(self)
         start = time.perf_counter()

@@ -54,11 +54,11 @@ from core.flexgen.networks import (
     temporal_loss,
 )
 from core.flexgen.pipeline import FlexGenModel
+from core.progress import StepCallback
 
 log = logging.getLogger(__name__)
 
 VARIANTS = ("flexgen", "complete_case", "knn")
-StepCallback = Callable[[int, int, float], None]
 
 
 @dataclass(frozen=True)
