@@ -68,7 +68,7 @@ class SamplerConfig(JSONConfig):
         return max(a + b * float(np.log(max(gap_hours, 1.0))), 1e-3)
 
 
-class Schedule:
+class AlphaBarSchedule:
     def __init__(self, cfg: DiffusionConfig) -> None:
         self.cfg = cfg
         betas = (
@@ -112,7 +112,7 @@ def threshold_x0(x0: torch.Tensor, bound: float | None, percentile: float = 0.99
     return x0.clamp(-s, s) * (bound / s)
 
 
-def start_step(schedule: Schedule, noise_to_signal: float) -> int:
+def start_step(schedule: AlphaBarSchedule, noise_to_signal: float) -> int:
     """The first step whose noise-to-signal ratio ``sqrt((1 - a) / a)`` reaches the given value
     (SDEdit's start level); the last step when none does."""
     ab = schedule.alpha_bar.double()
@@ -125,7 +125,7 @@ def start_step(schedule: Schedule, noise_to_signal: float) -> int:
 def ddim_sample(
     denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     shape: tuple[int, ...],
-    schedule: Schedule,
+    schedule: AlphaBarSchedule,
     *,
     steps: int,
     eta: float,

@@ -19,17 +19,17 @@ import torch
 from core.checkpoints import Manifest, load_checkpoint, load_weights, read_manifest, save_checkpoint
 from core.cxr.diffusion import (
     ANCHORS,
+    AlphaBarSchedule,
     Anchor,
     DiffusionConfig,
     SamplerConfig,
-    Schedule,
     ddim_sample,
     start_step,
 )
 from core.cxr.ehr_encoder import EHREncoder, EHREncoderConfig, EHRTokens
 from core.cxr.ehr_window import EHRVocabulary, EHRWindow, tokens_from_windows
 from core.cxr.unet import LatentUNet, UNetConfig
-from core.cxr.vae import CXRVAE, VAEConfig
+from core.cxr.vae import CXRVAE, CXRVAEConfig
 from core.data.images import FitMode, fit_square
 from core.device import make_generator
 from core.errors import CheckpointError, ConfigError
@@ -91,7 +91,7 @@ class CXRAutoencoder:
     ) -> tuple[CXRAutoencoder, Manifest]:
         tensors, manifest = load_checkpoint(folder, family=VAE_FAMILY, device=device)
         try:
-            cfg = VAEConfig.from_json(manifest.config["vae"])
+            cfg = CXRVAEConfig.from_json(manifest.config["vae"])
             fit, scale = manifest.config["fit"], float(manifest.config["latent_scale"])
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(
@@ -158,7 +158,7 @@ class DDLCXRForecaster:
         self.unet = unet
         self.vocabulary = vocabulary
         self.diffusion = diffusion
-        self.schedule = Schedule(diffusion)
+        self.schedule = AlphaBarSchedule(diffusion)
         self.gap_range_hours = gap_range_hours
         self.sampler = sampler or SamplerConfig()
 

@@ -43,9 +43,9 @@ from core.cxr.data import (
 )
 from core.cxr.diffusion import (
     TARGETS,
+    AlphaBarSchedule,
     DiffusionConfig,
     SamplerConfig,
-    Schedule,
     perturb_context,
     ramp,
 )
@@ -96,7 +96,7 @@ class _Objective(torch.nn.Module):
         self,
         batch: dict,
         diffusion: DiffusionConfig,
-        schedule: Schedule,
+        schedule: AlphaBarSchedule,
         contrast_weight: float,
         label_weight: float,
         gen: torch.Generator,
@@ -256,7 +256,7 @@ def fit_forecaster(
         unet.load_state_dict(init.unet.state_dict())
     objective = _Objective(encoder, unet)
     model = wrap(objective, device, world)
-    schedule = Schedule(diffusion)
+    schedule = AlphaBarSchedule(diffusion)
     opt = torch.optim.AdamW(objective.parameters(), lr=cfg.lr, weight_decay=1e-4)
     gen = make_generator(cfg.seed + rank)
     rng = np.random.default_rng(cfg.seed + rank)

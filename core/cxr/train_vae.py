@@ -18,7 +18,7 @@ import torch
 
 from core.cxr.data import dataset_cards, holdout_patients, image_folder, load_images
 from core.cxr.pipeline import CXRAutoencoder
-from core.cxr.vae import CXRVAE, VAEConfig
+from core.cxr.vae import CXRVAE, CXRVAEConfig
 from core.device import make_generator
 from core.distributed import command_line, training_processes, wrap
 from core.metrics.images import psnr, ssim
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = VAEConfig(
+    cfg = CXRVAEConfig(
         image_size=args.image_size,
         base_channels=args.base_channels,
         channel_mult=tuple(int(c) for c in args.channel_mult.split(",")),

@@ -20,7 +20,7 @@ from core.metrics.images import ssim_torch
 
 
 @dataclass(frozen=True)
-class VAEConfig(JSONConfig):
+class CXRVAEConfig(JSONConfig):
     image_size: int = 128
     base_channels: int = 32
     channel_mult: tuple[int, ...] = (1, 2, 2, 4)  # 2^(len-1) downsampling: 128 px -> 16 x 16
@@ -47,7 +47,7 @@ class VAEConfig(JSONConfig):
 
 
 class _Encoder(nn.Module):
-    def __init__(self, cfg: VAEConfig) -> None:
+    def __init__(self, cfg: CXRVAEConfig) -> None:
         super().__init__()
         chans = [cfg.base_channels * m for m in cfg.channel_mult]
         self.conv_in = nn.Conv2d(1, chans[0], 3, padding=1)
@@ -72,7 +72,7 @@ class _Encoder(nn.Module):
 
 
 class _Decoder(nn.Module):
-    def __init__(self, cfg: VAEConfig) -> None:
+    def __init__(self, cfg: CXRVAEConfig) -> None:
         super().__init__()
         chans = [cfg.base_channels * m for m in cfg.channel_mult][::-1]
         self.conv_in = nn.Conv2d(cfg.latent_channels, chans[0], 3, padding=1)
@@ -107,7 +107,7 @@ class VAELosses:
 class CXRVAE(nn.Module):
     """Images in [-1, 1] ``[B, 1, S, S]`` <-> latents ``[B, C, S/f, S/f]``."""
 
-    def __init__(self, cfg: VAEConfig) -> None:
+    def __init__(self, cfg: CXRVAEConfig) -> None:
         super().__init__()
         cfg.validate()
         self.cfg = cfg

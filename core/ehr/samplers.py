@@ -22,7 +22,7 @@ SAMPLERS = ("dpmpp_2m", "heun")
 
 
 @dataclass(frozen=True)
-class Schedule:
+class SigmaSchedule:
     """Karras et al. noise levels: ``steps`` values from sigma_max to sigma_min, spaced by rho."""
 
     sigma_max: float
@@ -35,8 +35,8 @@ class Schedule:
 # rho = 3 spreads the remaining steps more evenly. Measured on both shipped checkpoints
 # (benchmarks/ehrdiff_sampling.py); Heun keeps the paper's schedule.
 SCHEDULES = {
-    "edm": Schedule(80.0, 7.0, "EDM (sigma_max 80, rho 7)"),
-    "tuned": Schedule(10.0, 3.0, "tuned for [0, 1] data (sigma_max 10, rho 3)"),
+    "edm": SigmaSchedule(80.0, 7.0, "EDM (sigma_max 80, rho 7)"),
+    "tuned": SigmaSchedule(10.0, 3.0, "tuned for [0, 1] data (sigma_max 10, rho 3)"),
 }
 DEFAULT_SCHEDULE = {"heun": "edm", "dpmpp_2m": "tuned"}
 

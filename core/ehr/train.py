@@ -66,7 +66,7 @@ class TrainConfig:
 
 
 @dataclass(frozen=True, eq=False)
-class TrainResult:
+class EHRDiffTrainResult:
     model: EHRDiffModel
     losses: np.ndarray  # [steps_done]
     stopped_early: bool
@@ -90,7 +90,7 @@ def train_ehrdiff(
     should_stop: Callable[[], bool] | None = None,
     encoding: VectorEncoding | None = None,
     init_from: EHRDiffModel | None = None,
-) -> TrainResult:
+) -> EHRDiffTrainResult:
     """Fit an EHRDiff model to ``table`` (already the training split).
 
     ``init_from`` fine-tunes an existing model (its encoding is reused and the table must fit it).
@@ -174,7 +174,7 @@ def train_ehrdiff(
             seconds,
             losses[-1] if losses else float("nan"),
         )
-    return TrainResult(
+    return EHRDiffTrainResult(
         model=model,
         losses=np.asarray(losses, dtype=np.float32),
         stopped_early=stopped,

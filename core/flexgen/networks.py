@@ -16,7 +16,7 @@ TEMPORAL_KINDS = ("lstm", "cnn")
 
 
 @dataclass(frozen=True)
-class VAEConfig(JSONConfig):
+class FlexVAEConfig(JSONConfig):
     input_dim: int  # static: vector width; temporal: channels (2 x variables)
     latent_dim: int
     hidden: int = 128
@@ -58,7 +58,7 @@ def reparameterise(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 class StaticVAE(nn.Module):
     """MLP encoder/decoder on the static [0, 1] vector; the decoder returns logits."""
 
-    def __init__(self, config: VAEConfig) -> None:
+    def __init__(self, config: FlexVAEConfig) -> None:
         super().__init__()
         self.config = config
         h = config.hidden
@@ -88,7 +88,7 @@ class TemporalVAE(nn.Module):
     the last D the probability that the cell is observed.
     """
 
-    def __init__(self, config: VAEConfig) -> None:
+    def __init__(self, config: FlexVAEConfig) -> None:
         super().__init__()
         if config.kind not in TEMPORAL_KINDS:
             raise ConfigError(f"Temporal VAE kind must be one of {TEMPORAL_KINDS}.")

@@ -22,10 +22,10 @@ from core.flexgen.ddpm import DDPMSchedule
 from core.flexgen.encoding import FlexGenEncoding
 from core.flexgen.networks import (
     DenoiserConfig,
+    FlexVAEConfig,
     LatentDenoiser,
     StaticVAE,
     TemporalVAE,
-    VAEConfig,
 )
 from core.progress import ProgressCallback
 
@@ -233,8 +233,8 @@ class FlexGenModel:
         name = Path(folder).name
         try:
             encoding = FlexGenEncoding.from_json(cfg["encoding"])
-            static_vae = StaticVAE(VAEConfig.from_json(cfg["static_vae"]))
-            temporal_vae = TemporalVAE(VAEConfig.from_json(cfg["temporal_vae"]))
+            static_vae = StaticVAE(FlexVAEConfig.from_json(cfg["static_vae"]))
+            temporal_vae = TemporalVAE(FlexVAEConfig.from_json(cfg["temporal_vae"]))
             denoiser = LatentDenoiser(DenoiserConfig.from_json(cfg["denoiser"]))
             schedule = DDPMSchedule.from_json(cfg["ddpm"])
             mean, std = tensors.pop("latent.mean"), tensors.pop("latent.std")

@@ -44,10 +44,10 @@ from core.flexgen.encoding import FlexGenEncoding, check_trainable
 from core.flexgen.networks import (
     TEMPORAL_KINDS,
     DenoiserConfig,
+    FlexVAEConfig,
     LatentDenoiser,
     StaticVAE,
     TemporalVAE,
-    VAEConfig,
     kl_divergence,
     reparameterise,
     static_loss,
@@ -101,7 +101,7 @@ class FlexGenConfig(JSONConfig):
 
 
 @dataclass(frozen=True, eq=False)
-class TrainResult:
+class FlexGenTrainResult:
     model: FlexGenModel
     losses: np.ndarray  # one value per optimiser step, all stages in order
     stopped_early: bool
@@ -208,7 +208,7 @@ def train_flexgen(
     device: torch.device | str | None = None,
     callback: StepCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> TrainResult:
+) -> FlexGenTrainResult:
     """Fit FLEXGEN-EHR (or a baseline variant) to ``cohort`` (already the training split).
 
     ``callback(step, total, loss)`` reports progress over all stages; ``should_stop()`` ends the
@@ -245,10 +245,10 @@ def train_flexgen(
         np.intersect1d(rows, np.flatnonzero(has_t)),
     )
     static_vae = StaticVAE(
-        VAEConfig(encoding.static_dim, config.static_latent, config.vae_hidden, "mlp")
+        FlexVAEConfig(encoding.static_dim, config.static_latent, config.vae_hidden, "mlp")
     ).to(device)
     temporal_vae = TemporalVAE(
-        VAEConfig(
+        FlexVAEConfig(
             encoding.temporal_channels,
             config.temporal_latent,
             config.vae_hidden,
@@ -338,7 +338,9 @@ def train_flexgen(
     )
     seconds = time.perf_counter() - start
     log.info("trained %s (%s) in %.1fs", model_id, config.variant, seconds)
-    return TrainResult(model, np.asarray(progress.losses), progress.stopped, seconds, alignment)
+    return FlexGenTrainResult(
+        model, np.asarray(progress.losses), progress.stopped, seconds, alignment
+    )
 
 
 # --- command line ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from core.config import JSONConfig
 from core.cxr.diffusion import DiffusionConfig, SamplerConfig
 from core.cxr.unet import UNetConfig
-from core.cxr.vae import VAEConfig
+from core.cxr.vae import CXRVAEConfig
 from core.ehr.edm import EDMConfig
 from core.ehr.network import NetworkConfig
 from core.flexgen.ddpm import DDPMSchedule
@@ -38,7 +38,7 @@ def test_tuples_come_back_as_tuples_and_unknown_keys_are_refused() -> None:
 @pytest.mark.parametrize(
     "config",
     [
-        VAEConfig(),
+        CXRVAEConfig(),
         UNetConfig(channel_mult=(1, 2, 4), attention_levels=(1, 2)),
         DiffusionConfig(target="residual", residual_scale=0.6),
         SamplerConfig(anchor="prior", change_rms=(0.4, 0.02), x0_bound=3.0),

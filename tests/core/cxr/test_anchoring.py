@@ -14,9 +14,9 @@ from core.cxr.augment import ViewChange, random_views
 from core.cxr.crossval import crossvalidate, ehr_control, verdict
 from core.cxr.data import patient_folds
 from core.cxr.diffusion import (
+    AlphaBarSchedule,
     DiffusionConfig,
     SamplerConfig,
-    Schedule,
     ddim_sample,
     start_step,
     threshold_x0,
@@ -54,7 +54,7 @@ def test_threshold_keeps_in_range_latents_and_rescales_outliers() -> None:
 
 
 def test_eta0_ddim_diverges_without_thresholding_and_stays_bounded_with_it() -> None:
-    sched = Schedule(DiffusionConfig(timesteps=100))
+    sched = AlphaBarSchedule(DiffusionConfig(timesteps=100))
 
     def unstable(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return -3.0 * z  # an epsilon estimate that pushes x0 outward at every step
@@ -69,7 +69,7 @@ def test_eta0_ddim_diverges_without_thresholding_and_stays_bounded_with_it() -> 
 
 
 def test_anchored_start_known_answer_and_start_levels() -> None:
-    sched = Schedule(DiffusionConfig(timesteps=200))
+    sched = AlphaBarSchedule(DiffusionConfig(timesteps=200))
     anchor = torch.randn(2, 4, 8, 8)
     noise_holder = {}
 

@@ -11,18 +11,18 @@ import torch
 
 from core.checkpoints import WEIGHTS_FILE
 from core.cxr.data import PairRecord
-from core.cxr.diffusion import DiffusionConfig, Schedule, ddim_sample, perturb_context, ramp
+from core.cxr.diffusion import AlphaBarSchedule, DiffusionConfig, ddim_sample, perturb_context, ramp
 from core.cxr.ehr_encoder import EHREncoder, EHREncoderConfig
 from core.cxr.ehr_window import EHRVocabulary, tokens_from_windows, window_from_frame
 from core.cxr.pipeline import CXRAutoencoder, DDLCXRForecaster, ForecastSettings
 from core.cxr.train_forecaster import ForecasterTrainConfig, train_forecaster
 from core.cxr.unet import LatentUNet, UNetConfig
-from core.cxr.vae import CXRVAE, VAEConfig
+from core.cxr.vae import CXRVAE, CXRVAEConfig
 from core.device import make_generator
 from core.errors import CheckpointError, ConfigError
 from tests.core.cxr.fixtures import phantom
 
-TINY_VAE = VAEConfig(image_size=32, base_channels=8, channel_mult=(1, 2), latent_channels=4)
+TINY_VAE = CXRVAEConfig(image_size=32, base_channels=8, channel_mult=(1, 2), latent_channels=4)
 TINY_UNET = UNetConfig(
     latent_channels=4, base_channels=16, channel_mult=(1, 2), context_dim=16, n_heads=2
 )
@@ -49,7 +49,7 @@ def test_vae_shapes_losses_and_label_head() -> None:
     unlabeled = vae(x, torch.full((3, 1), -1.0), make_generator(0))
     assert unlabeled.label == 0  # unknown labels are masked out
     with pytest.raises(ConfigError, match="divisible"):
-        CXRVAE(VAEConfig(image_size=36, channel_mult=(1, 2, 2, 4)))
+        CXRVAE(CXRVAEConfig(image_size=36, channel_mult=(1, 2, 2, 4)))
 
 
 def test_vae_learns_to_reconstruct_a_phantom() -> None:
@@ -96,7 +96,7 @@ def test_unet_output_shape_and_conditioning_paths() -> None:
 
 
 def test_ddim_is_seeded_and_eta_zero_is_deterministic() -> None:
-    sched = Schedule(DiffusionConfig())
+    sched = AlphaBarSchedule(DiffusionConfig())
     calls = []
 
     def denoise(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -130,7 +130,7 @@ def test_ddim_is_seeded_and_eta_zero_is_deterministic() -> None:
 
 def test_ddim_with_the_true_noise_recovers_the_clean_latent() -> None:
     """Known answer: if the denoiser returns the exact noise, DDIM (eta=0) lands on x0."""
-    sched = Schedule(DiffusionConfig())
+    sched = AlphaBarSchedule(DiffusionConfig())
     x0 = torch.randn(1, 4, 8, 8, generator=make_generator(1))
     ab = sched.alpha_bar
 
