@@ -215,11 +215,22 @@ def verdict(
     pooled = summary[summary["gap"] == "all"].set_index("method")
     row, carry = pooled.loc[method], pooled.loc[CARRY]
     lo, hi = row["L2 / carry CI"]
-    closer = "closer to" if hi < 1 else "farther from" if lo > 1 else "as close to"
+    closer = (
+        "closer to the true later image than"
+        if hi < 1
+        else "farther from the true later image than"
+        if lo > 1
+        else "about as close to the true later image as"
+    )
     text = (
-        f"Over held-out patients the forecast mean is {closer} the true later image as carrying "
-        f"the prior forward (latent distance {row['L2 / carry']:.2f}x, 95% CI {lo:.2f}-{hi:.2f}; "
-        f"SSIM {row['SSIM']:.3f} vs {carry['SSIM']:.3f}; latent FD {row['FD / carry']:.2f}x)."
+        f"On held-out patients the forecast mean is {closer} the prior carried forward (latent "
+        f"distance {row['L2 / carry']:.2f}x carry-forward's, 95% CI {lo:.2f}-{hi:.2f}; SSIM "
+        f"{row['SSIM']:.3f} vs {carry['SSIM']:.3f}), but the set of forecasts is further from "
+        f"the set of true images than the priors are (latent FD {row['FD / carry']:.1f}x)."
+        if row["FD / carry"] > 1.5
+        else f"On held-out patients the forecast mean is {closer} the prior carried forward "
+        f"(latent distance {row['L2 / carry']:.2f}x, 95% CI {lo:.2f}-{hi:.2f}; SSIM "
+        f"{row['SSIM']:.3f} vs {carry['SSIM']:.3f}; latent FD {row['FD / carry']:.2f}x)."
     )
     shuffled = control[(control["forecast"] == method) & control["control"].str.contains("shuf")]
     if len(shuffled):

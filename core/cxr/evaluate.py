@@ -122,9 +122,11 @@ def evaluate_pairs(
         z_true = ae.encode(truth[None])
         z_prior = ae.encode(prior[None])
         horizon = float(np.clip(pair.gap_hours, lo, hi))
+        ceiling = ae.decode(z_true)
+        # every method's set latents are its output image encoded, the ceiling's included
         outputs: dict[str, tuple[np.ndarray, np.ndarray, torch.Tensor]] = {
             CARRY: (prior, prior[None], z_prior),
-            CEILING: (ae.decode(z_true)[0], ae.decode(z_true), z_true),
+            CEILING: (ceiling[0], ceiling, ae.encode(ceiling)),
         }
         for v in variants:
             window: EHRWindow | None = {

@@ -244,7 +244,7 @@ def test_crossvalidation_holds_every_patient_out_once(tiny_setup, tmp_path: Path
         "(c) residual, prior start, no EHR",
     }
     said = verdict(table, control, "(c) residual, prior start", len(pairs), 6, 3)
-    assert "carrying the prior forward" in said["verdict"] and "labs" in said["verdict"]
+    assert "the prior carried forward" in said["verdict"] and "labs" in said["verdict"]
     assert said["validated_on"].startswith(f"{len(pairs)} image pairs of 6 patients")
     fold_of = {pid: k for k, f in enumerate(folds) for pid in f}
     out = outcome_table(rows, pairs, "(b) prior start", VOCAB.variables, fold_of, n_boot=20)
