@@ -27,8 +27,8 @@ def forecast_panels(
     titles = [
         "Prior X-ray (input)",
         "Forecast mean (synthetic)",
-        "Uncertainty: SD across samples",
-        "Change: forecast - prior",
+        "Uncertainty (SD)",
+        "Change (mean - prior)",
     ]
     gray = [[0, "black"], [1, "white"]]
     lim = float(max(np.abs(change).max(), 1e-3))

@@ -126,8 +126,8 @@ class Journey:
         self.page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
         self.idle()
 
-    def button(self, label: str) -> None:
-        self.page.get_by_role("button", name=label).first.click()
+    def button(self, label: str, exact: bool = False) -> None:
+        self.page.get_by_role("button", name=label, exact=exact).first.click()
         self.idle()
 
     def choose(self, select_label: str, option_text: str) -> None:

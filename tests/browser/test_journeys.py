@@ -85,11 +85,11 @@ def test_cxr_journey_example_forecast_downloads_and_hostile_uploads(server, brow
     j.see("CC BY 3.0")  # the real example's attribution
     j.see("Validated on")
     j.shot("example-loaded")
-    j.button("Forecast")
+    j.button("Forecast", exact=True)  # not the horizon's help icon
     j.see("samples, 4 days ahead")
     j.see("True later X-ray")
     page.get_by_role("button", name="Forecast mean (PNG)").wait_for()
-    page.get_by_text("True later X-ray").first.scroll_into_view_if_needed()
+    page.get_by_text("Images: Winther HB").last.scroll_into_view_if_needed()
     j.shot("forecast")
     with page.expect_download(timeout=STEP_TIMEOUT_MS) as download:
         page.get_by_role("button", name="Forecast mean (PNG)").click()
@@ -120,6 +120,6 @@ def test_cxr_journey_example_forecast_downloads_and_hostile_uploads(server, brow
     j.see("MONOCHROME1: inverted")
     j.shot("dicom-upload")
     assert SECRET_NAME not in page.content()
-    j.button("Forecast")
+    j.button("Forecast", exact=True)  # not the horizon's help icon
     j.see("samples, 4 days ahead")
     context.close()
