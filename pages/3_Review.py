@@ -50,7 +50,7 @@ with st.container(border=True):
         key="review_upload",
         help=f"Up to {state.upload_limit_mb()} MB. Columns must match the real cohort's; the id and label columns are optional.",
     )
-    if upload is not None and st.session_state.get("review_upload_done") != upload.file_id:
+    if upload is not None and state.upload_is_new(upload.file_id):
         try:
             frame = read_table(upload.getvalue(), upload.name)
             synth_table = table_from_frame(frame, table, upload.name)
@@ -64,8 +64,8 @@ with st.container(border=True):
                 0,
                 origin={"file sha256": hashlib.sha256(upload.getvalue()).hexdigest()},
             )
-            st.session_state["review_upload_done"] = upload.file_id
-            st.session_state["review_sets"] = [*st.session_state.get("review_sets", []), name]
+            state.mark_upload_added(upload.file_id)
+            state.choose_for_review(name)
             st.toast(f"Added {name}")
         except CoreError as exc:
             widgets.show_error(exc, "Reading the synthetic set")
@@ -80,7 +80,7 @@ with st.container(border=True):
                 train, len(split.train), seed=0, encoding=encoding
             )
             name = state.unique_name("Independent marginals (baseline)", sets)
-            st.session_state["review_sets"] = [*st.session_state.get("review_sets", []), name]
+            state.choose_for_review(name)
             sets[name] = SyntheticSet(
                 base,
                 vectors,
@@ -103,12 +103,8 @@ with st.container(border=True):
             reasons[name] = str(exc)
     for name, why in reasons.items():
         st.caption(f":material/block: **{name}** cannot be compared with this cohort: {why}")
-    if "review_sets" not in st.session_state:
-        st.session_state["review_sets"] = compatible[:3]
-    st.session_state["review_sets"] = [
-        n for n in st.session_state["review_sets"] if n in compatible
-    ]
-    chosen = st.multiselect("Synthetic sets to review", compatible, key="review_sets")
+    state.prune_review_choice(compatible)
+    chosen = st.multiselect("Synthetic sets to review", compatible, key=state.REVIEW_CHOICE)
     c1, c2, c3 = st.columns(3)
     seed = int(c1.number_input("Seed", 0, 2**31 - 1, 0, key="review_seed"))
     mmd_sub = c2.selectbox(
@@ -120,7 +116,6 @@ with st.container(border=True):
 settings = ReviewSettings(
     seed=seed, mmd_max_records=None if mmd_sub.startswith("exact") else 2000, bootstrap=boot
 )
-results_key = "css.review_results"
 if run:
     bar = st.progress(0.0, text="Computing metrics")
     reviews = []
@@ -145,13 +140,13 @@ if run:
                     name, train, holdout, synth.table, encoding, settings, key, report
                 )
             )
-        st.session_state[results_key] = (chosen, reviews, settings)
+        state.set_review_results(chosen, reviews, settings)
     except CoreError as exc:
         widgets.show_error(exc, "The review")
     finally:
         bar.empty()
 
-stored = st.session_state.get(results_key)
+stored = state.review_results()
 if not stored:
     st.info(
         "Choose one or more synthetic sets and press **Run review**. Generate sets on the Generate page, upload one, or add the baseline."

@@ -164,14 +164,14 @@ if submitted and prior is not None:
         )
         frame = window.frame if window is not None else empty_window()
         later = model.autoencoder.prepare(truth.pixels) if truth is not None else None
-        st.session_state[cxr.RESULT] = (result, frame, later)
+        cxr.keep_result(result, frame, later)
     except CoreError as exc:
         widgets.show_error(exc, "Forecast")
     finally:
         bar.empty()
 
-if cxr.RESULT in st.session_state:
-    result, frame, later = st.session_state[cxr.RESULT]
+if (last := cxr.last_result()) is not None:
+    result, frame, later = last
     s = result.settings
     footer = example["attribution"] if later is not None else None
     st.subheader("Forecast")

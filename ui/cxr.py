@@ -44,3 +44,12 @@ def example_provenance() -> dict:
 def validation(checkpoint: str) -> dict:
     """What the checkpoint was validated on and its verdict (``metrics.crossvalidation``)."""
     return dict(read_manifest(CHECKPOINTS / checkpoint).metrics.get("crossvalidation", {}))
+
+
+def keep_result(result, frame, later) -> None:
+    """The last forecast of this session: (CXRForecast, EHR window frame, true later image)."""
+    st.session_state[RESULT] = (result, frame, later)
+
+
+def last_result() -> tuple | None:
+    return st.session_state.get(RESULT)

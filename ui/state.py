@@ -57,6 +57,40 @@ def synthetic_sets() -> dict:
     return st.session_state.setdefault(SYNTHETIC_SETS, {})
 
 
+REVIEW_CHOICE = "review_sets"  # the Review page's multiselect key
+REVIEW_UPLOAD = "css.review_upload_done"
+REVIEW_RESULTS = "css.review_results"
+
+
+def upload_is_new(file_id: str) -> bool:
+    """True until :func:`mark_upload_added` was called for this Review upload."""
+    return st.session_state.get(REVIEW_UPLOAD) != file_id
+
+
+def mark_upload_added(file_id: str) -> None:
+    st.session_state[REVIEW_UPLOAD] = file_id
+
+
+def choose_for_review(name: str) -> None:
+    """Add a set to the Review page's selection."""
+    st.session_state[REVIEW_CHOICE] = [*st.session_state.get(REVIEW_CHOICE, []), name]
+
+
+def prune_review_choice(compatible: list[str], default: int = 3) -> None:
+    """Keep only comparable sets selected; the first ``default`` ones on the first visit."""
+    chosen = st.session_state.get(REVIEW_CHOICE, compatible[:default])
+    st.session_state[REVIEW_CHOICE] = [n for n in chosen if n in compatible]
+
+
+def review_results() -> tuple | None:
+    """The last review run: (set names, reviews, settings)."""
+    return st.session_state.get(REVIEW_RESULTS)
+
+
+def set_review_results(names: list[str], reviews: list, settings: object) -> None:
+    st.session_state[REVIEW_RESULTS] = (names, reviews, settings)
+
+
 def unique_name(base: str, taken: dict) -> str:
     name, k = base, 2
     while name in taken:
