@@ -151,7 +151,7 @@ def main() -> None:
     for name, sec in result.seconds.items():
         print(f"{name:<32}{sec:>9.2f}")
     print(
-        f"{'whole suite (incl. encoding)':<32}{total:>9.2f}   target < 60 s, MMD exact: {result.get('MMD').details['exact']}"
+        f"{'whole suite (incl. encoding)':<32}{total:>9.2f}   target < 60 s, MMD exact: {result.get('mmd').details['exact']}"
     )
     if result.skipped:
         print("skipped:", result.skipped)

@@ -187,7 +187,7 @@ for rv in reviews:
             f"{rv.name}: reviewed on a random subsample of {rv.n_records:,} of {rv.subsampled_from:,} records."
         )
 
-mmd = {rv.name: rv.get("MMD") for rv in reviews if rv.get("MMD") is not None}
+mmd = {rv.name: rv.get("mmd") for rv in reviews if rv.get("mmd") is not None}
 if mmd:
     st.plotly_chart(rf.mmd_bars(mmd), key="review_mmd_bars")
 codes = code_counts(train, {rv.name: sets[rv.name].table for rv in reviews})

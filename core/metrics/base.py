@@ -23,3 +23,4 @@ class MetricResult:
     per_feature: pd.DataFrame | None = None
     details: dict = field(default_factory=dict)
     version: str = "1"
+    id: str = ""  # stable machine name (the gate, the UI and reports look metrics up by it)

@@ -67,6 +67,7 @@ def dimension_wise_probability_from_means(
         else float("nan")
     )
     return MetricResult(
+        id="dimwise_probability_r2",
         name="Dimension-wise probability R^2",
         category="fidelity",
         value=r2_against_identity(p_real, p_synth),
@@ -157,6 +158,7 @@ def mmd(
         - 2 * kernel_sum(x, y, False) / (m * n)
     )
     return MetricResult(
+        id="mmd",
         name="MMD (Gaussian kernel, unbiased)",
         category="fidelity",
         value=float(value),
@@ -198,6 +200,7 @@ def numeric_marginals(real: pd.DataFrame, synth: pd.DataFrame, columns: list[str
         )
     table = pd.DataFrame(rows, columns=["feature", "ks", "wasserstein", "wasserstein_iqr"])
     return MetricResult(
+        id="numeric_marginals_ks",
         name="Numeric marginals (mean KS statistic)",
         category="fidelity",
         value=float(table["ks"].mean()) if table["ks"].notna().any() else float("nan"),
@@ -228,6 +231,7 @@ def correlation_difference(real: np.ndarray, synth: np.ndarray) -> MetricResult:
     iu = np.triu_indices(int(keep.sum()), k=1)
     diff = np.abs(a - b)[iu]
     return MetricResult(
+        id="correlation_difference",
         name="Correlation matrix difference (mean |r_real - r_syn|)",
         category="fidelity",
         value=float(diff.mean()),
@@ -254,6 +258,7 @@ def missingness_agreement(
     table = pd.DataFrame(rows, columns=["feature", "real", "synthetic"])
     diff = (table["real"] - table["synthetic"]).abs()
     return MetricResult(
+        id="missingness_difference",
         name="Missingness agreement (mean |difference| of missing shares)",
         category="fidelity",
         value=float(diff.mean()) if len(diff) else 0.0,
@@ -268,6 +273,7 @@ def missingness_agreement(
 def codes_per_record(real_counts: np.ndarray, synth_counts: np.ndarray) -> MetricResult:
     """Wasserstein-1 distance between the distributions of distinct codes per record."""
     return MetricResult(
+        id="codes_per_record_w1",
         name="Codes per record (Wasserstein distance)",
         category="fidelity",
         value=float(stats.wasserstein_distance(real_counts, synth_counts)),
@@ -339,6 +345,7 @@ def dimension_wise_prediction(
         {"feature": [names[j] for j in cols], "auroc_real": aucs[0], "auroc_synthetic": aucs[1]}
     )
     return MetricResult(
+        id="dimwise_prediction_r2",
         name="Dimension-wise prediction R^2 (AUROC, train-on-real vs train-on-synthetic)",
         category="fidelity",
         value=r2_against_identity(aucs[0], aucs[1]),

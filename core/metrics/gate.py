@@ -47,16 +47,20 @@ class GateThresholds:
                 raise ConfigError(f"Gate threshold '{name}' must be between 0 and 1, got {value}.")
 
 
-# threshold field -> (metric name prefix in the review, how the value is read, label)
+# threshold field -> (metric id in the review, how the value is read, label)
 CHECKS = {
     "mia_advantage": (
-        "Membership inference",
+        "mia_accuracy",
         lambda r: r.details["advantage"],
         "Membership-inference advantage",
     ),
-    "exact_copies": ("Exact copies", lambda r: r.value, "Exact copies of training records"),
-    "dcr_share": ("DCR", lambda r: r.value, "DCR share closer to train than holdout"),
-    "attribute_gap": ("Attribute inference", lambda r: r.value, "Attribute-inference gap"),
+    "exact_copies": ("exact_copies", lambda r: r.value, "Exact copies of training records"),
+    "dcr_share": ("dcr_share", lambda r: r.value, "DCR share closer to train than holdout"),
+    "attribute_gap": (
+        "attribute_inference_gap",
+        lambda r: r.value,
+        "Attribute-inference gap",
+    ),
 }
 
 
@@ -86,9 +90,9 @@ class GateVerdict:
 
 def evaluate_gate(review: Review, thresholds: GateThresholds = GateThresholds()) -> GateVerdict:
     checks = []
-    for field_name, (prefix, read, label) in CHECKS.items():
+    for field_name, (metric_id, read, label) in CHECKS.items():
         limit = getattr(thresholds, field_name)
-        result = review.get(prefix)
+        result = review.get(metric_id)
         value = None if result is None else float(read(result))
         chance = None
         if result is not None and field_name == "mia_advantage":

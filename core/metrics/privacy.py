@@ -43,6 +43,7 @@ def membership_inference(
     acc = float(np.max((tpr * len(members) + (1 - fpr) * len(non_members)) / len(y)))
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 200)).astype(int))
     return MetricResult(
+        id="mia_accuracy",
         name="Membership inference accuracy (distance attack)",
         category="privacy",
         value=acc,
@@ -73,6 +74,7 @@ def distance_to_closest_record(
     d_holdout = nearest_distances(synth, ho)[:, 0]
     share = float(np.mean(d_train < d_holdout) + 0.5 * np.mean(d_train == d_holdout))
     return MetricResult(
+        id="dcr_share",
         name="DCR: share of synthetic records closer to train than holdout",
         category="privacy",
         value=share,
@@ -112,6 +114,7 @@ def exact_copies(
     synth_rate = float(np.mean(d_synth[:, 0] == 0))
     baseline = float(np.mean(d_holdout[:, 0] == 0))
     return MetricResult(
+        id="exact_copies",
         name="Exact copies of training records",
         category="privacy",
         value=synth_rate,
@@ -138,6 +141,7 @@ def nearest_neighbour_distance_ratio(
     d_synth, d_holdout = neighbours or train_neighbours(train, holdout, synth)
     synth_r, holdout_r = ratio(d_synth), ratio(d_holdout)
     return MetricResult(
+        id="nndr",
         name="Nearest-neighbour distance ratio (synthetic to train)",
         category="privacy",
         value=float(synth_r.mean()),
@@ -177,6 +181,7 @@ def attribute_inference(
 
     f_members, f_non = f1(members), f1(non_members)
     return MetricResult(
+        id="attribute_inference_gap",
         name="Attribute inference gap (F1 members - F1 non-members)",
         category="privacy",
         value=f_members - f_non,

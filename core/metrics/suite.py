@@ -44,8 +44,9 @@ class Review:
     subsampled_from: int | None
     skipped: dict[str, str] = field(default_factory=dict)
 
-    def get(self, prefix: str) -> MetricResult | None:
-        return next((r for r in self.results if r.name.startswith(prefix)), None)
+    def get(self, metric_id: str) -> MetricResult | None:
+        """The result with this stable id (``MetricResult.id``), or None if not computed."""
+        return next((r for r in self.results if r.id == metric_id), None)
 
 
 def table_fingerprint(table: EHRTable) -> str:

@@ -63,6 +63,7 @@ def tstr(
             real_v, syn_v = fn(y_ho, probs["real"]), fn(y_ho, probs["synthetic"])
             out.append(
                 MetricResult(
+                    id=f"tstr_{metric.lower()}_{clf_name}",
                     name=f"TSTR {metric} ({clf_name.replace('_', ' ')})",
                     category="utility",
                     value=float(syn_v),

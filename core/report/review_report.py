@@ -120,6 +120,7 @@ def to_json(
                 else None,
                 "metrics": [
                     {
+                        "id": r.id,
                         "name": r.name,
                         "category": r.category,
                         "value": r.value,
@@ -165,13 +166,13 @@ def figures_for(
     review: Review, real_codes: np.ndarray | None = None, synth_codes: np.ndarray | None = None
 ) -> list:
     figs = []
-    for prefix, fn in (
-        ("Dimension-wise probability", lambda r: prevalence_scatter(r, "real training split")),
-        ("Dimension-wise prediction", rf.prediction_scatter),
-        ("Membership inference", rf.membership_roc),
-        ("DCR", rf.dcr_histogram),
+    for metric_id, fn in (
+        ("dimwise_probability_r2", lambda r: prevalence_scatter(r, "real training split")),
+        ("dimwise_prediction_r2", rf.prediction_scatter),
+        ("mia_accuracy", rf.membership_roc),
+        ("dcr_share", rf.dcr_histogram),
     ):
-        res = review.get(prefix)
+        res = review.get(metric_id)
         if res is not None:
             figs.append(fn(res))
     if synth_codes is not None:
@@ -201,7 +202,7 @@ def build_html(
         first = False
         return f'<div class="fig">{out}</div>'
 
-    mmd = {rv.name: rv.get("MMD") for rv in reviews if rv.get("MMD") is not None}
+    mmd = {rv.name: rv.get("mmd") for rv in reviews if rv.get("mmd") is not None}
     if mmd:
         parts.append(fig_html(rf.mmd_bars(mmd)))
     for rv in reviews:

@@ -66,4 +66,19 @@ def test_single_column_skips_what_cannot_be_computed_with_a_reason():
         codes(draw(100, 1, 2), "s"),
     )
     assert "correlation" in rv.skipped and "two varying dimensions" in rv.skipped["correlation"]
-    assert rv.get("Membership inference") is not None
+    assert rv.get("mia_accuracy") is not None
+
+
+def test_every_review_metric_has_a_unique_stable_id() -> None:
+    import re
+
+    rv = review(
+        "ids", codes(draw(300, 8, 0), "t"), codes(draw(300, 8, 1), "h"), codes(draw(300, 8, 2), "s")
+    )
+    ids = [r.id for r in rv.results]
+    assert all(re.fullmatch(r"[a-z0-9_]+", i) for i in ids), ids
+    assert len(ids) == len(set(ids))
+    assert {"mia_accuracy", "dcr_share", "exact_copies", "attribute_inference_gap", "mmd"} <= set(
+        ids
+    )
+    assert rv.get("no_such_metric") is None
