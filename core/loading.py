@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from core.checkpoints import read_manifest
+from core.cxr.pipeline import FORECAST_FAMILY, DDLCXRForecaster
+from core.ehr.pipeline import FAMILY as EHRDIFF_FAMILY
+from core.ehr.pipeline import EHRDiffModel
 from core.errors import CheckpointError
+from core.flexgen.pipeline import FAMILY as FLEXGEN_FAMILY
+from core.flexgen.pipeline import FlexGenModel
+
+
+def _forecaster(folder: str | Path, device: torch.device | str | None = None) -> DDLCXRForecaster:
+    return DDLCXRForecaster.load(folder, device or "cpu")[0]
+
+
+# family id (manifest) -> loader(folder, device=...)
+LOADERS: dict[str, Callable[..., Any]] = {
+    EHRDIFF_FAMILY: EHRDiffModel.load,
+    FLEXGEN_FAMILY: FlexGenModel.load,
+    FORECAST_FAMILY: _forecaster,
+}
+GENERATOR_FAMILIES = (EHRDIFF_FAMILY, FLEXGEN_FAMILY)  # families that make synthetic cohorts
 
 
 def load_model(folder: str | Path, device: torch.device | str | None = None) -> Any:
     """The model in ``folder`` (EHRDiff, FLEXGEN-EHR or DDL-CXR), hash-verified on load."""
     family = read_manifest(folder).family
-    if family == "ehrdiff":
-        from core.ehr.pipeline import EHRDiffModel
-
-        return EHRDiffModel.load(folder, device)
-    if family == "flexgen-ehr":
-        from core.flexgen.pipeline import FlexGenModel
-
-        return FlexGenModel.load(folder, device)
-    if family == "ddl-cxr":
-        from core.cxr.pipeline import DDLCXRForecaster
-
-        return DDLCXRForecaster.load(folder, device or "cpu")[0]
-    raise CheckpointError(f"Checkpoint '{Path(folder).name}' is of unknown family '{family}'.")
+    if family not in LOADERS:
+        raise CheckpointError(f"Checkpoint '{Path(folder).name}' is of unknown family '{family}'.")
+    return LOADERS[family](folder, device=device)

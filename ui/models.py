@@ -8,10 +8,10 @@ import streamlit as st
 
 from core.ehr.pipeline import EHRDiffModel
 from core.flexgen.pipeline import FlexGenModel
+from core.loading import GENERATOR_FAMILIES, LOADERS
 from core.registry import MODELS, ModelSpec
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
-LOADERS = {"ehrdiff": EHRDiffModel.load, "flexgen-ehr": FlexGenModel.load}
 
 
 @st.cache_resource(show_spinner="Loading model weights")
@@ -25,7 +25,7 @@ def ehr_generators() -> list[ModelSpec]:
     return [
         s
         for s in MODELS.where(task="generate-ehr")
-        if s.family in LOADERS and s.checkpoint and (CHECKPOINTS / s.checkpoint).is_dir()
+        if s.family in GENERATOR_FAMILIES and s.checkpoint and (CHECKPOINTS / s.checkpoint).is_dir()
     ]
 
 
