@@ -42,6 +42,7 @@ from core.cxr.data import (
     mimic_pairs,
 )
 from core.cxr.diffusion import (
+    ANCHORS,
     TARGETS,
     AlphaBarSchedule,
     DiffusionConfig,
@@ -58,6 +59,8 @@ from core.distributed import command_line, training_processes, wrap
 from core.progress import ProgressCallback, StepCallback
 
 log = logging.getLogger(__name__)
+
+PSEUDO_GAP_RANGE_HOURS = (24.0, 24.0 * 22)  # view changes do not depend on the gap: any in range
 
 
 @dataclass(frozen=True)
@@ -233,8 +236,8 @@ def residual_scale(data: LatentPairs) -> float:
     return round(float((data.z1 - data.z0).pow(2).mean().sqrt()), 5)
 
 
-def fit_forecaster(
-    data: LatentPairs,
+def train_forecaster(
+    data: list[PairRecord] | LatentPairs,
     autoencoder: CXRAutoencoder,
     vocabulary: EHRVocabulary,
     encoder_cfg: EHREncoderConfig,
@@ -246,9 +249,22 @@ def fit_forecaster(
     world: int = 1,
     callback: StepCallback | None = None,
     init: DDLCXRForecaster | None = None,
-    sampler: SamplerConfig | None = None,
+    sampler_defaults: dict | None = None,
 ) -> tuple[DDLCXRForecaster, np.ndarray]:
-    """Train (or, from ``init``, fine-tune) the encoder and UNet on latent pairs."""
+    """Train (or, from ``init``, fine-tune) the encoder and UNet on real pairs or latent pairs.
+
+    A fine-tuned model keeps ``init``'s diffusion target and residual scale; a new residual model
+    takes its scale from the data. The sampler defaults are fitted on the same data.
+    """
+    if not isinstance(data, LatentPairs):
+        data = pair_latents(data, autoencoder, vocabulary, encoder_cfg.max_tokens)
+    if init is not None:
+        diffusion = replace(
+            diffusion, target=init.diffusion.target, residual_scale=init.diffusion.residual_scale
+        )
+    elif diffusion.target == "residual":
+        diffusion = replace(diffusion, residual_scale=residual_scale(data))
+    sampler = fit_sampler(data, diffusion, **(sampler_defaults or {}))
     torch.manual_seed(cfg.seed)
     encoder, unet = EHREncoder(encoder_cfg).to(device), LatentUNet(unet_cfg).to(device)
     if init is not None:
@@ -298,50 +314,9 @@ def fit_forecaster(
         vocabulary,
         diffusion,
         (float(np.floor(gaps_np.min())), float(np.ceil(gaps_np.max()))),
-        sampler or fit_sampler(data, diffusion),
-    )
-    return forecaster, losses
-
-
-def train_forecaster(
-    pairs: list[PairRecord],
-    autoencoder: CXRAutoencoder,
-    vocabulary: EHRVocabulary,
-    encoder_cfg: EHREncoderConfig,
-    unet_cfg: UNetConfig,
-    diffusion: DiffusionConfig,
-    cfg: ForecasterTrainConfig,
-    device: torch.device,
-    rank: int = 0,
-    world: int = 1,
-    callback: StepCallback | None = None,
-    init: DDLCXRForecaster | None = None,
-    sampler_defaults: dict | None = None,
-) -> tuple[DDLCXRForecaster, np.ndarray]:
-    """Train on real pairs; with ``init``, its diffusion target and scale are kept."""
-    data = pair_latents(pairs, autoencoder, vocabulary, encoder_cfg.max_tokens)
-    if init is not None:
-        diffusion = replace(
-            diffusion, target=init.diffusion.target, residual_scale=init.diffusion.residual_scale
-        )
-    elif diffusion.target == "residual":
-        diffusion = replace(diffusion, residual_scale=residual_scale(data))
-    sampler = fit_sampler(data, diffusion, **(sampler_defaults or {}))
-    return fit_forecaster(
-        data,
-        autoencoder,
-        vocabulary,
-        encoder_cfg,
-        unet_cfg,
-        diffusion,
-        cfg,
-        device,
-        rank,
-        world,
-        callback,
-        init,
         sampler,
     )
+    return forecaster, losses
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -361,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--views-per-image", type=int, default=2)
     p.add_argument("--init", type=Path, default=None, help="checkpoint to fine-tune from")
     p.add_argument("--target", choices=TARGETS, default="later")
-    p.add_argument("--anchor", choices=("noise", "prior"), default="noise", help="sampler default")
+    p.add_argument("--anchor", choices=ANCHORS, default="noise", help="sampler default")
     p.add_argument("--strength", type=float, default=2.0, help="sampler default anchor strength")
     p.add_argument("--eta", type=float, default=1.0, help="sampler default DDIM eta")
     p.add_argument(
@@ -418,16 +393,14 @@ def _pretrain(
         vocab,
         enc_cfg.max_tokens,
         views_per_image=args.views_per_image,
-        gap_range_hours=(24.0, 24.0 * 22),
+        gap_range_hours=PSEUDO_GAP_RANGE_HOURS,
         seed=args.seed,
     )
     log.info("%d pseudo-pairs from %d images", len(data), len(paths))
-    diffusion = DiffusionConfig(target=args.target)
-    if args.target == "residual":
-        diffusion = replace(diffusion, residual_scale=residual_scale(data))
-    forecaster, losses = fit_forecaster(
-        data, autoencoder, vocab, enc_cfg, unet_cfg, diffusion, cfg, device, rank, world
-    )
+    forecaster, losses = train_forecaster(
+        data, autoencoder, vocab, enc_cfg, unet_cfg, DiffusionConfig(target=args.target), cfg,
+        device, rank, world,
+    )  # fmt: skip
     card = {
         "datasets": dataset_cards(args.pretrain_images),
         "pseudo_pairs": len(data),

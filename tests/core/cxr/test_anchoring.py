@@ -28,7 +28,6 @@ from core.cxr.outcomes import outcome_table
 from core.cxr.pipeline import CXRAutoencoder, DDLCXRForecaster, ForecastSettings
 from core.cxr.train_forecaster import (
     ForecasterTrainConfig,
-    fit_forecaster,
     pseudo_pair_latents,
     train_forecaster,
 )
@@ -307,7 +306,7 @@ def test_crossvalidation_command_writes_tables_and_a_verdict(tiny_setup, tmp_pat
             sorted((root / "png").glob("*.png"))[:4], ae, vocab, 8,
             views_per_image=1, gap_range_hours=(24.0, 200.0), seed=0,
         )  # fmt: skip
-        model, _ = fit_forecaster(
+        model, _ = train_forecaster(
             data, ae, vocab, enc, TINY_UNET, DiffusionConfig(target=target),
             ForecasterTrainConfig(steps=2, batch_size=4), torch.device("cpu"),
         )  # fmt: skip
