@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -175,14 +176,20 @@ def _outcome_markdown(table: pd.DataFrame) -> str:
     return markdown_table(shown)
 
 
-EHR_CONTROLS = (
-    ("(b) prior start", "(b) prior start, shuffled EHR", "(b) prior start, no EHR"),
-    (
-        "(c) residual, prior start",
-        "(c) residual, prior start, shuffled EHR",
-        "(c) residual, prior start, no EHR",
-    ),
-)
+def ehr_controls() -> list[tuple[str, list[str]]]:
+    """(forecast, its no-EHR and shuffled-EHR controls) from VARIANTS: a control is the variant
+    that samples alike but for the EHR window."""
+    out = []
+    for variants in VARIANTS.values():
+        for real in (v for v in variants if v.ehr == "real"):
+            same = [
+                v.name
+                for v in variants
+                if v.ehr != "real" and replace(v, name=real.name, ehr="real") == real
+            ]
+            if same:
+                out.append((real.name, sorted(same, key=lambda n: "no EHR" in n)))
+    return out
 
 
 def ehr_control(per_pair: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -190,7 +197,7 @@ def ehr_control(per_pair: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd
     differences per pair (control minus real: positive latent L2 / negative SSIM mean the real
     window helps) with patient-bootstrap CIs."""
     rows = []
-    for real, *controls in EHR_CONTROLS:
+    for real, controls in ehr_controls():
         base = per_pair[per_pair["method"] == real].sort_values("pair")
         if base.empty:
             continue

@@ -123,10 +123,12 @@ def evaluate_pairs(
         z_prior = ae.encode(prior[None])
         horizon = float(np.clip(pair.gap_hours, lo, hi))
         ceiling = ae.decode(z_true)
-        # every method's set latents are its output image encoded, the ceiling's included
-        outputs: dict[str, tuple[np.ndarray, np.ndarray, torch.Tensor]] = {
-            CARRY: (prior, prior[None], z_prior),
-            CEILING: (ceiling[0], ceiling, ae.encode(ceiling)),
+        z_ceiling = ae.encode(ceiling)
+        # per method: mean image, sample images, first sample's latent, mean image's latent;
+        # every latent is of the method's output image, the ceiling's included
+        outputs: dict[str, tuple[np.ndarray, np.ndarray, torch.Tensor, torch.Tensor]] = {
+            CARRY: (prior, prior[None], z_prior, z_prior),
+            CEILING: (ceiling[0], ceiling, z_ceiling, z_ceiling),
         }
         for v in variants:
             window: EHRWindow | None = {
@@ -146,9 +148,9 @@ def evaluate_pairs(
                 threshold=v.threshold,
             )
             fc = model.forecast(prior, window, settings)
-            outputs[v.name] = (fc.mean, fc.samples, ae.encode(fc.samples[:1]))
-        for method, (image, sample_images, z_first) in outputs.items():
-            z_mean = ae.encode(image[None])
+            z_mean = ae.encode(fc.mean[None])
+            outputs[v.name] = (fc.mean, fc.samples, ae.encode(fc.samples[:1]), z_mean)
+        for method, (image, sample_images, z_first, z_mean) in outputs.items():
             rows.append(
                 {
                     "fold": fold,
