@@ -72,8 +72,7 @@ with left.container(border=True):
             if upload is not None:
                 prior = read_radiograph(upload.getvalue(), upload.name)
         else:
-            prior = read_radiograph(cxr.EXAMPLE_PRIOR)
-            truth = read_radiograph(cxr.EXAMPLE_LATER)
+            prior, truth = cxr.example_images()
             st.caption(
                 f"A real ICU patient's radiograph; the later one was taken "
                 f"{example['gap_hours'] / 24:g} days after it. The shipped model never saw this "

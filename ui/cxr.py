@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.checkpoints import read_manifest
 from core.cxr.pipeline import DDLCXRForecaster
+from core.data.images import RadiographImage, read_radiograph
 from core.registry import MODELS, ModelSpec
 from ui.models import CHECKPOINTS
 
@@ -32,6 +33,12 @@ def forecasters() -> list[ModelSpec]:
         for s in MODELS.where(task="forecast-cxr")
         if s.checkpoint and (CHECKPOINTS / s.checkpoint).is_dir()
     ]
+
+
+@st.cache_resource(show_spinner=False)
+def example_images() -> tuple[RadiographImage, RadiographImage]:
+    """The shipped example's prior and later radiograph, read once per process (read-only)."""
+    return read_radiograph(EXAMPLE_PRIOR), read_radiograph(EXAMPLE_LATER)
 
 
 @st.cache_data
