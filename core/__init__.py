@@ -25,8 +25,8 @@ PUBLIC_API: dict[str, str] = {
     "load_demo": "core.data.demo",
     "Cohort": "core.data.cohort",
     "split_cohort": "core.data.cohort",
-    "EHRTable": "core.ehr.table",
-    "ehr_table": "core.ehr.table",
+    "EHRTable": "core.data.records",
+    "ehr_table": "core.data.records",
     # models and generation
     "load_model": "core.loading",
     "GenerationSettings": "core.ehr.pipeline",

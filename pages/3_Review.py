@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.data.io import read_table
 from core.ehr.pipeline import SyntheticSet
-from core.ehr.table import table_from_frame
+from core.data.records import table_from_frame
 from core.errors import CohortError, CoreError
 from core.metrics.baselines import independent_marginals
 from core.metrics.gate import evaluate_gate

@@ -10,8 +10,8 @@ from dataclasses import asdict
 import pandas as pd
 import streamlit as st
 
-from core.ehr.encoding import VectorEncoding
-from core.ehr.table import EHRTable
+from core.data.encoding import VectorEncoding
+from core.data.records import EHRTable
 from core.metrics.gate import CHECKS, GateThresholds, GateVerdict, release_manifest
 from core.metrics.suite import Review, ReviewSettings, review
 

@@ -9,8 +9,8 @@ import streamlit as st
 
 from core.data.cohort import Cohort, CohortSplit
 from core.data.summary import CohortSummary, summarize
-from core.ehr.encoding import VectorEncoding
-from core.ehr.table import EHRTable, ehr_table
+from core.data.encoding import VectorEncoding
+from core.data.records import EHRTable, ehr_table
 
 COHORT = "css.cohort"
 SPLIT = "css.split"

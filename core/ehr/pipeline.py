@@ -16,9 +16,9 @@ from core.data.cohort import Cohort
 from core.device import make_generator, select_device
 from core.ehr import samplers
 from core.ehr.edm import EDMConfig, EDMDenoiser
-from core.ehr.encoding import VectorEncoding
+from core.data.encoding import VectorEncoding
 from core.ehr.network import EHRDiffMLP, NetworkConfig
-from core.ehr.table import EHRTable
+from core.data.records import EHRTable
 from core.errors import CheckpointError, ConfigError
 from core.progress import ProgressCallback
 

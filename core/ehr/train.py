@@ -30,10 +30,10 @@ from core.cli import add_cohort_arguments, load_cohort_from_args
 from core.device import make_generator, select_device
 from core.distributed import command_line, training_processes
 from core.ehr.edm import EMA, EDMConfig, EDMDenoiser, edm_loss
-from core.ehr.encoding import VectorEncoding
+from core.data.encoding import VectorEncoding
 from core.ehr.network import EHRDiffMLP, NetworkConfig
 from core.ehr.pipeline import EHRDiffModel, GenerationSettings
-from core.ehr.table import EHRTable
+from core.data.records import EHRTable
 from core.errors import ConfigError
 from core.progress import StepCallback
 
@@ -219,7 +219,7 @@ def _train_and_save(
 ) -> None:
     from core.data.cohort import split_cohort
     from core.data.formats import FORMATS
-    from core.ehr.table import ehr_table
+    from core.data.records import ehr_table
     from core.metrics.fidelity import dimension_wise_probability
 
     cohort, inputs = load_cohort_from_args(args)

@@ -29,7 +29,7 @@ import pandas as pd
 
 from core.cli import add_cohort_arguments, load_cohort_from_args
 from core.data.cohort import Cohort, split_cohort
-from core.ehr.table import ehr_table
+from core.data.records import ehr_table
 from core.errors import ConfigError
 from core.flexgen.ddpm import DDPMSchedule
 from core.flexgen.encoding import modality_presence

@@ -15,7 +15,7 @@ from core.checkpoints import Manifest, load_checkpoint, load_weights, save_check
 from core.data.cohort import Cohort
 from core.device import make_generator, select_device
 from core.ehr.pipeline import SyntheticSet, validate_label_settings
-from core.ehr.table import ehr_table
+from core.data.records import ehr_table
 from core.errors import CheckpointError, ConfigError
 from core.flexgen import ddpm
 from core.flexgen.ddpm import DDPMSchedule

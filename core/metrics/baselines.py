@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.ehr.encoding import VectorEncoding
-from core.ehr.table import EHRTable
+from core.data.encoding import VectorEncoding
+from core.data.records import EHRTable
 
 
 def independent_marginals(

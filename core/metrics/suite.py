@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from core.ehr.encoding import VectorEncoding
-from core.ehr.table import EHRTable
+from core.data.encoding import VectorEncoding
+from core.data.records import EHRTable
 from core.errors import ConfigError, CoreError
 from core.metrics import fidelity, privacy, utility
 from core.metrics.base import MetricResult

@@ -13,7 +13,7 @@ import plotly.io as pio
 
 from core import __version__
 from core.data.cohort import Cohort, CohortSplit
-from core.ehr.table import EHRTable
+from core.data.records import EHRTable
 from core.metrics.gate import GateVerdict
 from core.metrics.suite import Review, ReviewSettings, best_column, settings_dict, summary_table
 from core.report import review_figures as rf

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from core.data.tables import load_wide_table
-from core.ehr.table import ehr_table, table_from_frame
+from core.data.records import ehr_table, table_from_frame
 from core.errors import CohortError
 from core.report.__main__ import main
 

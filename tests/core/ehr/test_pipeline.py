@@ -4,7 +4,7 @@ import scipy.sparse as sp
 
 from core.data.cohort import CodeMatrix
 from core.ehr.pipeline import MAX_RECORDS, EHRDiffModel, GenerationSettings
-from core.ehr.table import EHRTable
+from core.data.records import EHRTable
 from core.ehr.train import TrainConfig, train_ehrdiff
 from core.errors import CheckpointError, ConfigError
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.ehr.table import ehr_table
+from core.data.records import ehr_table
 from core.errors import CheckpointError, CohortError
 from core.flexgen import ddpm
 from core.flexgen.alignment import AlignmentConfig, align

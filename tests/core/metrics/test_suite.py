@@ -3,7 +3,7 @@ import pytest
 import scipy.sparse as sp
 
 from core.data.cohort import CodeMatrix
-from core.ehr.table import EHRTable
+from core.data.records import EHRTable
 from core.errors import ConfigError
 from core.metrics.suite import ReviewSettings, review, summary_table
 

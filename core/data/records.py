@@ -1,4 +1,4 @@
-"""One row per record: what EHRDiff generates and what the review compares.
+"""One row per record: the shared table every generator makes and the review compares.
 
 A cohort's temporal part is summarised per stay (first / last / min / max / mean over the grid,
 NaN when the variable was never observed), so one vector per stay can be generated.

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.cohort import FeatureSpec
-from core.ehr.table import EHRTable, codes_from_binary
+from core.data.records import EHRTable, codes_from_binary
 from core.errors import CheckpointError, CohortError
 
 HEAVY_TAIL_RATIO = 10.0

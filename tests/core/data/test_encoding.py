@@ -3,8 +3,8 @@ import pytest
 
 from core.data.diagnoses import load_eicu_diagnoses
 from core.data.physionet2012 import load_physionet2012
-from core.ehr.encoding import VectorEncoding
-from core.ehr.table import ehr_table, summarise_temporal
+from core.data.encoding import VectorEncoding
+from core.data.records import ehr_table, summarise_temporal
 from core.errors import CohortError
 from tests.conftest import EICU_DIAGNOSIS, EICU_PATIENT
 
@@ -91,7 +91,7 @@ def test_stored_bounds_are_top_coded_not_patient_values():
     import pandas as pd
 
     from core.data.cohort import FeatureSpec
-    from core.ehr.table import EHRTable
+    from core.data.records import EHRTable
 
     rng = np.random.default_rng(0)
     height = np.r_[rng.normal(170, 10, 997).round(1), 431.8, 1.8, 250.3]  # two data-entry outliers
