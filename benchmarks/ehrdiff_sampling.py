@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from core.device import describe_device, make_generator, select_device
-from core.ehr import samplers
-from core.ehr.edm import EDMConfig, EDMDenoiser
-from core.ehr.network import EHRDiffMLP, NetworkConfig
-from core.ehr.pipeline import EHRDiffModel, GenerationSettings
+from core.diffusion import karras
+from core.diffusion.edm import EDMConfig, EDMDenoiser
+from core.ehrdiff.network import EHRDiffMLP, NetworkConfig
+from core.ehrdiff.pipeline import EHRDiffModel, GenerationSettings
 from core.metrics.fidelity import dimension_wise_probability_from_means
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ FAST_STEPS = (6, 8, 10, 12, 16)
 def records_per_second(
     denoiser: EDMDenoiser, sampler: str, steps: int, n: int, device: torch.device, repeats: int
 ) -> float:
-    sigmas = samplers.karras_sigmas(
+    sigmas = karras.karras_sigmas(
         steps, denoiser.edm.sigma_min, denoiser.edm.sigma_max, device=device
     )
     noise = torch.randn(n, denoiser.net.config.dim, generator=make_generator(0)).to(device)
@@ -45,7 +45,7 @@ def records_per_second(
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            samplers.sample(sampler, lambda x, s: denoiser(x, s, None), noise, sigmas)
+            karras.sample(sampler, lambda x, s: denoiser(x, s, None), noise, sigmas)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - start)

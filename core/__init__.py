@@ -29,9 +29,9 @@ PUBLIC_API: dict[str, str] = {
     "ehr_table": "core.data.records",
     # models and generation
     "load_model": "core.loading",
-    "GenerationSettings": "core.ehr.pipeline",
+    "GenerationSettings": "core.ehrdiff.pipeline",
     "FlexGenSettings": "core.flexgen.pipeline",
-    "SyntheticSet": "core.ehr.pipeline",
+    "SyntheticSet": "core.generation",
     # review and release
     "review": "core.metrics.suite",
     "ReviewSettings": "core.metrics.suite",

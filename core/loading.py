@@ -10,8 +10,8 @@ import torch
 
 from core.checkpoints import read_manifest
 from core.cxr.pipeline import FORECAST_FAMILY, DDLCXRForecaster
-from core.ehr.pipeline import FAMILY as EHRDIFF_FAMILY
-from core.ehr.pipeline import EHRDiffModel
+from core.ehrdiff.pipeline import FAMILY as EHRDIFF_FAMILY
+from core.ehrdiff.pipeline import EHRDiffModel
 from core.errors import CheckpointError
 from core.flexgen.pipeline import FAMILY as FLEXGEN_FAMILY
 from core.flexgen.pipeline import FlexGenModel

@@ -7,9 +7,9 @@ import numpy as np
 import streamlit as st
 
 from core.device import select_device
-from core.ehr.pipeline import MAX_RECORDS, GenerationSettings
-from core.ehr.samplers import SCHEDULES, network_evaluations
-from core.ehr.train import TrainConfig, train_ehrdiff
+from core.diffusion.karras import SCHEDULES, network_evaluations
+from core.ehrdiff.pipeline import MAX_RECORDS, GenerationSettings
+from core.ehrdiff.train import TrainConfig, train_ehrdiff
 from core.errors import CoreError
 from core.flexgen.train import train_flexgen
 from core.metrics.fidelity import dimension_wise_probability, dimension_wise_probability_from_means

@@ -6,9 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from core.data.io import read_table
-from core.ehr.pipeline import SyntheticSet
 from core.data.records import table_from_frame
 from core.errors import CohortError, CoreError
+from core.generation import SyntheticSet
 from core.metrics.baselines import independent_marginals
 from core.metrics.gate import evaluate_gate
 from core.metrics.suite import (

@@ -28,7 +28,7 @@ def test_unknown_names_raise_attribute_error() -> None:
 
 def test_load_model_dispatches_on_the_manifest_family(tmp_path: Path) -> None:
     from core.cxr.pipeline import DDLCXRForecaster
-    from core.ehr.pipeline import EHRDiffModel
+    from core.ehrdiff.pipeline import EHRDiffModel
     from core.errors import CheckpointError
 
     assert isinstance(core.load_model(ROOT / "checkpoints" / "ehrdiff-physionet2012"), EHRDiffModel)

@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from core.ehr.pipeline import SyntheticSet
 from core.flexgen.pipeline import MAX_RECORDS, FlexGenModel, FlexGenSettings
 from core.flexgen.train import FlexGenConfig
+from core.generation import SyntheticSet
 from core.report import export
 from core.report import generation_figures as gfigs
 from ui import widgets

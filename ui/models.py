@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.ehr.pipeline import EHRDiffModel
+from core.ehrdiff.pipeline import EHRDiffModel
 from core.flexgen.pipeline import FlexGenModel
 from core.loading import GENERATOR_FAMILIES, LOADERS
 from core.registry import MODELS, ModelSpec

@@ -19,12 +19,9 @@ import torch
 from core.checkpoints import Manifest, load_checkpoint, load_weights, read_manifest, save_checkpoint
 from core.cxr.diffusion import (
     ANCHORS,
-    AlphaBarSchedule,
     Anchor,
     DiffusionConfig,
     SamplerConfig,
-    ddim_sample,
-    start_step,
 )
 from core.cxr.ehr_encoder import EHREncoder, EHREncoderConfig, EHRTokens
 from core.cxr.ehr_window import EHRVocabulary, EHRWindow, tokens_from_windows
@@ -32,6 +29,7 @@ from core.cxr.unet import LatentUNet, UNetConfig
 from core.cxr.vae import CXRVAE, CXRVAEConfig
 from core.data.images import FitMode, fit_square
 from core.device import make_generator
+from core.diffusion.ddpm import ddim_sample, start_step
 from core.errors import CheckpointError, ConfigError
 from core.progress import ProgressCallback
 
@@ -158,7 +156,7 @@ class DDLCXRForecaster:
         self.unet = unet
         self.vocabulary = vocabulary
         self.diffusion = diffusion
-        self.schedule = AlphaBarSchedule(diffusion)
+        self.schedule = diffusion.schedule()
         self.gap_range_hours = gap_range_hours
         self.sampler = sampler or SamplerConfig()
 
@@ -236,14 +234,14 @@ class DDLCXRForecaster:
         residual = self.diffusion.target == "residual"
         anchor = settings.anchor or self.sampler.anchor
         anchored = anchor == "prior"
+        gen = make_generator(settings.seed)
         z = ddim_sample(
             denoise,
-            tuple(z_prior.shape),
+            torch.randn(z_prior.shape, generator=gen).to(self.device),
             self.schedule,
             steps=settings.steps,
             eta=self.sampler.eta if settings.eta is None else settings.eta,
-            generator=make_generator(settings.seed),
-            device=self.device,
+            generator=gen,
             callback=callback,
             anchor=(torch.zeros_like(z_prior) if residual else z_prior) if anchored else None,
             t_start=self.start_step(settings.horizon_hours, settings.strength)

@@ -44,7 +44,6 @@ from core.cxr.data import (
 from core.cxr.diffusion import (
     ANCHORS,
     TARGETS,
-    AlphaBarSchedule,
     DiffusionConfig,
     SamplerConfig,
     perturb_context,
@@ -55,6 +54,7 @@ from core.cxr.ehr_window import EHRVocabulary, tokens_from_windows
 from core.cxr.pipeline import CXRAutoencoder, DDLCXRForecaster
 from core.cxr.unet import LatentUNet, UNetConfig
 from core.device import make_generator
+from core.diffusion.ddpm import DDPMSchedule
 from core.distributed import command_line, training_processes, wrap
 from core.progress import ProgressCallback, StepCallback
 
@@ -99,7 +99,7 @@ class _Objective(torch.nn.Module):
         self,
         batch: dict,
         diffusion: DiffusionConfig,
-        schedule: AlphaBarSchedule,
+        schedule: DDPMSchedule,
         contrast_weight: float,
         label_weight: float,
         gen: torch.Generator,
@@ -272,7 +272,7 @@ def train_forecaster(
         unet.load_state_dict(init.unet.state_dict())
     objective = _Objective(encoder, unet)
     model = wrap(objective, device, world)
-    schedule = AlphaBarSchedule(diffusion)
+    schedule = diffusion.schedule()
     opt = torch.optim.AdamW(objective.parameters(), lr=cfg.lr, weight_decay=1e-4)
     gen = make_generator(cfg.seed + rank)
     rng = np.random.default_rng(cfg.seed + rank)

@@ -30,8 +30,8 @@ import pandas as pd
 from core.cli import add_cohort_arguments, load_cohort_from_args
 from core.data.cohort import Cohort, split_cohort
 from core.data.records import ehr_table
+from core.diffusion.ddpm import DDPMSchedule
 from core.errors import ConfigError
-from core.flexgen.ddpm import DDPMSchedule
 from core.flexgen.encoding import modality_presence
 from core.flexgen.evaluate import MMD_RECORDS, score_table
 from core.flexgen.pipeline import FlexGenSettings

@@ -13,12 +13,11 @@ import torch
 
 from core.checkpoints import Manifest, load_checkpoint, load_weights, save_checkpoint
 from core.data.cohort import Cohort
-from core.device import make_generator, select_device
-from core.ehr.pipeline import SyntheticSet, validate_label_settings
 from core.data.records import ehr_table
+from core.device import make_generator, select_device
+from core.diffusion.ddpm import DDPMSchedule, ancestral_sample
+from core.diffusion.guidance import classifier_free, network_evaluations_per_step
 from core.errors import CheckpointError, ConfigError
-from core.flexgen import ddpm
-from core.flexgen.ddpm import DDPMSchedule
 from core.flexgen.encoding import FlexGenEncoding
 from core.flexgen.networks import (
     DenoiserConfig,
@@ -26,6 +25,13 @@ from core.flexgen.networks import (
     LatentDenoiser,
     StaticVAE,
     TemporalVAE,
+)
+from core.generation import (
+    SyntheticSet,
+    chunks,
+    draw_labels,
+    synthetic_ids,
+    validate_label_settings,
 )
 from core.progress import ProgressCallback
 
@@ -101,6 +107,9 @@ class FlexGenModel:
             net.to(device)
         return self
 
+    def check_compatible(self, cohort: Cohort) -> None:
+        self.encoding.check_compatible(cohort)  # columns and grid: the same for any split
+
     # --- generation ------------------------------------------------------------------------------
     @torch.no_grad()
     def decode_latents(
@@ -125,34 +134,24 @@ class FlexGenModel:
         start = time.perf_counter()
         device = self.device
         gen = make_generator(settings.seed, "cpu")
-        labels = None
-        if self.n_classes > 0:
-            mix = np.asarray(settings.label_mix or self.class_prior, dtype=np.float64)
-            labels = torch.multinomial(
-                torch.as_tensor(mix / mix.sum()), settings.n, replacement=True, generator=gen
-            )
+        labels = draw_labels(settings.n, self.n_classes, settings.label_mix, self.class_prior, gen)
         mean = torch.as_tensor(self.latent_mean, device=device)
         std = torch.as_tensor(self.latent_std, device=device)
-        chunks = range(0, settings.n, CHUNK)
-        total = len(chunks) * self.schedule.steps
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        for k, lo in enumerate(chunks):
-            hi = min(lo + CHUNK, settings.n)
-            noise = torch.randn(hi - lo, len(self.latent_mean), generator=gen).to(device)
-            lab = None if labels is None else labels[lo:hi].to(device)
-            step_cb = (
-                None
-                if callback is None
-                else (lambda i, _n, k=k: callback(k * self.schedule.steps + i, total))
+        for chunk in chunks(settings.n, CHUNK, self.schedule.steps, callback):
+            noise = torch.randn(len(chunk), len(self.latent_mean), generator=gen).to(device)
+            lab = None if labels is None else labels[chunk.start : chunk.stop].to(device)
+            denoise = classifier_free(
+                self.denoiser, lab, self.denoiser.null_label, settings.guidance
             )
-            z = ddpm.sample(
-                self.denoiser, noise, self.schedule, gen, lab, settings.guidance, step_cb
+            z = ancestral_sample(
+                denoise, noise, self.schedule, generator=gen, callback=chunk.callback
             )
             parts.append(self.decode_latents(z * std + mean, gen))
         static01 = np.concatenate([p[0] for p in parts])
         scaled = np.concatenate([p[1] for p in parts])
         observed = np.concatenate([p[2] for p in parts])
-        ids = np.asarray([f"syn-{i:06d}" for i in range(settings.n)], dtype=object)
+        ids = synthetic_ids(settings.n)
         label_np = None if labels is None else labels.numpy().astype(np.int64)
         static = self.encoding.static.decode(static01, ids)  # table with its feature specs
         cohort = Cohort(
@@ -182,7 +181,8 @@ class FlexGenModel:
             model_id=self.model_id,
             settings=done,
             seconds=seconds,
-            network_evaluations=self.schedule.steps * (2 if settings.guidance not in (0, 1) else 1),
+            network_evaluations=self.schedule.steps
+            * network_evaluations_per_step(labels, settings.guidance),
             checkpoint_sha256=self.manifest.sha256 if self.manifest else "",
             cohort=cohort,
         )

@@ -36,10 +36,10 @@ from core.config import JSONConfig
 from core.data.cohort import Cohort, split_cohort
 from core.data.formats import FORMATS
 from core.device import make_generator, select_device
+from core.diffusion import ddpm
+from core.diffusion.ddpm import DDPMSchedule
 from core.errors import CohortError, ConfigError
-from core.flexgen import ddpm
 from core.flexgen.alignment import Alignment, AlignmentConfig, align
-from core.flexgen.ddpm import DDPMSchedule
 from core.flexgen.encoding import FlexGenEncoding, check_trainable
 from core.flexgen.networks import (
     TEMPORAL_KINDS,
@@ -308,7 +308,7 @@ def train_flexgen(
             yb = lab[idx].clone()
             drop = torch.rand(len(idx), generator=gen).to(device) < config.label_dropout
             yb[drop] = n_classes
-        loss = ddpm.ddpm_loss(denoiser, x0[idx], config.ddpm, yb, None)
+        loss = ddpm.epsilon_loss(lambda x, t, y=yb: denoiser(x, t, y), x0[idx], config.ddpm)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

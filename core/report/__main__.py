@@ -19,8 +19,8 @@ import pandas as pd
 from core.checkpoints import sha256_file
 from core.cli import add_cohort_arguments, load_cohort_from_args, parse_pairs
 from core.data.cohort import split_cohort
-from core.data.io import read_table
 from core.data.encoding import VectorEncoding
+from core.data.io import read_table
 from core.data.records import ehr_table, table_from_frame
 from core.metrics.baselines import independent_marginals
 from core.metrics.gate import GateThresholds, evaluate_gate, release_manifest

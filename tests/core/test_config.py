@@ -11,9 +11,9 @@ from core.config import JSONConfig
 from core.cxr.diffusion import DiffusionConfig, SamplerConfig
 from core.cxr.unet import UNetConfig
 from core.cxr.vae import CXRVAEConfig
-from core.ehr.edm import EDMConfig
-from core.ehr.network import NetworkConfig
-from core.flexgen.ddpm import DDPMSchedule
+from core.diffusion.ddpm import DDPMSchedule
+from core.diffusion.edm import EDMConfig
+from core.ehrdiff.network import NetworkConfig
 from core.flexgen.networks import DenoiserConfig
 from core.flexgen.train import FlexGenConfig
 

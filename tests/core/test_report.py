@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.data.tables import load_wide_table
 from core.data.records import ehr_table, table_from_frame
+from core.data.tables import load_wide_table
 from core.errors import CohortError
 from core.report.__main__ import main
 

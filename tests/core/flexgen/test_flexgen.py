@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from core.data.records import ehr_table
+from core.diffusion import ddpm
+from core.diffusion.ddpm import DDPMSchedule
+from core.diffusion.guidance import classifier_free
 from core.errors import CheckpointError, CohortError
-from core.flexgen import ddpm
 from core.flexgen.alignment import AlignmentConfig, align
-from core.flexgen.ddpm import DDPMSchedule
 from core.flexgen.encoding import FlexGenEncoding, modality_presence
 from core.flexgen.networks import DenoiserConfig, LatentDenoiser
 from core.flexgen.pipeline import FlexGenModel, FlexGenSettings
@@ -135,15 +136,15 @@ def test_latent_ddpm_fits_a_labelled_toy_distribution() -> None:
         idx = torch.randint(0, n, (256,), generator=gen)
         lab = labels[idx].clone()
         lab[torch.rand(256, generator=gen) < 0.1] = 2
-        loss = ddpm.ddpm_loss(net, x0[idx], schedule, lab, gen)
+        loss = ddpm.epsilon_loss(lambda x, t, y=lab: net(x, t, y), x0[idx], schedule, gen)
         opt.zero_grad()
         loss.backward()
         opt.step()
     net.eval()
     for cls in (0, 1):
-        out = ddpm.sample(
-            net, torch.randn(2000, 2, generator=gen), schedule, gen, torch.full((2000,), cls)
-        )
+        denoise = classifier_free(net, torch.full((2000,), cls), net.null_label, 1.0)
+        noise = torch.randn(2000, 2, generator=gen)
+        out = ddpm.ancestral_sample(denoise, noise, schedule, generator=gen)
         assert torch.allclose(out.mean(0), means[cls], atol=0.15), out.mean(0)
         assert torch.allclose(out.std(0), torch.tensor([0.3, 0.3]), atol=0.1), out.std(0)
 

@@ -1,6 +1,6 @@
 """Build the demo cohorts in ``assets/demo`` from the shipped checkpoints (EHRDiff, FLEXGEN-EHR).
 
-    python -m core.ehr.demo --out assets/demo [--only icu_patients]
+    python -m tools.build_demo --out assets/demo [--only icu_patients]
 
 Every record is sampled from a model; no real record is copied. Re-running the command with the
 same checkpoints and seeds reproduces the files.
@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.ehr.pipeline import EHRDiffModel, GenerationSettings
+from core.ehrdiff.pipeline import EHRDiffModel, GenerationSettings
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def build_stays(checkpoint: Path, out: Path, n: int, seed: int) -> dict:
@@ -119,7 +119,7 @@ BUILDERS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m core.ehr.demo", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m tools.build_demo", description=__doc__)
     p.add_argument("--out", type=Path, default=ROOT / "assets" / "demo")
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--seed", type=int, default=2024)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.ehr.pipeline import EHRDiffModel, GenerationSettings
-from core.ehr.train import main
+from core.ehrdiff.pipeline import EHRDiffModel, GenerationSettings
+from core.ehrdiff.train import main
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -42,7 +42,7 @@ def test_cli_is_reproducible_and_writes_a_model_card(toy_csv, tmp_path):
     a = json.loads((tmp_path / "a" / "manifest.json").read_text())
     b = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert a["sha256"] == b["sha256"]  # same seed, same data: identical weights
-    assert a["training_command"].startswith("python -m core.ehr.train --cohort wide_table")
+    assert a["training_command"].startswith("python -m core.ehrdiff.train --cohort wide_table")
     assert a["data_card"]["records_train"] == 96 and a["data_card"]["split"]["patient_level"]
     assert (
         a["config"]["train"]["steps"] == 30
@@ -63,12 +63,12 @@ def test_torchrun_two_cpu_processes(toy_csv, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "core.ehr.train", *args_for(toy_csv, out, steps=10)]  # fmt: skip
+           "-m", "core.ehrdiff.train", *args_for(toy_csv, out, steps=10)]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["metrics"]["processes"] == 2
     assert manifest["training_command"].startswith(
-        "torchrun --nproc_per_node=2 -m core.ehr.train --cohort"
+        "torchrun --nproc_per_node=2 -m core.ehrdiff.train --cohort"
     )
     EHRDiffModel.load(out, device="cpu")

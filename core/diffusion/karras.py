@@ -1,7 +1,9 @@
-"""Deterministic ODE samplers for an EDM denoiser, as pure functions.
+"""Karras et al. (EDM) noise levels and deterministic ODE samplers for an EDM denoiser.
 
-``denoise(x, sigma) -> x0_hat`` is any callable (guidance is applied by the caller's closure).
-Both samplers use the Karras et al. noise schedule and run float32, batched.
+The package convention (see :mod:`core.diffusion`): ``denoise(x, sigma) -> x0_hat`` is a closure
+(guidance applied by :func:`core.diffusion.guidance.classifier_free`), the caller draws the
+initial ``noise`` from its own generator, progress goes to ``callback``. Both samplers use the
+Karras et al. noise schedule and run float32, batched; they draw no noise of their own.
 
 - ``heun``: EDM Algorithm 1 with S_churn = 0 (the EHRDiff default, 32 steps = 63 evaluations).
 - ``dpmpp_2m``: DPM-Solver++(2M) (Lu et al. 2022), one evaluation per step, second order by
@@ -73,6 +75,7 @@ def heun(
     denoise: Denoise,
     noise: torch.Tensor,
     sigmas: torch.Tensor,
+    *,
     callback: ProgressCallback | None = None,
     mean: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -96,6 +99,7 @@ def dpmpp_2m(
     denoise: Denoise,
     noise: torch.Tensor,
     sigmas: torch.Tensor,
+    *,
     callback: ProgressCallback | None = None,
     mean: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -128,11 +132,12 @@ def sample(
     denoise: Denoise,
     noise: torch.Tensor,
     sigmas: torch.Tensor,
+    *,
     callback: ProgressCallback | None = None,
     mean: torch.Tensor | None = None,
 ) -> torch.Tensor:
     if sampler == "heun":
-        return heun(denoise, noise, sigmas, callback, mean)
+        return heun(denoise, noise, sigmas, callback=callback, mean=mean)
     if sampler == "dpmpp_2m":
-        return dpmpp_2m(denoise, noise, sigmas, callback, mean)
+        return dpmpp_2m(denoise, noise, sigmas, callback=callback, mean=mean)
     raise ValueError(f"Unknown sampler '{sampler}'; expected one of {SAMPLERS}.")

@@ -1,6 +1,6 @@
 """Training EHRDiff: a library function (used by the Generate page) and a reproducible CLI.
 
-    python -m core.ehr.train --cohort physionet2012 \
+    python -m core.ehrdiff.train --cohort physionet2012 \
         --input records=../shared/data/physionet2012/set-a.tar.gz \
         --input outcomes=../shared/data/physionet2012/Outcomes-a.txt \
         --out checkpoints/ehrdiff-physionet2012 --steps 20000
@@ -27,13 +27,13 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from core.cli import add_cohort_arguments, load_cohort_from_args
-from core.device import make_generator, select_device
-from core.distributed import command_line, training_processes
-from core.ehr.edm import EMA, EDMConfig, EDMDenoiser, edm_loss
 from core.data.encoding import VectorEncoding
-from core.ehr.network import EHRDiffMLP, NetworkConfig
-from core.ehr.pipeline import EHRDiffModel, GenerationSettings
 from core.data.records import EHRTable
+from core.device import make_generator, select_device
+from core.diffusion.edm import EMA, EDMConfig, EDMDenoiser, edm_loss
+from core.distributed import command_line, training_processes
+from core.ehrdiff.network import EHRDiffMLP, NetworkConfig
+from core.ehrdiff.pipeline import EHRDiffModel, GenerationSettings
 from core.errors import ConfigError
 from core.progress import StepCallback
 
@@ -187,7 +187,7 @@ def train_ehrdiff(
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m core.ehr.train", description="Train an EHRDiff model on a cohort."
+        prog="python -m core.ehrdiff.train", description="Train an EHRDiff model on a cohort."
     )
     add_cohort_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="checkpoint folder to write")
@@ -272,7 +272,7 @@ def _train_and_save(
         model.save(
             args.out,
             data_card=card,
-            training_command=command_line("core.ehr.train", argv, world),
+            training_command=command_line("core.ehrdiff.train", argv, world),
             metrics=metrics,
             extra_config={"train": {**asdict(config), "units": list(config.units)}},
         )

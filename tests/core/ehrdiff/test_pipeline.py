@@ -3,9 +3,9 @@ import pytest
 import scipy.sparse as sp
 
 from core.data.cohort import CodeMatrix
-from core.ehr.pipeline import MAX_RECORDS, EHRDiffModel, GenerationSettings
 from core.data.records import EHRTable
-from core.ehr.train import TrainConfig, train_ehrdiff
+from core.ehrdiff.pipeline import MAX_RECORDS, EHRDiffModel, GenerationSettings
+from core.ehrdiff.train import TrainConfig, train_ehrdiff
 from core.errors import CheckpointError, ConfigError
 
 TINY = TrainConfig(

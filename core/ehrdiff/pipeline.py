@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
 
 from core.checkpoints import Manifest, load_checkpoint, load_weights, save_checkpoint
 from core.data.cohort import Cohort
-from core.device import make_generator, select_device
-from core.ehr import samplers
-from core.ehr.edm import EDMConfig, EDMDenoiser
 from core.data.encoding import VectorEncoding
-from core.ehr.network import EHRDiffMLP, NetworkConfig
-from core.data.records import EHRTable
+from core.data.records import ehr_table
+from core.device import make_generator, select_device
+from core.diffusion import karras
+from core.diffusion.edm import EDMConfig, EDMDenoiser
+from core.diffusion.guidance import classifier_free, network_evaluations_per_step
+from core.ehrdiff.network import EHRDiffMLP, NetworkConfig
 from core.errors import CheckpointError, ConfigError
+from core.generation import (
+    SyntheticSet,
+    chunks,
+    draw_labels,
+    synthetic_ids,
+    validate_label_settings,
+)
 from core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -37,11 +44,11 @@ class GenerationSettings:
     seed: int = 0
     guidance: float = 1.0
     label_mix: tuple[float, ...] | None = None  # class probabilities; None = training frequencies
-    schedule: str | None = None  # a key of samplers.SCHEDULES; None = the sampler's default
+    schedule: str | None = None  # a key of karras.SCHEDULES; None = the sampler's default
 
     @property
     def schedule_name(self) -> str:
-        return self.schedule or samplers.DEFAULT_SCHEDULE.get(self.sampler, "edm")
+        return self.schedule or karras.DEFAULT_SCHEDULE.get(self.sampler, "edm")
 
     def validate(self, model: EHRDiffModel) -> None:
         if not isinstance(self.n, int) or self.n <= 0:
@@ -50,82 +57,15 @@ class GenerationSettings:
             raise ConfigError(
                 f"At most {MAX_RECORDS:,} records per generation (memory-safe limit); asked for {self.n:,}."
             )
-        if self.sampler not in samplers.SAMPLERS:
+        if self.sampler not in karras.SAMPLERS:
+            raise ConfigError(f"Unknown sampler '{self.sampler}'; choose one of {karras.SAMPLERS}.")
+        if self.schedule is not None and self.schedule not in karras.SCHEDULES:
             raise ConfigError(
-                f"Unknown sampler '{self.sampler}'; choose one of {samplers.SAMPLERS}."
-            )
-        if self.schedule is not None and self.schedule not in samplers.SCHEDULES:
-            raise ConfigError(
-                f"Unknown noise schedule '{self.schedule}'; choose one of {tuple(samplers.SCHEDULES)}."
+                f"Unknown noise schedule '{self.schedule}'; choose one of {tuple(karras.SCHEDULES)}."
             )
         if not 1 <= self.steps <= 1000:
             raise ConfigError(f"Steps must be between 1 and 1000, got {self.steps}.")
         validate_label_settings(model.n_classes, self.guidance, self.label_mix)
-
-
-def validate_label_settings(
-    n_classes: int, guidance: float, label_mix: tuple[float, ...] | None
-) -> None:
-    """Guidance scale and label mix of a (possibly) label-conditional generator."""
-    if n_classes == 0 and (guidance != 1.0 or label_mix is not None):
-        raise ConfigError(
-            "Guidance and label mix need a label-conditional model; this model has no label."
-        )
-    if not 0.0 <= guidance <= 10.0:
-        raise ConfigError(f"Guidance scale must be between 0 and 10, got {guidance}.")
-    if label_mix is not None:
-        mix = np.asarray(label_mix, dtype=float)
-        if len(mix) != n_classes or (mix < 0).any() or not np.isclose(mix.sum(), 1.0):
-            raise ConfigError(f"Label mix must be {n_classes} non-negative shares summing to 1.")
-
-
-class SamplingSettings(Protocol):
-    """What any generator's settings state about a synthetic set (for provenance)."""
-
-    n: int
-    sampler: str
-    steps: int
-    seed: int
-    guidance: float
-
-    @property
-    def schedule_name(self) -> str: ...
-
-
-@dataclass(frozen=True, eq=False)
-class SyntheticSet:
-    """A synthetic dataset with everything needed to reproduce and audit it.
-
-    ``settings`` is set only when a model sampled the set; uploads and baselines carry ``None``
-    and say what they are in ``origin`` (a file's name and sha256, a baseline's definition).
-    """
-
-    table: EHRTable
-    vectors: np.ndarray  # encoded [0, 1] vectors, as compared by the dimension-wise metrics
-    model_id: str  # the model, or what else made the set ("uploaded file x.csv")
-    settings: SamplingSettings | None
-    seconds: float
-    network_evaluations: int
-    checkpoint_sha256: str = ""
-    extra: dict = field(default_factory=dict)
-    cohort: Cohort | None = None  # static + temporal records, for generators that make series
-    origin: dict = field(default_factory=dict)
-
-    @property
-    def provenance(self) -> dict:
-        """What the report and release manifest state about where the set came from: exactly
-        what its producer recorded, and no sampler for a set no model sampled."""
-        out: dict = {"source": self.model_id}
-        if self.settings is not None:
-            out |= {
-                "checkpoint sha256": self.checkpoint_sha256 or "n/a",
-                "sampler": self.settings.sampler,
-                "steps": self.settings.steps,
-                "schedule": self.settings.schedule_name,
-                "seed": self.settings.seed,
-                "guidance": self.settings.guidance,
-            }
-        return out | self.origin
 
 
 class EHRDiffModel:
@@ -163,21 +103,8 @@ class EHRDiffModel:
         return self
 
     # --- generation --------------------------------------------------------------------------
-    def _denoise_fn(self, labels: torch.Tensor | None, guidance: float) -> samplers.Denoise:
-        net = self.denoiser
-
-        def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-            if labels is None or guidance == 0.0:
-                return net(x, sigma, None)
-            if guidance == 1.0:
-                return net(x, sigma, labels)
-            # Classifier-free guidance: one batched call for the conditional and null labels.
-            null = torch.full_like(labels, net.net.null_label)
-            both = net(torch.cat([x, x]), sigma, torch.cat([labels, null]))
-            cond, uncond = both.chunk(2)
-            return uncond + guidance * (cond - uncond)
-
-        return denoise
+    def check_compatible(self, cohort: Cohort) -> None:
+        self.encoding.check_compatible(ehr_table(cohort))
 
     @torch.no_grad()
     def generate_vectors(
@@ -186,40 +113,29 @@ class EHRDiffModel:
         settings.validate(self)
         device = self.device
         gen = make_generator(settings.seed, "cpu")  # CPU noise: identical samples on any device
-        labels = None
-        if self.n_classes > 0:
-            mix = np.asarray(settings.label_mix or self.class_prior, dtype=np.float64)
-            mix = mix / mix.sum()
-            labels = torch.multinomial(
-                torch.as_tensor(mix), settings.n, replacement=True, generator=gen
-            )
-        schedule = samplers.SCHEDULES[settings.schedule_name]
+        labels = draw_labels(settings.n, self.n_classes, settings.label_mix, self.class_prior, gen)
+        schedule = karras.SCHEDULES[settings.schedule_name]
         sigma_max = min(schedule.sigma_max, self.denoiser.edm.sigma_max)
-        sigmas = samplers.karras_sigmas(
+        sigmas = karras.karras_sigmas(
             settings.steps, self.denoiser.edm.sigma_min, sigma_max, schedule.rho, device=device
         )
         start_mean = None
         if self.data_mean is not None:
             start_mean = torch.as_tensor(self.data_mean, dtype=torch.float32, device=device)
-        chunks = range(0, settings.n, CHUNK)
-        total = len(chunks) * settings.steps
         out = []
-        for k, start in enumerate(chunks):
-            stop = min(start + CHUNK, settings.n)
-            noise = torch.randn(stop - start, self.encoding.dim, generator=gen).to(device)
-            lab = None if labels is None else labels[start:stop].to(device)
-            step_cb = (
-                None
-                if callback is None
-                else (lambda i, _n, k=k: callback(k * settings.steps + i, total))
+        for chunk in chunks(settings.n, CHUNK, settings.steps, callback):
+            noise = torch.randn(len(chunk), self.encoding.dim, generator=gen).to(device)
+            lab = None if labels is None else labels[chunk.start : chunk.stop].to(device)
+            denoise = classifier_free(
+                self.denoiser, lab, self.denoiser.net.null_label, settings.guidance
             )
-            x = samplers.sample(
+            x = karras.sample(
                 settings.sampler,
-                self._denoise_fn(lab, settings.guidance),
+                denoise,
                 noise,
                 sigmas,
-                step_cb,
-                start_mean,
+                callback=chunk.callback,
+                mean=start_mean,
             )
             out.append(x.clamp(0.0, 1.0).float().cpu())
         vectors = torch.cat(out).numpy()
@@ -231,10 +147,10 @@ class EHRDiffModel:
         """Generate ``settings.n`` synthetic records, decoded to the training table's columns."""
         start = time.perf_counter()
         vectors, labels = self.generate_vectors(settings, callback)
-        ids = np.asarray([f"syn-{i:06d}" for i in range(settings.n)], dtype=object)
-        table = self.encoding.decode(vectors, ids, labels)
+        table = self.encoding.decode(vectors, synthetic_ids(settings.n), labels)
         seconds = time.perf_counter() - start
-        evals = samplers.network_evaluations(settings.sampler, settings.steps)
+        per_step = network_evaluations_per_step(labels, settings.guidance)
+        evals = per_step * karras.network_evaluations(settings.sampler, settings.steps)
         log.info("generated %d records in %.2fs (%d evaluations)", settings.n, seconds, evals)
         return SyntheticSet(
             table=table,

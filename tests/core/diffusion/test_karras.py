@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from core.device import make_generator
-from core.ehr import samplers
+from core.diffusion import karras
 
 MU, STD = 0.7, 0.3
 
@@ -14,9 +14,9 @@ def gaussian_denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize(("sampler", "steps"), [("heun", 32), ("dpmpp_2m", 32)])
 def test_samplers_match_the_analytic_gaussian(sampler, steps):
-    sigmas = samplers.karras_sigmas(steps, 0.002, 80.0)
+    sigmas = karras.karras_sigmas(steps, 0.002, 80.0)
     noise = torch.randn(20_000, 4, generator=make_generator(0))
-    x = samplers.sample(sampler, gaussian_denoiser, noise, sigmas)
+    x = karras.sample(sampler, gaussian_denoiser, noise, sigmas)
     assert torch.isfinite(x).all()
     assert abs(float(x.mean()) - MU) < 0.01
     assert abs(float(x.std()) - STD) < 0.01
@@ -24,8 +24,8 @@ def test_samplers_match_the_analytic_gaussian(sampler, steps):
 
 def test_fast_solver_tracks_heun_per_sample():
     noise = torch.randn(2000, 3, generator=make_generator(1))
-    ref = samplers.heun(gaussian_denoiser, noise, samplers.karras_sigmas(128, 0.002, 80.0))
-    fast = samplers.dpmpp_2m(gaussian_denoiser, noise, samplers.karras_sigmas(32, 0.002, 80.0))
+    ref = karras.heun(gaussian_denoiser, noise, karras.karras_sigmas(128, 0.002, 80.0))
+    fast = karras.dpmpp_2m(gaussian_denoiser, noise, karras.karras_sigmas(32, 0.002, 80.0))
     assert float((ref - fast).abs().max()) < 0.03
 
 
@@ -35,8 +35,8 @@ def test_multistep_solver_wins_at_equal_budget():
     err = {
         name: abs(
             float(
-                samplers.sample(
-                    name, gaussian_denoiser, noise, samplers.karras_sigmas(steps, 0.002, 80.0)
+                karras.sample(
+                    name, gaussian_denoiser, noise, karras.karras_sigmas(steps, 0.002, 80.0)
                 ).std()
             )
             - STD
@@ -47,7 +47,7 @@ def test_multistep_solver_wins_at_equal_budget():
 
 
 def test_schedule_and_callback():
-    sigmas = samplers.karras_sigmas(5, 0.002, 80.0)
+    sigmas = karras.karras_sigmas(5, 0.002, 80.0)
     assert (
         sigmas.shape == (6,)
         and sigmas[0] == pytest.approx(80.0)
@@ -55,13 +55,17 @@ def test_schedule_and_callback():
     )
     assert bool((sigmas[:-1] > sigmas[1:]).all()) and sigmas[-1] == 0
     calls = []
-    samplers.sample(
-        "heun", gaussian_denoiser, torch.zeros(2, 2), sigmas, lambda i, n: calls.append((i, n))
+    karras.sample(
+        "heun",
+        gaussian_denoiser,
+        torch.zeros(2, 2),
+        sigmas,
+        callback=lambda i, n: calls.append((i, n)),
     )
     assert calls == [(i, 5) for i in range(1, 6)]
     assert (
-        samplers.network_evaluations("heun", 32) == 63
-        and samplers.network_evaluations("dpmpp_2m", 10) == 10
+        karras.network_evaluations("heun", 32) == 63
+        and karras.network_evaluations("dpmpp_2m", 10) == 10
     )
     with pytest.raises(ValueError, match="Unknown sampler"):
-        samplers.sample("euler", gaussian_denoiser, torch.zeros(1, 1), sigmas)
+        karras.sample("euler", gaussian_denoiser, torch.zeros(1, 1), sigmas)

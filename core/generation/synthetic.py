@@ -1,0 +1,74 @@
+"""A synthetic set and what it states about where it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from core.data.cohort import Cohort
+from core.data.records import EHRTable
+
+
+class SamplingSettings(Protocol):
+    """What any generator's settings state about a synthetic set (for provenance)."""
+
+    n: int
+    sampler: str
+    steps: int
+    seed: int
+    guidance: float
+    label_mix: tuple[float, ...] | None
+
+    @property
+    def schedule_name(self) -> str: ...
+
+
+@dataclass(frozen=True, eq=False)
+class SyntheticSet:
+    """A synthetic dataset with everything needed to reproduce and audit it.
+
+    ``settings`` is set only when a model sampled the set; uploads and baselines carry ``None``
+    and say what they are in ``origin`` (a file's name and sha256, a baseline's definition).
+    """
+
+    table: EHRTable
+    vectors: np.ndarray  # encoded [0, 1] vectors, as compared by the dimension-wise metrics
+    model_id: str  # the model, or what else made the set ("uploaded file x.csv")
+    settings: SamplingSettings | None
+    seconds: float
+    network_evaluations: int
+    checkpoint_sha256: str = ""
+    extra: dict = field(default_factory=dict)
+    cohort: Cohort | None = None  # static + temporal records, for generators that make series
+    origin: dict = field(default_factory=dict)
+
+    @property
+    def provenance(self) -> dict:
+        """What the report and release manifest state about where the set came from: exactly
+        what its producer recorded, and no sampler for a set no model sampled."""
+        out: dict = {"source": self.model_id}
+        if self.settings is not None:
+            out |= {
+                "checkpoint sha256": self.checkpoint_sha256 or "n/a",
+                "sampler": self.settings.sampler,
+                "steps": self.settings.steps,
+                "schedule": self.settings.schedule_name,
+                "seed": self.settings.seed,
+                "guidance": self.settings.guidance,
+            }
+        return out | self.origin
+
+    def describe(self) -> str:
+        """One line for a caption: how many records, from what, how fast."""
+        n = self.table.n_records
+        s = self.settings
+        if s is None:
+            return f"{n:,} records: {self.model_id}."
+        guidance = f", guidance {s.guidance:g}" if s.label_mix else ""
+        return (
+            f"{n:,} records from `{self.model_id}` · {s.sampler}, {s.steps} steps, "
+            f"{s.schedule_name} schedule, seed {s.seed}{guidance} · {self.seconds:.1f} s "
+            f"({n / max(self.seconds, 1e-9):,.0f} records/s)."
+        )
