@@ -41,7 +41,7 @@ from core.cxr.outcomes import outcome_table
 from core.cxr.pipeline import CXRAutoencoder, DDLCXRForecaster
 from core.cxr.train_forecaster import ForecasterTrainConfig, train_forecaster
 from core.metrics.bootstrap import cluster_resamples, percentile_ci
-from core.report.markdown import markdown_table
+from core.markdown import markdown_table
 
 log = logging.getLogger(__name__)
 

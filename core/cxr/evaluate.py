@@ -42,7 +42,7 @@ from core.data.images import read_radiograph
 from core.metrics.bootstrap import cluster_resamples, percentile_ci
 from core.metrics.images import frechet_distance, psnr, ssim, wasserstein_distance
 from core.progress import ProgressCallback
-from core.report.markdown import markdown_table
+from core.markdown import markdown_table
 
 log = logging.getLogger(__name__)
 

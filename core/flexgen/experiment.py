@@ -36,7 +36,7 @@ from core.flexgen.encoding import modality_presence
 from core.flexgen.evaluate import MMD_RECORDS, score_table
 from core.flexgen.pipeline import FlexGenSettings
 from core.flexgen.train import VARIANTS, FlexGenConfig, train_flexgen
-from core.report.markdown import markdown_table
+from core.markdown import markdown_table
 
 log = logging.getLogger(__name__)
 
