@@ -1,21 +1,20 @@
-"""The one explicit registry of models and metrics.
+"""The explicit registry of shipped models, and the id-keyed :class:`Registry` it is built on.
 
-Every model a page can offer and every metric the review computes is registered here, by hand,
-in this file (no import-time discovery): what the app can do is readable in one place. Later
-families add their ``MODELS.register(...)`` lines at the bottom.
+Every model a page can offer is registered here, by hand (no import-time discovery): what the
+app can offer is readable in one place. Later families add their ``MODELS.register(...)`` lines
+at the bottom. The review's metrics are registered the same way in :mod:`core.metrics.specs`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Generic, Literal, Protocol, TypeVar
 
 from core.errors import RegistryError
 
 Task = Literal["generate-ehr", "forecast-cxr"]
 Modality = Literal["static", "temporal", "codes", "image"]
-MetricCategory = Literal["fidelity", "utility", "privacy"]
 
 
 @dataclass(frozen=True)
@@ -29,16 +28,6 @@ class ModelSpec:
     description: str
     requires: tuple[Modality, ...]
     checkpoint: str | None = None  # folder name under checkpoints/
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    id: str
-    category: MetricCategory
-    title: str
-    higher_is_better: bool
-    ideal: float
-    compute: Callable[..., object] = field(repr=False, compare=False)
 
 
 class _HasId(Protocol):
@@ -88,7 +77,6 @@ class Registry(Generic[T]):
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
-METRICS: Registry[MetricSpec] = Registry("metric")
 
 # --- Registered models -------------------------------------------------------------------------
 # (EHRDiff, FLEXGEN-EHR and DDL-CXR entries are added here as their packages land.)

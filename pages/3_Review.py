@@ -9,6 +9,7 @@ from core.data.io import read_table
 from core.data.records import table_from_frame
 from core.errors import CohortError, CoreError
 from core.generation import SyntheticSet
+from core.metrics import specs as metric_specs
 from core.metrics.baselines import independent_marginals
 from core.metrics.gate import evaluate_gate
 from core.metrics.suite import (
@@ -171,16 +172,18 @@ def highlight(row: pd.Series) -> list[str]:
 st.dataframe(
     summary.style.apply(highlight, axis=1).format({n: "{:.4g}" for n in [*names, "ideal"]}),
     hide_index=True,
+    column_config={"id": None, "spec": None},
     key="review_summary",
 )
 st.caption("Highlighted: the value closest to the ideal in each row.")
 with st.expander("What the metrics mean"):
-    for metric in summary["metric"]:
-        st.markdown(f"**{metric}.** {ui_review.explanation(metric)}")
+    for spec_id in dict.fromkeys(summary["spec"]):
+        st.markdown(f"**{metric_specs.title(spec_id)}.** {metric_specs.explanation(spec_id)}")
 for rv in reviews:
     if rv.skipped:
         st.caption(
-            f"{rv.name}: not computed: " + "; ".join(f"{k} ({v})" for k, v in rv.skipped.items())
+            f"{rv.name}: not computed: "
+            + "; ".join(f"{metric_specs.title(k)} ({v})" for k, v in rv.skipped.items())
         )
     if rv.subsampled_from:
         st.caption(

@@ -40,8 +40,8 @@ from core.cxr.evaluate import (
 from core.cxr.outcomes import outcome_table
 from core.cxr.pipeline import CXRAutoencoder, DDLCXRForecaster
 from core.cxr.train_forecaster import ForecasterTrainConfig, train_forecaster
-from core.metrics.bootstrap import cluster_resamples, percentile_ci
 from core.markdown import markdown_table
+from core.metrics.bootstrap import cluster_resamples, percentile_ci
 
 log = logging.getLogger(__name__)
 

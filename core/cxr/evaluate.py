@@ -39,10 +39,10 @@ from core.cxr.diffusion import Anchor
 from core.cxr.ehr_window import EHRWindow, window_from_frame
 from core.cxr.pipeline import DDLCXRForecaster, ForecastSettings
 from core.data.images import read_radiograph
+from core.markdown import markdown_table
 from core.metrics.bootstrap import cluster_resamples, percentile_ci
 from core.metrics.images import frechet_distance, psnr, ssim, wasserstein_distance
 from core.progress import ProgressCallback
-from core.markdown import markdown_table
 
 log = logging.getLogger(__name__)
 

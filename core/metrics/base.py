@@ -24,3 +24,4 @@ class MetricResult:
     details: dict = field(default_factory=dict)
     version: str = "1"
     id: str = ""  # stable machine name (the gate, the UI and reports look metrics up by it)
+    spec: str = ""  # the id of the core.metrics.specs entry that computed it

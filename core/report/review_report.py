@@ -14,6 +14,7 @@ import plotly.io as pio
 from core import __version__
 from core.data.cohort import Cohort, CohortSplit
 from core.data.records import EHRTable
+from core.metrics import specs
 from core.metrics.gate import GateVerdict
 from core.metrics.suite import Review, ReviewSettings, best_column, settings_dict, summary_table
 from core.report import review_figures as rf
@@ -222,7 +223,7 @@ def build_html(
         if rv.skipped:
             parts.append(
                 "<p class='meta'>Not computed: "
-                + html.escape("; ".join(f"{k} ({v})" for k, v in rv.skipped.items()))
+                + html.escape("; ".join(f"{specs.title(k)} ({v})" for k, v in rv.skipped.items()))
                 + "</p>"
             )
         parts.append(

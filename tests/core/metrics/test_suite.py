@@ -65,7 +65,7 @@ def test_single_column_skips_what_cannot_be_computed_with_a_reason():
         codes(draw(100, 1, 1), "h"),
         codes(draw(100, 1, 2), "s"),
     )
-    assert "correlation" in rv.skipped and "two varying dimensions" in rv.skipped["correlation"]
+    assert "two varying dimensions" in rv.skipped["correlation_difference"]
     assert rv.get("mia_accuracy") is not None
 
 
@@ -82,3 +82,22 @@ def test_every_review_metric_has_a_unique_stable_id() -> None:
         ids
     )
     assert rv.get("no_such_metric") is None
+
+
+def test_review_is_a_loop_over_the_registered_specs() -> None:
+    from core.metrics.specs import METRICS, explanation, title
+
+    rv = review(
+        "specs",
+        codes(draw(300, 8, 0), "t"),
+        codes(draw(300, 8, 1), "h"),
+        codes(draw(300, 8, 2), "s"),
+    )
+    assert all(r.spec in METRICS for r in rv.results)
+    assert all(len(explanation(s.id)) > 40 and s.title for s in METRICS)
+    assert {r.spec for r in rv.results} | set(rv.skipped) <= {s.id for s in METRICS}
+    # unlabelled code data: TSTR and the numeric-only metrics do not apply and are not "skipped"
+    assert "tstr" not in {r.spec for r in rv.results} and "tstr" not in rv.skipped
+    assert explanation("no_such_metric") == "" and title("mmd") == "MMD"
+    table = summary_table([rv])
+    assert list(table["id"]) == [r.id for r in rv.results]

@@ -1,0 +1,243 @@
+"""The review's metrics, registered once: id, category, ideal, the text a steward reads, when the
+metric applies to a dataset and how it is computed.
+
+``review()`` loops over :data:`METRICS`; the Review page, the HTML report and the gate find
+metrics and their explanations by these ids. A spec may yield several results (TSTR: one per
+classifier and score); each result names its spec in ``MetricResult.spec``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.data.encoding import VectorEncoding
+from core.data.records import EHRTable
+from core.metrics import fidelity, privacy, utility
+from core.metrics.base import Category, MetricResult
+from core.registry import Registry
+
+
+@dataclass(frozen=True, eq=False)
+class ReviewInputs:
+    """One synthetic set against the real split, encoded once for every metric."""
+
+    train: EHRTable
+    holdout: EHRTable
+    synth: EHRTable
+    encoding: VectorEncoding
+    x_train: np.ndarray
+    x_holdout: np.ndarray
+    x_synth: np.ndarray
+    seed: int
+    bootstrap: int
+    mmd_max_records: int | None
+
+    @property
+    def names(self) -> list[str]:
+        return self.encoding.dim_names
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        return [c.name for c in self.encoding.columns if c.kind == "numeric"]
+
+    @functools.cached_property
+    def neighbours(self) -> privacy.TrainNeighbours:
+        """Synthetic->train and holdout->train neighbours, shared by exact copies and NNDR."""
+        return privacy.train_neighbours(self.x_train, self.x_holdout, self.x_synth)
+
+    @functools.cached_property
+    def attribute_split(self) -> tuple[np.ndarray, np.ndarray]:
+        """Attacker knows the more prevalent half of the 0/1 dimensions and infers up to 20 of
+        the rest."""
+        binary = self.encoding.binary_dims
+        dims = np.flatnonzero(binary & (self.x_train.mean(axis=0) > 0))
+        order = dims[np.argsort(-self.x_train[:, dims].mean(axis=0), kind="stable")]
+        half = len(order) // 2
+        return order[:half], order[half:][:20]
+
+
+Compute = Callable[[ReviewInputs], MetricResult | list[MetricResult]]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    id: str
+    category: Category
+    title: str
+    explanation: str
+    compute: Compute = field(repr=False, compare=False)
+    applies: Callable[[ReviewInputs], bool] = field(
+        default=lambda _inputs: True, repr=False, compare=False
+    )
+
+
+METRICS: Registry[MetricSpec] = Registry("metric")
+
+
+def _labelled(inputs: ReviewInputs) -> bool:
+    return all(t.labels is not None for t in (inputs.train, inputs.holdout, inputs.synth))
+
+
+def _tstr(inputs: ReviewInputs) -> list[MetricResult]:
+    def xy(x: np.ndarray, t: EHRTable) -> tuple[np.ndarray, np.ndarray]:
+        known = t.labels >= 0
+        return x[known], t.labels[known]
+
+    return utility.tstr(
+        xy(inputs.x_train, inputs.train),
+        xy(inputs.x_synth, inputs.synth),
+        xy(inputs.x_holdout, inputs.holdout),
+        n_boot=inputs.bootstrap,
+        seed=inputs.seed,
+    )
+
+
+def _has_missing_values(inputs: ReviewInputs) -> bool:
+    static = inputs.train.static
+    return static is not None and bool(static.isna().any().any())
+
+
+for _spec in (
+    MetricSpec(
+        "dimwise_probability_r2",
+        "fidelity",
+        "Dimension-wise probability",
+        "Share of records with each feature (or mean scaled value) in real vs synthetic data. R² "
+        "against the diagonal: 1 means every prevalence matches. Pearson r (also shown) ignores "
+        "offsets; R² does not.",
+        lambda i: fidelity.dimension_wise_probability(i.x_train, i.x_synth, i.names),
+    ),
+    MetricSpec(
+        "dimwise_prediction_r2",
+        "fidelity",
+        "Dimension-wise prediction",
+        "Each 0/1 feature is predicted from all others by a linear model trained on real or on "
+        "synthetic data and scored on real holdout patients. R² of the two AUROCs: 1 means the "
+        "synthetic data keeps the relations between features.",
+        lambda i: fidelity.dimension_wise_prediction(i.x_train, i.x_synth, i.x_holdout, i.names),
+    ),
+    MetricSpec(
+        "mmd",
+        "fidelity",
+        "MMD",
+        "Maximum mean discrepancy with a Gaussian kernel (median-heuristic bandwidth) over whole "
+        "records, computed exactly over all pairs. 0 means the two distributions cannot be told "
+        "apart by this kernel.",
+        lambda i: fidelity.mmd(i.x_train, i.x_synth, max_records=i.mmd_max_records, seed=i.seed),
+    ),
+    MetricSpec(
+        "correlation_difference",
+        "fidelity",
+        "Correlation matrix",
+        "Mean absolute difference between feature-feature correlations in real and synthetic "
+        "data. 0 is ideal.",
+        lambda i: fidelity.correlation_difference(i.x_train, i.x_synth),
+    ),
+    MetricSpec(
+        "numeric_marginals_ks",
+        "fidelity",
+        "Numeric marginals",
+        "Kolmogorov-Smirnov statistic per numeric column (0 = same distribution, 1 = disjoint); "
+        "Wasserstein distances per column are in the breakdown.",
+        lambda i: fidelity.numeric_marginals(i.train.static, i.synth.static, i.numeric_columns),
+        applies=lambda i: bool(i.numeric_columns),
+    ),
+    MetricSpec(
+        "missingness_difference",
+        "fidelity",
+        "Missingness agreement",
+        "How often each column is missing, real vs synthetic. 0 means identical missingness.",
+        lambda i: fidelity.missingness_agreement(
+            i.train.static, i.synth.static, [c.name for c in i.encoding.columns]
+        ),
+        applies=_has_missing_values,
+    ),
+    MetricSpec(
+        "codes_per_record_w1",
+        "fidelity",
+        "Codes per record",
+        "Distance between the distributions of distinct codes per record. 0 is ideal.",
+        lambda i: fidelity.codes_per_record(
+            i.train.codes.codes_per_record(), i.synth.codes.codes_per_record()
+        ),
+        applies=lambda i: i.train.codes is not None,
+    ),
+    MetricSpec(
+        "tstr",
+        "utility",
+        "TSTR",
+        "A classifier trained on synthetic data and tested on real holdout patients (TSTR), "
+        "against the same classifier trained on real training data (TRTR, the ideal shown). "
+        "Close to TRTR = useful synthetic data.",
+        _tstr,
+        applies=_labelled,
+    ),
+    MetricSpec(
+        "mia_accuracy",
+        "privacy",
+        "Membership inference",
+        "An attacker calls a real patient a training member when a synthetic record lies very "
+        "close. Accuracy 0.5 (and advantage 0) means the attacker does no better than a coin "
+        "flip.",
+        lambda i: privacy.membership_inference(i.x_train, i.x_holdout, i.x_synth, seed=i.seed),
+    ),
+    MetricSpec(
+        "dcr_share",
+        "privacy",
+        "DCR",
+        "For each synthetic record, is its closest real record a training patient or a holdout "
+        "patient? 50% closer to train is ideal; near 100% means records were memorised.",
+        lambda i: privacy.distance_to_closest_record(
+            i.x_train, i.x_holdout, i.x_synth, seed=i.seed
+        ),
+    ),
+    MetricSpec(
+        "exact_copies",
+        "privacy",
+        "Exact copies",
+        "Share of synthetic records identical to a training record. Compare with the holdout "
+        "baseline: identical code sets also occur naturally between different real patients.",
+        lambda i: privacy.exact_copies(i.x_train, i.x_holdout, i.x_synth, i.neighbours),
+    ),
+    MetricSpec(
+        "nndr",
+        "privacy",
+        "Nearest-neighbour distance ratio",
+        "Closest / second-closest training distance. Close to the holdout's value (the ideal "
+        "shown) is good; near 0 means records sit on top of one patient.",
+        lambda i: privacy.nearest_neighbour_distance_ratio(
+            i.x_train, i.x_holdout, i.x_synth, i.neighbours
+        ),
+    ),
+    MetricSpec(
+        "attribute_inference_gap",
+        "privacy",
+        "Attribute inference",
+        "An attacker who knows half of a patient's features guesses the rest from the nearest "
+        "synthetic records. The gap between training and holdout patients is the leak; 0 is "
+        "ideal.",
+        lambda i: privacy.attribute_inference(
+            i.x_train,
+            i.x_holdout,
+            i.x_synth,
+            known=i.attribute_split[0],
+            sensitive=i.attribute_split[1],
+            seed=i.seed,
+        ),
+        applies=lambda i: all(len(part) for part in i.attribute_split),
+    ),
+):
+    METRICS.register(_spec)
+
+
+def explanation(spec_id: str) -> str:
+    """What a steward reads about the metric with this spec id ("" for an unknown id)."""
+    return METRICS.get(spec_id).explanation if spec_id in METRICS else ""
+
+
+def title(spec_id: str) -> str:
+    return METRICS.get(spec_id).title if spec_id in METRICS else spec_id
