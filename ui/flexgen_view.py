@@ -1,4 +1,4 @@
-"""Generate-page widgets for FLEXGEN-EHR: settings form, training settings, patient viewer."""
+"""Generate-page widgets for FLEXGEN-EHR: training form, sampling form, patient viewer."""
 
 from __future__ import annotations
 
@@ -7,16 +7,26 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from core.flexgen.pipeline import MAX_RECORDS, FlexGenModel, FlexGenSettings
-from core.flexgen.train import FlexGenConfig
+from core.data.cohort import Cohort
+from core.data.encoding import VectorEncoding
+from core.data.records import EHRTable
+from core.errors import CoreError
+from core.flexgen.pipeline import FAMILY, MAX_RECORDS, FlexGenModel, FlexGenSettings
+from core.flexgen.train import FlexGenConfig, train_flexgen
 from core.generation import SyntheticSet
+from core.metrics.fidelity import dimension_wise_probability
 from core.report import export
 from core.report import generation_figures as gfigs
 from ui import widgets
+from ui.training import TrainingPlan
+
+TITLE = "FLEXGEN-EHR"
+UNIT = "patients"
+__all__ = ["FAMILY", "TITLE", "UNIT", "generation_form", "show_patients", "training_form"]
 
 
-def generation_form(model: FlexGenModel) -> tuple[FlexGenSettings, str] | None:
-    """The settings form; returns (settings, set name) when submitted."""
+def generation_form(model: FlexGenModel, sets: dict) -> None:
+    """The sampling form; a submitted run lands in ``sets``."""
     with st.form("generate_flexgen"):
         c1, c2 = st.columns(2)
         n = c1.number_input(
@@ -42,14 +52,22 @@ def generation_form(model: FlexGenModel) -> tuple[FlexGenSettings, str] | None:
             f"(betas {model.schedule.beta_start:g} to {model.schedule.beta_end:g})."
         )
         if not st.form_submit_button("Generate", type="primary"):
-            return None
+            return
     settings = FlexGenSettings(
         n=int(n), seed=int(seed), guidance=guidance, label_mix=mix if model.n_classes else None
     )
-    return settings, name.strip() or f"{model.model_id} · seed {seed}"
+    widgets.generate_into_session(
+        lambda cb: model.generate(settings, callback=cb),
+        sets,
+        name.strip() or f"{model.model_id} · seed {seed}",
+        UNIT,
+        "Latent DDPM steps",
+    )
 
 
-def training_config(has_label: bool, label_name: str | None) -> FlexGenConfig:
+def training_form(train: Cohort, device) -> TrainingPlan:
+    """``train``: the session cohort's training split (static + series)."""
+    has_label = train.labels is not None
     c1, c2, c3, c4 = st.columns(4)
     epochs = c1.number_input("VAE epochs", 1, 500, 20, key="fg_train_epochs")
     iters = c2.number_input("Diffusion steps", 100, 100_000, 3000, 100, key="fg_train_iters")
@@ -61,12 +79,12 @@ def training_config(has_label: bool, label_name: str | None) -> FlexGenConfig:
     )
     seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="fg_train_seed")
     conditional = st.checkbox(
-        f"Condition on the label ({label_name})",
+        f"Condition on the label ({train.label_name})",
         value=has_label,
         disabled=not has_label,
         key="fg_train_cond",
     )
-    return replace(
+    config = replace(
         FlexGenConfig(),
         vae_epochs=int(epochs),
         diffusion_iters=int(iters),
@@ -74,11 +92,34 @@ def training_config(has_label: bool, label_name: str | None) -> FlexGenConfig:
         conditional=conditional,
         seed=int(seed),
     )
+    return TrainingPlan(
+        TITLE,
+        1,
+        lambda name, job: train_flexgen(
+            train,
+            config,
+            model_id=name,
+            device=device,
+            callback=job.report,
+            should_stop=job.stop_event.is_set,
+        ),
+    )
 
 
-def show_patients(synth: SyntheticSet, stem: str) -> None:
-    """Static table, one patient's series, and the downloads."""
+def show_patients(
+    synth: SyntheticSet,
+    stem: str,
+    train_table: EHRTable | None,
+    train_encoding: VectorEncoding | None,
+) -> None:
+    """Static table, one patient's series, the downloads and the prevalence scatter."""
     cohort = synth.cohort
+    s = synth.settings
+    guidance = f", guidance {s.guidance:g}" if s.label_mix else ""
+    st.caption(
+        f"{synth.table.n_records:,} patients from `{synth.model_id}` · DDPM {s.steps} steps, "
+        f"seed {s.seed}{guidance} · {synth.seconds:.1f} s. Synthetic data: not real patients."
+    )
     static, long = export.patient_frames(cohort)
     st.markdown("**Static part** (one row per synthetic patient)")
     st.dataframe(static.head(200), hide_index=True, key="fg_static")
@@ -125,3 +166,16 @@ def show_patients(synth: SyntheticSet, stem: str) -> None:
         "application/octet-stream",
         key="fg_dl_parquet",
     )
+    if train_table is not None and train_encoding is not None:
+        try:
+            result = dimension_wise_probability(
+                train_encoding.encode(train_table),
+                train_encoding.encode(synth.table),
+                train_encoding.dim_names,
+            )
+            st.plotly_chart(
+                gfigs.prevalence_scatter(result, "session training split, per-stay summaries"),
+                key="fg_scatter",
+            )
+        except CoreError:
+            st.caption("The session cohort has other columns; no comparison shown.")

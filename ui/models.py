@@ -6,8 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.ehrdiff.pipeline import EHRDiffModel
-from core.flexgen.pipeline import FlexGenModel
+from core.checkpoints import Manifest
+from core.generation import SyntheticGenerator
 from core.loading import GENERATOR_FAMILIES, LOADERS
 from core.registry import MODELS, ModelSpec
 
@@ -15,7 +15,7 @@ CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 
 
 @st.cache_resource(show_spinner="Loading model weights")
-def shipped_model(family: str, checkpoint: str, device: str) -> EHRDiffModel | FlexGenModel:
+def shipped_model(family: str, checkpoint: str, device: str) -> SyntheticGenerator:
     """One shared, read-only instance per checkpoint and device (inference only, thread-safe)."""
     return LOADERS[family](CHECKPOINTS / checkpoint, device=device)
 
@@ -29,5 +29,17 @@ def ehr_generators() -> list[ModelSpec]:
     ]
 
 
-def is_flexgen(model: object) -> bool:
-    return isinstance(model, FlexGenModel)
+def model_card(manifest: Manifest, description: str) -> None:
+    """The selected model's card: data, metrics at export, training command, hash."""
+    with st.expander("Model card"):
+        st.write(description)
+        st.json(
+            {
+                "data": manifest.data_card,
+                "metrics at export": manifest.metrics,
+                "training command": manifest.training_command,
+                "sha256": manifest.sha256,
+                "created": manifest.created,
+            },
+            expanded=False,
+        )

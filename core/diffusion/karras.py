@@ -21,6 +21,7 @@ from core.progress import ProgressCallback
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SAMPLERS = ("dpmpp_2m", "heun")
+SAMPLER_LABELS = {"dpmpp_2m": "DPM-Solver++(2M) (fast)", "heun": "Heun (EHRDiff default)"}
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,8 @@ class GenerationSettings:
 
 
 class EHRDiffModel:
+    family = FAMILY
+
     def __init__(
         self,
         denoiser: EDMDenoiser,

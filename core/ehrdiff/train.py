@@ -40,6 +40,14 @@ from core.progress import StepCallback
 log = logging.getLogger(__name__)
 
 
+# Network widths offered in the app; "paper" is EHRDiff's published size.
+NETWORK_PRESETS: dict[str, tuple[int, ...]] = {
+    "small": (256, 256),
+    "medium": (512, 256, 256, 512),
+    "paper": (1024, 384, 384, 384, 1024),
+}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     units: tuple[int, ...] = (512, 256, 256, 512)

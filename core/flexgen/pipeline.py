@@ -64,6 +64,8 @@ class FlexGenSettings:
 
 
 class FlexGenModel:
+    family = FAMILY
+
     def __init__(
         self,
         encoding: FlexGenEncoding,

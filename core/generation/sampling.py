@@ -17,6 +17,7 @@ from core.progress import ProgressCallback
 class SyntheticGenerator(Protocol):
     """What a page needs of any model that makes synthetic cohorts."""
 
+    family: str  # the manifest's family id
     model_id: str
     manifest: Any
     class_prior: tuple[float, ...]

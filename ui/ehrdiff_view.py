@@ -1,0 +1,185 @@
+"""Generate-page widgets for EHRDiff: training form, sampling form, record viewer."""
+
+from __future__ import annotations
+
+import copy
+
+import streamlit as st
+
+from core.data.records import EHRTable
+from core.diffusion.karras import SAMPLER_LABELS, SAMPLERS, SCHEDULES, network_evaluations
+from core.ehrdiff.pipeline import FAMILY, MAX_RECORDS, EHRDiffModel, GenerationSettings
+from core.ehrdiff.train import NETWORK_PRESETS, TrainConfig, train_ehrdiff
+from core.errors import CoreError
+from core.generation import SyntheticSet
+from core.metrics.fidelity import dimension_wise_probability, dimension_wise_probability_from_means
+from core.report import export
+from core.report import generation_figures as gfigs
+from ui import widgets
+from ui.training import TrainingPlan
+
+TITLE = "EHRDiff"
+UNIT = "records"
+__all__ = ["FAMILY", "TITLE", "UNIT", "generation_form", "show_records", "training_form"]
+
+
+def training_form(
+    train_table: EHRTable, label_name: str | None, selected: object, compatible: bool, device
+) -> TrainingPlan:
+    c1, c2, c3 = st.columns(3)
+    steps = c1.number_input("Training steps", 100, 100_000, 3000, 100, key="train_steps")
+    size = c2.selectbox(
+        "Network size",
+        tuple(NETWORK_PRESETS),
+        index=1,
+        key="train_size",
+        help="; ".join(f"{k}: {list(v)}" for k, v in NETWORK_PRESETS.items()) + ".",
+    )
+    seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
+    has_label = train_table.labels is not None
+    conditional = st.checkbox(
+        f"Condition on the label ({label_name})",
+        value=has_label,
+        disabled=not has_label,
+        key="train_cond",
+    )
+    can_finetune = compatible and isinstance(selected, EHRDiffModel)
+    finetune = st.checkbox(
+        "Fine-tune the selected model instead of starting from scratch",
+        value=False,
+        disabled=not can_finetune,
+        key="train_finetune",
+    )
+    config = TrainConfig(
+        units=NETWORK_PRESETS[size], steps=int(steps), seed=int(seed), conditional=conditional
+    )
+    # Fine-tune a private copy: the shipped model is shared by every session.
+    init = copy.deepcopy(selected) if finetune and can_finetune else None
+    return TrainingPlan(
+        TITLE,
+        config.steps,
+        lambda name, job: train_ehrdiff(
+            train_table,
+            config,
+            model_id=name,
+            device=device,
+            callback=job.report,
+            should_stop=job.stop_event.is_set,
+            init_from=init,
+        ),
+    )
+
+
+def generation_form(model: EHRDiffModel, sets: dict) -> None:
+    """The sampling form; a submitted run lands in ``sets``."""
+    with st.form("generate"):
+        c1, c2, c3, c4 = st.columns(4)
+        n = c1.number_input(
+            "Records",
+            1,
+            MAX_RECORDS,
+            1000,
+            key="gen_n",
+            help=f"At most {MAX_RECORDS:,} per run (memory-safe limit).",
+        )
+        sampler = c2.selectbox(
+            "Sampler", SAMPLERS, key="gen_sampler", format_func=SAMPLER_LABELS.__getitem__
+        )
+        steps = c3.number_input(
+            "Steps",
+            1,
+            1000,
+            10,
+            key="gen_steps",
+            help="Heun uses 2 network evaluations per step; DPM-Solver++(2M) one.",
+        )
+        seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed")
+        schedule = st.selectbox(
+            "Noise schedule",
+            ("auto", *SCHEDULES),
+            key="gen_schedule",
+            format_func=lambda k: (
+                "default for the sampler" if k == "auto" else SCHEDULES[k].description
+            ),
+            help="Default: the paper's EDM schedule for Heun, the tuned one for DPM-Solver++(2M).",
+        )
+        guidance, mix = widgets.label_mix_and_guidance(
+            model.n_classes, model.encoding.label_classes, model.class_prior, UNIT, "gen"
+        )
+        name = st.text_input(
+            "Name of this synthetic set",
+            "",
+            key="gen_name",
+            placeholder="e.g. ICU stays, DPM 16 steps",
+        )
+        if not st.form_submit_button("Generate", type="primary"):
+            return
+    settings = GenerationSettings(
+        n=int(n),
+        sampler=sampler,
+        steps=int(steps),
+        seed=int(seed),
+        guidance=guidance,
+        label_mix=mix if model.n_classes else None,
+        schedule=None if schedule == "auto" else schedule,
+    )
+    widgets.generate_into_session(
+        lambda cb: model.generate(settings, callback=cb),
+        sets,
+        name.strip() or f"{model.model_id} · {sampler} {steps} steps · seed {seed}",
+        UNIT,
+        f"Sampling ({network_evaluations(sampler, int(steps))} network evaluations per record)",
+    )
+
+
+def show_records(
+    synth: SyntheticSet,
+    stem: str,
+    reference: EHRDiffModel | None,
+    train_table: EHRTable | None,
+    compatible: bool,
+) -> None:
+    """Preview, prevalence scatter against the training data, code counts and downloads."""
+    frame = synth.table.to_frame()
+    st.caption(f"{synth.describe()} Synthetic data: not real patients.")
+    st.dataframe(frame.head(200), hide_index=True, key="gen_preview")
+    names = reference.encoding.dim_names if reference is not None else None
+    result, against = None, ""
+    if train_table is not None and reference is not None:
+        try:
+            real = reference.encoding.encode(train_table)
+            result = dimension_wise_probability(real, synth.vectors, names)
+            against = "session training split"
+        except CoreError:
+            result = None
+    if result is None and reference is not None and reference.reference_means is not None:
+        result = dimension_wise_probability_from_means(
+            reference.reference_means, synth.vectors.mean(axis=0), names, 0, len(synth.vectors)
+        )
+        against = "model's training data (aggregate)"
+    c1, c2 = st.columns(2)
+    if result is not None:
+        c1.plotly_chart(gfigs.prevalence_scatter(result, against), key="gen_scatter")
+    if synth.table.codes is not None:
+        real_counts = None
+        if train_table is not None and train_table.codes is not None and compatible:
+            real_counts = train_table.codes.codes_per_record()
+        c2.plotly_chart(
+            gfigs.codes_per_record_overlay(real_counts, synth.table.codes.codes_per_record()),
+            key="gen_codes",
+        )
+    d1, d2 = st.columns(2)  # files are built only when their button is clicked
+    d1.download_button(
+        "Download CSV",
+        lambda: export.to_csv_bytes(frame),
+        f"{stem}.csv",
+        "text/csv",
+        key="gen_dl_csv",
+    )
+    d2.download_button(
+        "Download Parquet",
+        lambda: export.to_parquet_bytes(frame),
+        f"{stem}.parquet",
+        "application/octet-stream",
+        key="gen_dl_parquet",
+    )
