@@ -1,12 +1,18 @@
-"""Shared command-line helpers: cohort arguments and key=value parsing."""
+"""Shared command-line helpers: cohort arguments, key=value parsing, and the end of every
+training command (data card, run facts, save, log)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
-from core.data.cohort import Cohort
-from core.data.formats import NamedInput, load_cohort
+from core.checkpoints import Manifest
+from core.data.cohort import Cohort, CohortSplit
+from core.data.formats import FORMATS, NamedInput, load_cohort
+
+log = logging.getLogger(__name__)
 
 
 def parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
@@ -50,3 +56,45 @@ def load_cohort_from_args(args: argparse.Namespace) -> tuple[Cohort, dict[str, N
     }
     options = {k: coerce(v) for k, v in parse_pairs(args.option, "option").items()}
     return load_cohort(args.cohort, inputs, options), inputs
+
+
+# --- the end of every training command ------------------------------------------------------------
+def split_card(args: argparse.Namespace) -> dict:
+    return {"holdout": args.holdout, "seed": args.split_seed, "patient_level": True}
+
+
+def cohort_data_card(
+    args: argparse.Namespace, cohort: Cohort, inputs: dict[str, NamedInput], split: CohortSplit
+) -> dict:
+    """What a checkpoint states about the cohort it was trained on: the format's card (source,
+    licence), file names, fingerprint, split sizes and rule. Aggregates only, no records."""
+    return dict(FORMATS[args.cohort].data_card) | {
+        "input_files": sorted(p.name for p in inputs.values()),
+        "cohort_fingerprint": cohort.fingerprint(),
+        "records_train": int(len(split.train)),
+        "records_holdout": int(len(split.holdout)),
+        "split": split_card(args),
+    }
+
+
+def export_trained(
+    save: Callable[..., Manifest],
+    out: Path,
+    *,
+    data_card: dict,
+    command: str,
+    metrics: dict,
+    seconds: float,
+    world: int = 1,
+    device: object = "cpu",
+) -> Manifest:
+    """Write a trained model with its card: ``save(out, data_card=..., training_command=...,
+    metrics=...)`` gets the metrics plus how long, on what and on how many processes it ran."""
+    metrics = metrics | {
+        "train_seconds": round(seconds, 1),
+        "processes": world,
+        "device": str(device),
+    }
+    manifest = save(out, data_card=data_card, training_command=command, metrics=metrics)
+    log.info("wrote %s (sha256 %s): %s", out, manifest.sha256[:12], metrics)
+    return manifest

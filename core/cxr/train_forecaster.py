@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from core.checkpoints import read_manifest
+from core.cli import export_trained, split_card
 from core.cxr.augment import random_views
 from core.cxr.data import (
     DATASET_CARDS,
@@ -477,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
                 "pairs_holdout": sum(p.patient_id in held for p in pairs),
                 "patients_holdout": len(held),
                 "example_patient_left_out": bool(left_out),
-                "split": {"holdout": args.holdout, "seed": args.split_seed, "patient_level": True},
+                "split": split_card(args),
                 "gap_hours_range": list(forecaster.gap_range_hours),
             }
             if init is not None:
@@ -490,23 +491,23 @@ def main(argv: list[str] | None = None) -> int:
         if rank == 0:
             metrics = {
                 "final_mse": round(float(losses[-100:].mean()), 4),
-                "train_seconds": round(seconds, 1),
-                "processes": world,
-                "device": str(device),
             }
             if args.validation is not None:
                 metrics["crossvalidation"] = json.loads(args.validation.read_text())[
                     "crossvalidation"
                 ]
-            forecaster.save(
+            export_trained(
+                lambda out, **card_and_metrics: forecaster.save(
+                    out, args.vae, read_manifest(args.vae).sha256, **card_and_metrics
+                ),
                 args.out,
-                args.vae,
-                read_manifest(args.vae).sha256,
                 data_card=card,
-                training_command=command_line("core.cxr.train_forecaster", argv, world),
+                command=command_line("core.cxr.train_forecaster", argv, world),
                 metrics=metrics,
+                seconds=seconds,
+                world=world,
+                device=device,
             )
-            log.info("wrote %s: %s", args.out, metrics)
     return 0
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from core.cli import export_trained, split_card
 from core.cxr.data import dataset_cards, holdout_patients, image_folder, load_images
 from core.cxr.pipeline import CXRAutoencoder
 from core.cxr.vae import CXRVAE, CXRVAEConfig
@@ -135,24 +136,24 @@ def main(argv: list[str] | None = None) -> int:
                 "reconstruction_psnr_db": round(
                     float(np.mean([psnr(a, b) for a, b in zip(val, recon, strict=True)])), 2
                 ),
-                "train_seconds": round(seconds, 1),
-                "processes": world,
-                "device": str(device),
             }
             card = {
                 "datasets": dataset_cards(args.images),
                 "images_train": len(train_idx),
                 "images_validation": len(val_idx),
                 "hannover_holdout_patients_excluded": len(excluded) > 0,
-                "split": {"holdout": args.holdout, "seed": args.split_seed, "patient_level": True},
+                "split": split_card(args),
             }
-            ae.save(
+            export_trained(
+                ae.save,
                 args.out,
                 data_card=card,
-                training_command=command_line("core.cxr.train_vae", argv, world),
+                command=command_line("core.cxr.train_vae", argv, world),
                 metrics=metrics,
+                seconds=seconds,
+                world=world,
+                device=device,
             )
-            log.info("wrote %s: %s", args.out, metrics)
     return 0
 
 

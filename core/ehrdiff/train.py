@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from core.cli import add_cohort_arguments, load_cohort_from_args
+from core.cli import add_cohort_arguments, cohort_data_card, export_trained, load_cohort_from_args
 from core.data.encoding import VectorEncoding
 from core.data.records import EHRTable
 from core.device import make_generator, select_device
@@ -226,7 +227,6 @@ def _train_and_save(
     args: argparse.Namespace, argv: list[str], device: torch.device, rank: int, world: int
 ) -> None:
     from core.data.cohort import split_cohort
-    from core.data.formats import FORMATS
     from core.data.records import ehr_table
     from core.metrics.fidelity import dimension_wise_probability
 
@@ -265,26 +265,19 @@ def _train_and_save(
             ).value,
             "evaluated_with": f"{settings.sampler} {settings.steps} steps, n={settings.n}, seed={settings.seed}",
             "final_loss": float(result.losses[-20:].mean()),
-            "train_seconds": round(result.seconds, 1),
-            "processes": world,
-            "device": str(device),
         }
-        card = dict(FORMATS[args.cohort].data_card)
-        card |= {
-            "input_files": sorted(p.name for p in inputs.values()),
-            "cohort_fingerprint": cohort.fingerprint(),
-            "records_train": train_table.n_records,
-            "records_holdout": holdout_table.n_records,
-            "split": {"holdout": args.holdout, "seed": args.split_seed, "patient_level": True},
-        }
-        model.save(
+        export_trained(
+            partial(
+                model.save, extra_config={"train": {**asdict(config), "units": list(config.units)}}
+            ),
             args.out,
-            data_card=card,
-            training_command=command_line("core.ehrdiff.train", argv, world),
+            data_card=cohort_data_card(args, cohort, inputs, split),
+            command=command_line("core.ehrdiff.train", argv, world),
             metrics=metrics,
-            extra_config={"train": {**asdict(config), "units": list(config.units)}},
+            seconds=result.seconds,
+            world=world,
+            device=device,
         )
-        log.info("wrote %s: %s", args.out, metrics)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -31,13 +30,13 @@ import numpy as np
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-from core.cli import add_cohort_arguments, load_cohort_from_args
+from core.cli import add_cohort_arguments, cohort_data_card, export_trained, load_cohort_from_args
 from core.config import JSONConfig
 from core.data.cohort import Cohort, split_cohort
-from core.data.formats import FORMATS
 from core.device import make_generator, select_device
 from core.diffusion import ddpm
 from core.diffusion.ddpm import DDPMSchedule
+from core.distributed import command_line
 from core.errors import CohortError, ConfigError
 from core.flexgen.alignment import Alignment, AlignmentConfig, align
 from core.flexgen.encoding import FlexGenEncoding, check_trainable
@@ -391,23 +390,15 @@ def main(argv: list[str] | None = None) -> int:
     result = train_flexgen(train, config, model_id=model_id, device=args.device, callback=report)
     from core.flexgen.evaluate import evaluate_model  # heavy metrics import only for export
 
-    metrics = evaluate_model(result.model, cohort, split, seed=args.seed)
-    metrics["training_seconds"] = round(result.seconds, 1)
-    result.model.save(
+    export_trained(
+        result.model.save,
         args.out,
-        data_card=dict(FORMATS[args.cohort].data_card)
-        | {
-            "input_files": sorted(p.name for p in inputs.values()),
-            "cohort_fingerprint": cohort.fingerprint(),
-            "records_train": int(len(split.train)),
-            "records_holdout": int(len(split.holdout)),
-            "split": {"holdout": args.holdout, "seed": args.split_seed, "patient_level": True},
-        },
-        training_command="python -m core.flexgen.train "
-        + shlex.join(sys.argv[1:] if argv is None else argv),
-        metrics=metrics,
+        data_card=cohort_data_card(args, cohort, inputs, split),
+        command=command_line("core.flexgen.train", list(sys.argv[1:] if argv is None else argv), 1),
+        metrics=evaluate_model(result.model, cohort, split, seed=args.seed),
+        seconds=result.seconds,
+        device=result.model.device,
     )
-    log.info("wrote %s: %s", args.out, metrics)
     return 0
 
 
