@@ -26,8 +26,8 @@ import scipy.sparse as sp
 from scipy import special
 
 from core.data.cohort import CodeMatrix
-from core.data.encoding import VectorEncoding
 from core.data.records import EHRTable
+from core.encoding.vectors import VectorEncoding
 from core.metrics import fidelity, privacy
 from core.metrics.suite import ReviewSettings, review
 

@@ -36,9 +36,9 @@ PUBLIC_API: dict[str, str] = {
     "review": "core.metrics.suite",
     "ReviewSettings": "core.metrics.suite",
     "summary_table": "core.metrics.suite",
-    "evaluate_gate": "core.metrics.gate",
-    "GateThresholds": "core.metrics.gate",
-    "release_manifest": "core.metrics.gate",
+    "evaluate_gate": "core.release.gate",
+    "GateThresholds": "core.release.gate",
+    "release_manifest": "core.release.gate",
     # chest X-ray forecasting
     "ForecastSettings": "core.cxr.pipeline",
     "read_radiograph": "core.data.images",

@@ -11,13 +11,13 @@ from core.errors import CohortError, CoreError
 from core.generation import SyntheticSet
 from core.metrics import specs as metric_specs
 from core.metrics.baselines import independent_marginals
-from core.metrics.gate import evaluate_gate
 from core.metrics.suite import (
     ReviewSettings,
     best_column,
     summary_table,
     table_fingerprint,
 )
+from core.release.gate import evaluate_gate
 from core.report import export
 from core.report import review_figures as rf
 from core.report.review_report import build_html, code_counts, figures_for, make_context, to_json

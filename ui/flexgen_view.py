@@ -8,8 +8,8 @@ import numpy as np
 import streamlit as st
 
 from core.data.cohort import Cohort
-from core.data.encoding import VectorEncoding
 from core.data.records import EHRTable
+from core.encoding.vectors import VectorEncoding
 from core.errors import CoreError
 from core.flexgen.pipeline import FAMILY, MAX_RECORDS, FlexGenModel, FlexGenSettings
 from core.flexgen.train import FlexGenConfig, train_flexgen

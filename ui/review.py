@@ -10,10 +10,10 @@ from dataclasses import asdict
 import pandas as pd
 import streamlit as st
 
-from core.data.encoding import VectorEncoding
 from core.data.records import EHRTable
-from core.metrics.gate import CHECKS, GateThresholds, GateVerdict, release_manifest
+from core.encoding.vectors import VectorEncoding
 from core.metrics.suite import Review, ReviewSettings, review
+from core.release.gate import CHECKS, GateThresholds, GateVerdict, release_manifest
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -47,7 +47,7 @@ GATE_HELP = {
 
 
 def gate_thresholds() -> GateThresholds:
-    """Steward-set thresholds (defaults and rationale: core/metrics/gate.py)."""
+    """Steward-set thresholds (defaults and rationale: core/release/gate.py)."""
     defaults = asdict(GateThresholds())
     with st.expander("Thresholds (set by the data steward)"):
         cols = st.columns(len(defaults))

@@ -8,9 +8,9 @@ from typing import TypeVar
 import streamlit as st
 
 from core.data.cohort import Cohort, CohortSplit
-from core.data.encoding import VectorEncoding
 from core.data.records import EHRTable, ehr_table
 from core.data.summary import CohortSummary, summarize
+from core.encoding.vectors import VectorEncoding
 
 COHORT = "css.cohort"
 SPLIT = "css.split"

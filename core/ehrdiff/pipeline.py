@@ -12,13 +12,13 @@ import torch
 
 from core.checkpoints import Manifest, load_checkpoint, load_weights, save_checkpoint
 from core.data.cohort import Cohort
-from core.data.encoding import VectorEncoding
 from core.data.records import ehr_table
 from core.device import make_generator, select_device
 from core.diffusion import karras
 from core.diffusion.edm import EDMConfig, EDMDenoiser
 from core.diffusion.guidance import classifier_free, network_evaluations_per_step
 from core.ehrdiff.network import EHRDiffMLP, NetworkConfig
+from core.encoding.vectors import VectorEncoding
 from core.errors import CheckpointError, ConfigError
 from core.generation import (
     SyntheticSet,

@@ -28,13 +28,13 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from core.cli import add_cohort_arguments, cohort_data_card, export_trained, load_cohort_from_args
-from core.data.encoding import VectorEncoding
 from core.data.records import EHRTable
 from core.device import make_generator, select_device
 from core.diffusion.edm import EMA, EDMConfig, EDMDenoiser, edm_loss
 from core.distributed import command_line, training_processes
 from core.ehrdiff.network import EHRDiffMLP, NetworkConfig
 from core.ehrdiff.pipeline import EHRDiffModel, GenerationSettings
+from core.encoding.vectors import VectorEncoding
 from core.errors import ConfigError
 from core.progress import StepCallback
 

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from core.data.cohort import Cohort, TemporalData
-from core.data.encoding import HEAVY_TAIL_RATIO, VectorEncoding, published_range
 from core.data.records import EHRTable
+from core.encoding.vectors import HEAVY_TAIL_RATIO, VectorEncoding, published_range
 from core.errors import CheckpointError, CohortError
 
 MIN_STEPS = 4

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from core.data.cohort import Cohort, CohortSplit
-from core.data.encoding import VectorEncoding
 from core.data.records import EHRTable, ehr_table
+from core.encoding.vectors import VectorEncoding
 from core.errors import ConfigError
 from core.flexgen.pipeline import FlexGenModel, FlexGenSettings
 from core.metrics import fidelity, privacy, utility

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.data.encoding import VectorEncoding
 from core.data.records import EHRTable
+from core.encoding.vectors import VectorEncoding
 
 
 def independent_marginals(

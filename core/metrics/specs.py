@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.data.encoding import VectorEncoding
 from core.data.records import EHRTable
+from core.encoding.vectors import VectorEncoding
 from core.metrics import fidelity, privacy, utility
 from core.metrics.base import Category, MetricResult
 from core.registry import Registry

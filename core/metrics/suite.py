@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from core.data.encoding import VectorEncoding
 from core.data.records import EHRTable
+from core.encoding.vectors import VectorEncoding
 from core.errors import ConfigError, CoreError
 from core.metrics.base import MetricResult
 from core.metrics.specs import METRICS, ReviewInputs
@@ -124,22 +124,20 @@ def review(
 
 
 def summary_table(reviews: list[Review]) -> pd.DataFrame:
-    """One row per metric, one column per synthetic set, plus the ideal value."""
+    """One row per metric, one column per synthetic set, plus the ideal value; the metric's
+    stable ``id`` and its ``spec`` id come last."""
     rows: dict[str, dict] = {}
     for rv in reviews:
         for r in rv.results:
             row = rows.setdefault(
-                r.id,
-                {
-                    "id": r.id,
-                    "spec": r.spec,
-                    "metric": r.name,
-                    "category": r.category,
-                    "ideal": r.ideal,
-                },
+                r.id, {"metric": r.name, "category": r.category, "ideal": r.ideal}
             )
             row[rv.name] = r.value
-    return pd.DataFrame(list(rows.values()))
+            row |= {"id": r.id, "spec": r.spec}
+    frame = pd.DataFrame(list(rows.values()))
+    if frame.empty:
+        return frame
+    return frame[[c for c in frame.columns if c not in ("id", "spec")] + ["id", "spec"]]
 
 
 def best_column(row: pd.Series, set_names: list[str]) -> str | None:

@@ -19,12 +19,12 @@ import pandas as pd
 from core.checkpoints import sha256_file
 from core.cli import add_cohort_arguments, load_cohort_from_args, parse_pairs
 from core.data.cohort import split_cohort
-from core.data.encoding import VectorEncoding
 from core.data.io import read_table
 from core.data.records import ehr_table, table_from_frame
+from core.encoding.vectors import VectorEncoding
 from core.metrics.baselines import independent_marginals
-from core.metrics.gate import GateThresholds, evaluate_gate, release_manifest
 from core.metrics.suite import ReviewSettings, review, summary_table
+from core.release.gate import GateThresholds, evaluate_gate, release_manifest
 from core.report.export import to_csv_bytes
 from core.report.review_report import build_html, code_counts, make_context, to_json
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="MMD on this many records per set (default: exact)",
     )
-    gate = p.add_argument_group("release gate (defaults and rationale: core/metrics/gate.py)")
+    gate = p.add_argument_group("release gate (defaults and rationale: core/release/gate.py)")
     for name, default in asdict(GateThresholds()).items():
         gate.add_argument(f"--gate-{name.replace('_', '-')}", type=float, default=default)
     gate.add_argument(

@@ -15,8 +15,8 @@ from core import __version__
 from core.data.cohort import Cohort, CohortSplit
 from core.data.records import EHRTable
 from core.metrics import specs
-from core.metrics.gate import GateVerdict
 from core.metrics.suite import Review, ReviewSettings, best_column, settings_dict, summary_table
+from core.release.gate import GateVerdict
 from core.report import review_figures as rf
 from core.report.generation_figures import codes_per_record_overlay, prevalence_scatter
 

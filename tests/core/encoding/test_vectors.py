@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from core.data.diagnoses import load_eicu_diagnoses
-from core.data.encoding import VectorEncoding
 from core.data.physionet2012 import load_physionet2012
 from core.data.records import ehr_table, summarise_temporal
+from core.encoding.vectors import VectorEncoding
 from core.errors import CohortError
 from tests.conftest import EICU_DIAGNOSIS, EICU_PATIENT
 

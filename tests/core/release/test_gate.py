@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from core.errors import ConfigError
-from core.metrics.gate import GateThresholds, evaluate_gate, release_manifest
 from core.metrics.suite import ReviewSettings, review
+from core.release.gate import GateThresholds, evaluate_gate, release_manifest
 from tests.core.metrics.test_suite import codes
 
 SETTINGS = ReviewSettings(bootstrap=20, mmd_max_records=500)

@@ -1,0 +1,1 @@
+"""Release: the gate a synthetic set must pass before export, and the release manifest."""
