@@ -46,19 +46,25 @@ class CXRVAEConfig(JSONConfig):
             )
 
 
+def _stages(chans: list[int], resample: type[nn.Module]) -> tuple[nn.ModuleList, int]:
+    """One residual block per resolution, resampling between them; returns the blocks and the
+    last width."""
+    blocks: list[nn.Module] = []
+    c = chans[0]
+    for i, c_out in enumerate(chans):
+        blocks.append(ResBlock(c, c_out))
+        c = c_out
+        if i < len(chans) - 1:
+            blocks.append(resample(c))
+    return nn.ModuleList(blocks), c
+
+
 class _Encoder(nn.Module):
     def __init__(self, cfg: CXRVAEConfig) -> None:
         super().__init__()
         chans = [cfg.base_channels * m for m in cfg.channel_mult]
         self.conv_in = nn.Conv2d(1, chans[0], 3, padding=1)
-        blocks: list[nn.Module] = []
-        c = chans[0]
-        for i, c_out in enumerate(chans):
-            blocks.append(ResBlock(c, c_out))
-            c = c_out
-            if i < len(chans) - 1:
-                blocks.append(Downsample(c))
-        self.blocks = nn.ModuleList(blocks)
+        self.blocks, c = _stages(chans, Downsample)
         self.mid = ResBlock(c, c)
         self.norm = group_norm(c)
         self.conv_out = nn.Conv2d(c, 2 * cfg.latent_channels, 3, padding=1)
@@ -77,14 +83,7 @@ class _Decoder(nn.Module):
         chans = [cfg.base_channels * m for m in cfg.channel_mult][::-1]
         self.conv_in = nn.Conv2d(cfg.latent_channels, chans[0], 3, padding=1)
         self.mid = ResBlock(chans[0], chans[0])
-        blocks: list[nn.Module] = []
-        c = chans[0]
-        for i, c_out in enumerate(chans):
-            blocks.append(ResBlock(c, c_out))
-            c = c_out
-            if i < len(chans) - 1:
-                blocks.append(Upsample(c))
-        self.blocks = nn.ModuleList(blocks)
+        self.blocks, c = _stages(chans, Upsample)
         self.norm = group_norm(c)
         self.conv_out = nn.Conv2d(c, 1, 3, padding=1)
 
