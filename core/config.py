@@ -45,10 +45,18 @@ class JSONConfig:
         return cls(**kwargs)
 
 
+def _element_hint(hint: Any) -> Any:
+    """``tuple[X, ...]`` (or ``tuple[X, ...] | None``) -> ``X``; ``Any`` when unknown."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if _is_tuple(a))
+    args = typing.get_args(hint)
+    return args[0] if args else Any
+
+
 def _read(hint: Any, value: Any) -> Any:
     """A JSON value back as the annotated type: tuples, and nested config dataclasses."""
     if isinstance(value, list) and _is_tuple(hint):
-        return tuple(value)
+        return tuple(_read(_element_hint(hint), v) for v in value)
     if isinstance(value, dict) and is_dataclass(hint):
         return hint.from_json(value) if issubclass(hint, JSONConfig) else hint(**value)
     return value

@@ -224,17 +224,24 @@ def split_cohort(cohort: Cohort, holdout_fraction: float = 0.2, seed: int = 0) -
     their records (so a patient who ever died counts as a death). Stratification is dropped, and
     the split says so, when a class has fewer than two patients.
     """
+    return split_patients(cohort.patient_ids, cohort.labels, holdout_fraction, seed)
+
+
+def split_patients(
+    patient_ids: np.ndarray, labels: np.ndarray | None, holdout_fraction: float, seed: int
+) -> CohortSplit:
+    """:func:`split_cohort` over any records given by their patient ids (and labels)."""
     if not 0.0 < holdout_fraction < 1.0:
         raise ConfigError(f"Holdout fraction must be between 0 and 1, got {holdout_fraction}.")
-    patients, inverse = np.unique(cohort.patient_ids.astype(str), return_inverse=True)
+    patients, inverse = np.unique(np.asarray(patient_ids).astype(str), return_inverse=True)
     if len(patients) < 2:
         raise CohortError("A train/holdout split needs at least two patients.")
     # At least one patient on each side, however small the cohort.
     n_holdout = min(max(round(len(patients) * holdout_fraction), 1), len(patients) - 1)
     strata = None
-    if cohort.labels is not None:
+    if labels is not None:
         patient_label = np.full(len(patients), -1, dtype=np.int64)
-        np.maximum.at(patient_label, inverse, cohort.labels.astype(np.int64))
+        np.maximum.at(patient_label, inverse, np.asarray(labels).astype(np.int64))
         counts = np.bincount(patient_label + 1)
         counts = counts[counts > 0]
         if (

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from core.data.cohort import Cohort
 from core.data.diagnoses import load_eicu_diagnoses, load_mimic3_diagnoses, load_mimic4_diagnoses
 from core.data.io import Source
 from core.data.physionet2012 import load_physionet2012
 from core.data.tables import join_static, load_long_timeseries, load_wide_table
+from core.data.visit_loaders import load_eicu_visits, load_meds, load_mimic_visits
+from core.data.visits import VisitCohort
 from core.errors import CohortError, ConfigError
 from core.progress import ProgressCallback
 
@@ -43,7 +45,9 @@ class CohortFormat:
     title: str
     description: str
     inputs: tuple[InputSlot, ...]
-    loader: Callable[..., Cohort]
+    loader: Callable[..., Cohort | VisitCohort]
+    # "records": one row per record (a Cohort); "visits": patients with visit sequences.
+    kind: Literal["records", "visits"] = "records"
     # The public dataset this format usually carries; copied into model cards trained on it.
     data_card: dict[str, str] = field(
         default_factory=lambda: {"dataset": "user-supplied", "licence": "as supplied"}
@@ -107,6 +111,58 @@ def _single(fn: Callable[..., Cohort]) -> Callable[..., Cohort]:
     return load
 
 
+def _meds(
+    inputs: Mapping[str, NamedInput], options: dict[str, Any], callback: ProgressCallback | None
+) -> VisitCohort:
+    data = inputs["data"]
+    return load_meds(data.source, name=data.name, **options)
+
+
+def _optional_sources(
+    inputs: Mapping[str, NamedInput], slots: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    sources = {k: inputs[k].source if k in inputs else None for k in slots}
+    return sources, {k: v.name for k, v in inputs.items()}
+
+
+def _mimic_visits(
+    inputs: Mapping[str, NamedInput], options: dict[str, Any], callback: ProgressCallback | None
+) -> VisitCohort:
+    src, names = _optional_sources(
+        inputs, ("admissions", "diagnoses", "procedures", "prescriptions")
+    )
+    return load_mimic_visits(
+        src["admissions"],
+        src["diagnoses"],
+        procedures=src["procedures"],
+        prescriptions=src["prescriptions"],
+        names=names,
+        **options,
+    )
+
+
+def _eicu_visits(
+    inputs: Mapping[str, NamedInput], options: dict[str, Any], callback: ProgressCallback | None
+) -> VisitCohort:
+    src, names = _optional_sources(inputs, ("patient", "diagnosis", "admission_dx", "past_history"))
+    return load_eicu_visits(
+        src["patient"],
+        src["diagnosis"],
+        admission_dx=src["admission_dx"],
+        past_history=src["past_history"],
+        names=names,
+        **options,
+    )
+
+
+EICU_CARD = {
+    "dataset": "eICU Collaborative Research Database demo v2.0.1",
+    "licence": "Open Database License (ODbL) v1.0",
+    "attribution": "Pollard TJ, Johnson AEW, Raffa JD, Celi LA, Mark RG, Badawi O. The eICU "
+    "Collaborative Research Database. Sci Data 2018;5:180178. eICU-CRD demo on PhysioNet.",
+}
+PARQUET_TYPES = ("parquet", "zip", "tar", "gz", "tgz")
+
 FORMATS: dict[str, CohortFormat] = {
     f.id: f
     for f in (
@@ -127,7 +183,7 @@ FORMATS: dict[str, CohortFormat] = {
                 ),
             ),
             _physionet,
-            {
+            data_card={
                 "dataset": "PhysioNet/Computing in Cardiology Challenge 2012",
                 "licence": "PhysioNet open access",
                 "attribution": "Silva I, Moody G, Scott DJ, Celi LA, Mark RG. Predicting In-Hospital Mortality of "
@@ -144,12 +200,7 @@ FORMATS: dict[str, CohortFormat] = {
                 InputSlot("patient", "patient.csv(.gz) (optional)", False, TABLE_TYPES),
             ),
             _eicu,
-            {
-                "dataset": "eICU Collaborative Research Database demo v2.0.1",
-                "licence": "Open Database License (ODbL) v1.0",
-                "attribution": "Pollard TJ, Johnson AEW, Raffa JD, Celi LA, Mark RG, Badawi O. The eICU "
-                "Collaborative Research Database. Sci Data 2018;5:180178. eICU-CRD demo on PhysioNet.",
-            },
+            data_card=EICU_CARD,
         ),
         CohortFormat(
             "mimic3_diagnoses",
@@ -188,6 +239,49 @@ FORMATS: dict[str, CohortFormat] = {
             ),
             _long_with_static,
         ),
+        CohortFormat(
+            "meds",
+            "MEDS (visit sequences)",
+            "Medical Event Data Standard: Parquet rows subject_id, time, code, numeric_value (one "
+            "shard, or a zip/tar of data/*.parquet). Events become visits by a visit_id column, a "
+            "visit-start code, or a time window; the code's prefix before '//' is its modality.",
+            (
+                InputSlot(
+                    "data", "MEDS data (.parquet, or .zip/.tar.gz of shards)", True, PARQUET_TYPES
+                ),
+            ),
+            _meds,
+            kind="visits",
+        ),
+        CohortFormat(
+            "mimic_visits",
+            "MIMIC-III / MIMIC-IV admissions (visit sequences)",
+            "One visit per admission: ADMISSIONS (subject_id, hadm_id, admittime) and DIAGNOSES_ICD; "
+            "optional PROCEDURES_ICD and PRESCRIPTIONS as further modalities.",
+            (
+                InputSlot("admissions", "ADMISSIONS.csv(.gz)", True, TABLE_TYPES),
+                InputSlot("diagnoses", "DIAGNOSES_ICD.csv(.gz)", True, TABLE_TYPES),
+                InputSlot("procedures", "PROCEDURES_ICD.csv(.gz) (optional)", False, TABLE_TYPES),
+                InputSlot("prescriptions", "PRESCRIPTIONS.csv(.gz) (optional)", False, TABLE_TYPES),
+            ),
+            _mimic_visits,
+            kind="visits",
+        ),
+        CohortFormat(
+            "eicu_visits",
+            "eICU unit stays (visit sequences)",
+            "One visit per ICU unit stay, grouped by uniquepid: the patient table gives the order and "
+            "the gaps within a hospital stay; diagnosis, admissionDx and pastHistory are modalities.",
+            (
+                InputSlot("patient", "patient.csv(.gz)", True, TABLE_TYPES),
+                InputSlot("diagnosis", "diagnosis.csv(.gz)", True, TABLE_TYPES),
+                InputSlot("admission_dx", "admissionDx.csv(.gz) (optional)", False, TABLE_TYPES),
+                InputSlot("past_history", "pastHistory.csv(.gz) (optional)", False, TABLE_TYPES),
+            ),
+            _eicu_visits,
+            kind="visits",
+            data_card=EICU_CARD,
+        ),
     )
 }
 
@@ -197,8 +291,9 @@ def load_cohort(
     inputs: Mapping[str, NamedInput],
     options: dict[str, Any] | None = None,
     callback: ProgressCallback | None = None,
-) -> Cohort:
-    """Load a cohort of format ``format_id`` from ``inputs`` keyed by the format's slot keys."""
+) -> Cohort | VisitCohort:
+    """Load a cohort of format ``format_id`` from ``inputs`` keyed by the format's slot keys: a
+    :class:`Cohort` for "records" formats, a :class:`VisitCohort` for "visits" formats."""
     if format_id not in FORMATS:
         raise ConfigError(f"Unknown cohort format '{format_id}'; known: {', '.join(FORMATS)}.")
     fmt = FORMATS[format_id]
