@@ -12,6 +12,8 @@ from core.checkpoints import read_manifest
 from core.cxr.pipeline import FORECAST_FAMILY, DDLCXRForecaster
 from core.ehrdiff.pipeline import FAMILY as EHRDIFF_FAMILY
 from core.ehrdiff.pipeline import EHRDiffModel
+from core.ehrpd.pipeline import FAMILY as EHRPD_FAMILY
+from core.ehrpd.pipeline import EHRPDModel
 from core.errors import CheckpointError
 from core.flexgen.pipeline import FAMILY as FLEXGEN_FAMILY
 from core.flexgen.pipeline import FlexGenModel
@@ -26,12 +28,13 @@ LOADERS: dict[str, Callable[..., Any]] = {
     EHRDIFF_FAMILY: EHRDiffModel.load,
     FLEXGEN_FAMILY: FlexGenModel.load,
     FORECAST_FAMILY: _forecaster,
+    EHRPD_FAMILY: EHRPDModel.load,
 }
-GENERATOR_FAMILIES = (EHRDIFF_FAMILY, FLEXGEN_FAMILY)  # families that make synthetic cohorts
+GENERATOR_FAMILIES = (EHRDIFF_FAMILY, FLEXGEN_FAMILY, EHRPD_FAMILY)  # make synthetic cohorts
 
 
 def load_model(folder: str | Path, device: torch.device | str | None = None) -> Any:
-    """The model in ``folder`` (EHRDiff, FLEXGEN-EHR or DDL-CXR), hash-verified on load."""
+    """The model in ``folder`` (EHRDiff, FLEXGEN-EHR, EHRPD or DDL-CXR), hash-verified on load."""
     family = read_manifest(folder).family
     if family not in LOADERS:
         raise CheckpointError(f"Checkpoint '{Path(folder).name}' is of unknown family '{family}'.")

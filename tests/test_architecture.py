@@ -38,6 +38,7 @@ LAYER_OF_PREFIX = {
     "core.ehrdiff": "ehrdiff",
     "core.flexgen": "flexgen",
     "core.cxr": "cxr",
+    "core.ehrpd": "ehrpd",
     "core.loading": "loading",
     "core.release": "release",
     "core.report": "report",
@@ -48,7 +49,7 @@ LAYER_OF_PREFIX = {
     "app": "pages",
 }
 _FAMILY_BELOW = {"base", "data", "encoding", "diffusion", "generation", "metrics"}
-_FAMILIES = {"ehrdiff", "flexgen", "cxr"}
+_FAMILIES = {"ehrdiff", "flexgen", "cxr", "ehrpd"}
 _CORE = _FAMILY_BELOW | _FAMILIES | {"loading", "release", "report"}
 ALLOWED: dict[str, set[str]] = {
     "base": set(),
@@ -60,6 +61,7 @@ ALLOWED: dict[str, set[str]] = {
     "ehrdiff": _FAMILY_BELOW,
     "flexgen": _FAMILY_BELOW,
     "cxr": _FAMILY_BELOW,
+    "ehrpd": _FAMILY_BELOW,
     "loading": _FAMILY_BELOW | _FAMILIES,
     "release": {"base", "data", "encoding", "generation", "metrics"},
     "report": {"base", "data", "encoding", "generation", "metrics", "release"},

@@ -9,6 +9,7 @@ import numpy as np
 
 from core.data.cohort import Cohort
 from core.data.records import EHRTable
+from core.data.visits import VisitCohort
 
 
 class SamplingSettings(Protocol):
@@ -43,6 +44,7 @@ class SyntheticSet:
     extra: dict = field(default_factory=dict)
     cohort: Cohort | None = None  # static + temporal records, for generators that make series
     origin: dict = field(default_factory=dict)
+    visits: VisitCohort | None = None  # visit sequences, for generators that make them
 
     @property
     def provenance(self) -> dict:
