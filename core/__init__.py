@@ -26,11 +26,13 @@ PUBLIC_API: dict[str, str] = {
     "Cohort": "core.data.cohort",
     "split_cohort": "core.data.cohort",
     "EHRTable": "core.data.records",
+    "VisitCohort": "core.data.visits",
     "ehr_table": "core.data.records",
     # models and generation
     "load_model": "core.loading",
     "GenerationSettings": "core.ehrdiff.pipeline",
     "FlexGenSettings": "core.flexgen.pipeline",
+    "SequenceSettings": "core.ehrpd.pipeline",
     "SyntheticSet": "core.generation",
     # review and release
     "review": "core.metrics.suite",

@@ -35,7 +35,7 @@ from core.data.io import (
     source_name,
 )
 from core.data.tables import refuse_first_row
-from core.data.visits import VisitCohort, from_frames
+from core.data.visits import VISIT_MARKER, VisitCohort, from_frames
 from core.errors import CohortError, ConfigError
 
 VISIT_RULES = ("column", "code", "window")
@@ -140,7 +140,10 @@ def load_meds(
     ).sort_values(["patient", "order"], kind="stable")
     gap = visits.groupby("patient")["order"].diff().dt.total_seconds() / 86400.0
     visits["gap_days"] = gap.fillna(0.0).to_numpy()
-    clinical = frame[~(frame["code"].str.startswith(visit_code) & (rule == "code"))]
+    marker = (frame["code"] == VISIT_MARKER) | (
+        frame["code"].str.startswith(visit_code) & (rule == "code")
+    )
+    clinical = frame[~marker]
     parts = clinical["code"].str.split("//", n=1, expand=True)
     has_prefix = parts[1].notna() if parts.shape[1] > 1 else pd.Series(False, index=parts.index)
     events = pd.DataFrame(

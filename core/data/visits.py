@@ -21,6 +21,7 @@ from core.data.records import EHRTable
 from core.errors import CohortError
 
 MEDS_BASE_TIME = datetime(2000, 1, 1)  # synthetic timelines start here in MEDS exports
+VISIT_MARKER = "VISIT"  # one MEDS row per visit, so visits without codes survive a round trip
 EVENT_COLUMNS = ("visit", "modality", "code")
 
 
@@ -142,6 +143,38 @@ class VisitCohort:
             labels=None if self.labels is None else self.labels[patients],
         )
 
+    def take(self, patients: np.ndarray) -> VisitCohort:
+        """The given patients in the given order, repeats allowed (a bootstrap resample); a
+        repeated patient gets a ``#k`` suffix so ids stay unique."""
+        patients = np.asarray(patients, dtype=np.int64)
+        counts = self.visits_per_patient()
+        starts = np.r_[0, np.cumsum(counts)[:-1]]
+        old = np.concatenate([np.arange(starts[p], starts[p] + counts[p]) for p in patients])
+        new_patient = np.repeat(np.arange(len(patients)), counts[patients])
+        by_visit = self.events.groupby("visit").indices
+        rows, visits = [], []
+        for new_v, old_v in enumerate(old):
+            idx = by_visit.get(old_v)
+            if idx is not None:
+                rows.append(idx)
+                visits.append(np.full(len(idx), new_v))
+        ev = self.events.iloc[np.concatenate(rows)].copy() if rows else self.events.iloc[:0].copy()
+        ev["visit"] = np.concatenate(visits) if visits else []
+        seen: dict[int, int] = {}
+        ids = []
+        for p in patients:
+            k = seen.get(int(p), 0)
+            seen[int(p)] = k + 1
+            ids.append(str(self.patient_ids[p]) if k == 0 else f"{self.patient_ids[p]}#{k}")
+        return replace(
+            self,
+            patient_ids=np.asarray(ids, dtype=object),
+            visit_patient=new_patient,
+            gap_days=self.gap_days[old],
+            events=ev.reset_index(drop=True),
+            labels=None if self.labels is None else self.labels[patients],
+        )
+
     def split(self, holdout_fraction: float = 0.2, seed: int = 0) -> CohortSplit:
         """Patient-level split; ``train`` and ``holdout`` are patient positions."""
         return split_patients(self.patient_ids, self.labels, holdout_fraction, seed)
@@ -172,18 +205,23 @@ class VisitCohort:
         )
 
     def to_meds(self) -> pd.DataFrame:
-        """MEDS data rows (``subject_id`` int64, ``time``, ``code`` = ``MODALITY//CODE``) plus a
-        ``visit_id`` column; every timeline starts at :data:`MEDS_BASE_TIME` (a synthetic date)."""
-        long = self.to_long()
-        subject = pd.factorize(long["subject_id"], sort=False)[0].astype(np.int64) + 1
-        times = [MEDS_BASE_TIME + timedelta(days=float(d)) for d in long["time"]]
-        visit = self.events["visit"].to_numpy()
+        """MEDS data rows (``subject_id`` int64, ``time``, ``code`` = ``MODALITY//CODE``, one
+        :data:`VISIT_MARKER` row per visit) plus a ``visit_id`` column; every timeline starts at
+        :data:`MEDS_BASE_TIME` (a synthetic date)."""
+        days = self.days_since_first()
+        v = self.events["visit"].to_numpy()
+        visit = np.r_[np.arange(self.n_visits), v]
+        code = np.r_[
+            np.full(self.n_visits, VISIT_MARKER, dtype=object),
+            (self.events["modality"] + "//" + self.events["code"]).to_numpy(dtype=object),
+        ]
+        times = [MEDS_BASE_TIME + timedelta(days=float(d)) for d in days[visit]]
         return pd.DataFrame(
             {
-                "subject_id": subject,
+                "subject_id": self.visit_patient[visit].astype(np.int64) + 1,
                 "time": pd.to_datetime(times).as_unit("us"),
-                "code": (long["modality"] + "//" + long["code"]).to_numpy(),
-                "numeric_value": np.full(len(long), np.nan, dtype=np.float32),
+                "code": code,
+                "numeric_value": np.full(len(visit), np.nan, dtype=np.float32),
                 "visit_id": visit.astype(np.int64),
             }
         ).sort_values(["subject_id", "time", "visit_id"], kind="stable", ignore_index=True)

@@ -3,8 +3,12 @@
 - :class:`HistoryEncoder`: causal Transformer over ``[START(label), visit_0, ..., visit_{V-1}]``;
   each visit token is its codes' projection plus an embedding of its (log) gap and position, so
   output ``k`` summarises the visits before visit ``k`` and when they happened.
-- :class:`NextVisitDenoiser`: epsilon prediction for visit ``k``'s code vector (scaled to
-  [-1, 1]) from the noisy vector, the diffusion step and context ``k``.
+- :class:`NextVisitDenoiser`: for visit ``k``'s code vector (scaled to [-1, 1]) noised to a
+  diffusion step, the logits of the clean codes given the step and context ``k``. Predicting the
+  clean 0/1 vector with a cross-entropy loss (rather than epsilon with a squared error) keeps each
+  code's probability calibrated on sparse visits: with epsilon prediction the eICU demo's
+  synthetic visits held 9.6 codes against 4.6 real ones. Samplers get epsilon from it by
+  :func:`epsilon_from_logits`.
 - gap and stop heads on context ``k``: a Gaussian over visit ``k``'s standardised log gap, and the
   logit that there is no visit ``k`` (the sequence ended).
 """
@@ -19,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from core.config import JSONConfig
-from core.diffusion.ddpm import DDPMSchedule, epsilon_loss
+from core.diffusion.ddpm import DDPMSchedule
 from core.errors import ConfigError
 
 
@@ -139,16 +143,23 @@ class EHRPDNet(nn.Module):
         schedule: DDPMSchedule,
         generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Training losses on a padded batch (so DistributedDataParallel sees one forward):
-        epsilon MSE of every real visit given its history, Gaussian NLL of every known gap,
-        and the stop head's cross-entropy at every position after the first visit."""
+        """Training losses on a padded batch (so DistributedDataParallel sees one forward): the
+        clean-code cross-entropy of every real visit given its history and a noised copy of it,
+        Gaussian NLL of every known gap, and the stop head's cross-entropy at every position
+        after the first visit."""
         b, v = visits.shape[:2]
         ctx = self.history(visits, gaps, labels)
         pos = torch.arange(v, device=visits.device)[None].expand(b, v)
         real = pos < lengths[:, None]
-        x0 = 2.0 * visits[real] - 1.0
+        target = visits[real]
         context = ctx[:, :v][real]
-        diffusion = epsilon_loss(lambda x, t: self.denoiser(x, t, context), x0, schedule, generator)
+        t = torch.randint(
+            0, schedule.steps, (len(target),), device=visits.device, generator=generator
+        )
+        noise = torch.randn(target.shape, device=visits.device, generator=generator)
+        noisy = schedule.q_sample(2.0 * target - 1.0, t, noise)
+        logits = self.denoiser(noisy, t, context)
+        diffusion = F.binary_cross_entropy_with_logits(logits, target)
         with_gap = real & (pos > 0) & torch.isfinite(gaps)
         mean, log_std = self.gap_distribution(ctx[:, :v][with_gap])
         z = (gaps[with_gap] - mean) / log_std.exp()
@@ -162,3 +173,12 @@ class EHRPDNet(nn.Module):
             else ctx.sum() * 0.0
         )
         return {"diffusion": diffusion, "gap": gap, "stop": stop}
+
+
+def epsilon_from_logits(
+    logits: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, alpha_bars: torch.Tensor
+) -> torch.Tensor:
+    """The epsilon implied by predicted clean-code logits at step ``t`` (for DDIM)."""
+    ab = alpha_bars[t].view(-1, 1)
+    x0 = 2.0 * torch.sigmoid(logits) - 1.0
+    return (x_t - ab.sqrt() * x0) / (1.0 - ab).sqrt()

@@ -15,10 +15,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.data.records import EHRTable
+from core.data.visits import VisitCohort
 from core.encoding.vectors import VectorEncoding
-from core.metrics import fidelity, privacy, utility
+from core.metrics import fidelity, privacy, sequences, utility
 from core.metrics.base import Category, MetricResult
 from core.registry import Registry
+
+
+@dataclass(frozen=True, eq=False)
+class SequenceInputs:
+    """Visit sequences behind the patient-level tables, for the sequence metrics."""
+
+    train: VisitCohort
+    holdout: VisitCohort
+    synth: VisitCohort
+    vocabularies: dict[str, tuple[str, ...]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,6 +46,7 @@ class ReviewInputs:
     seed: int
     bootstrap: int
     mmd_max_records: int | None
+    sequences: SequenceInputs | None = None
 
     @property
     def names(self) -> list[str]:
@@ -229,6 +241,86 @@ for _spec in (
             seed=i.seed,
         ),
         applies=lambda i: all(len(part) for part in i.attribute_split),
+    ),
+    # Visit sequences: shown when the sets are sequences (EHRPD, MEDS/MIMIC/eICU visits).
+    MetricSpec(
+        "visits_per_patient_w1",
+        "fidelity",
+        "Visits per patient",
+        "Wasserstein-1 distance between the distributions of visits per patient (0 = the same "
+        "sequence lengths); means are in the breakdown.",
+        lambda i: sequences.visits_per_patient(i.sequences.train, i.sequences.synth),
+        applies=lambda i: i.sequences is not None,
+    ),
+    MetricSpec(
+        "gap_ks",
+        "fidelity",
+        "Gaps between visits",
+        "Kolmogorov-Smirnov distance between the gaps (log days) of real and synthetic "
+        "consecutive visits, known gaps only; Wasserstein distance and medians in the breakdown.",
+        lambda i: sequences.gap_distribution(i.sequences.train, i.sequences.synth),
+        applies=lambda i: i.sequences is not None,
+    ),
+    MetricSpec(
+        "prevalence_by_visit_r2",
+        "fidelity",
+        "Code prevalence by visit index",
+        "Each code's share of first, second, ... fifth visits, real vs synthetic: R² to the "
+        "diagonal (1 = every code as common at every visit index as in real sequences).",
+        lambda i: sequences.prevalence_by_visit(
+            i.sequences.train, i.sequences.synth, i.sequences.vocabularies
+        ),
+        applies=lambda i: i.sequences is not None,
+    ),
+    MetricSpec(
+        "consecutive_cooccurrence_r2",
+        "fidelity",
+        "Consecutive-visit co-occurrence",
+        "How often code j follows code i at the next visit, real vs synthetic, over the 60 most "
+        "common codes: R² to the diagonal (1 = what follows what is kept).",
+        lambda i: sequences.consecutive_cooccurrence(
+            i.sequences.train, i.sequences.synth, i.sequences.vocabularies
+        ),
+        applies=lambda i: i.sequences is not None,
+    ),
+    MetricSpec(
+        "longitudinal_perplexity",
+        "utility",
+        "Longitudinal perplexity",
+        "A next-visit code predictor fitted on synthetic sequences, scored on real holdout "
+        "patients: the effective number of codes it hesitates between (lower is sharper). The "
+        "ideal shown is the same predictor fitted on the real training sequences.",
+        lambda i: sequences.longitudinal_perplexity(
+            i.sequences.train, i.sequences.synth, i.sequences.holdout, i.sequences.vocabularies
+        ),
+        applies=lambda i: i.sequences is not None,
+    ),
+    MetricSpec(
+        "cross_modality_perplexity",
+        "utility",
+        "Cross-modality perplexity",
+        "The same for one modality's codes predicted from the other modalities of the same "
+        "visit; the ideal is the real-trained predictor.",
+        lambda i: sequences.cross_modality_perplexity(
+            i.sequences.train, i.sequences.synth, i.sequences.holdout, i.sequences.vocabularies
+        ),
+        applies=lambda i: i.sequences is not None and len(i.sequences.vocabularies) > 1,
+    ),
+    MetricSpec(
+        "next_visit_tstr_auroc",
+        "utility",
+        "Next-visit TSTR",
+        "Predict a common code at visit k+1 from visits up to k, trained on synthetic (TSTR) or "
+        "real (TRTR, the ideal) sequences, scored on real holdout patients (AUROC).",
+        lambda i: sequences.next_visit_tstr(
+            i.sequences.train,
+            i.sequences.synth,
+            i.sequences.holdout,
+            i.sequences.vocabularies,
+            n_boot=i.bootstrap,
+            seed=i.seed,
+        ),
+        applies=lambda i: i.sequences is not None,
     ),
 ):
     METRICS.register(_spec)

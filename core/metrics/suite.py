@@ -15,7 +15,7 @@ from core.data.records import EHRTable
 from core.encoding.vectors import VectorEncoding
 from core.errors import ConfigError, CoreError
 from core.metrics.base import MetricResult
-from core.metrics.specs import METRICS, ReviewInputs
+from core.metrics.specs import METRICS, ReviewInputs, SequenceInputs
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,11 @@ def review(
     encoding: VectorEncoding | None = None,
     settings: ReviewSettings = ReviewSettings(),
     callback: Callable[[int, int, str], None] | None = None,
+    sequences: SequenceInputs | None = None,
 ) -> Review:
     """Compute the whole suite. ``encoding`` defaults to one fitted on ``train``; the synthetic set
-    must have the same columns (a :class:`CohortError` names missing or unexpected ones)."""
+    must have the same columns (a :class:`CohortError` names missing or unexpected ones).
+    ``sequences`` (the visit sequences behind patient-level tables) adds the sequence metrics."""
     if synth.n_records < 2:
         raise ConfigError(f"'{name}' has {synth.n_records} record(s); the review needs at least 2.")
     if synth.n_records > MAX_RECORDS * 5:
@@ -99,6 +101,7 @@ def review(
         settings.seed,
         settings.bootstrap,
         settings.mmd_max_records,
+        sequences,
     )
     steps = [spec for spec in METRICS if spec.applies(inputs)]
     results: list[MetricResult] = []

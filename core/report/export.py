@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.cohort import Cohort
+from core.data.visits import VisitCohort
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -78,3 +79,15 @@ def patients_parquet_bytes(cohort: Cohort) -> bytes:
     """One Parquet file: the long series with each patient's static columns joined on."""
     static, long = patient_frames(cohort)
     return to_parquet_bytes(long.merge(static, on="record_id", how="right"))
+
+
+def meds_parquet_bytes(cohort: VisitCohort) -> bytes:
+    """A visit cohort as one MEDS data shard, cast and checked by the ``meds`` package's schema."""
+    import meds
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = meds.DataSchema.align(pa.Table.from_pandas(cohort.to_meds(), preserve_index=False))
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()

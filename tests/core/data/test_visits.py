@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -248,3 +249,13 @@ def test_mutated_visit_inputs_raise_only_typed_errors(format_id, slot_pick, cut,
             load_cohort(format_id, {k: NamedInput(f"{k}.csv", v) for k, v in inputs.items()})
         except CoreError:
             pass
+
+
+def test_empty_visits_survive_the_meds_round_trip():
+    from core.report.export import meds_parquet_bytes
+
+    cohort = load_eicu_visits(PATIENT.encode(), DIAGNOSIS.encode())
+    emptied = replace(cohort, events=cohort.events[cohort.events["visit"] != 1])
+    again = load_meds(meds_parquet_bytes(emptied))
+    assert list(again.visits_per_patient()) == list(emptied.visits_per_patient())
+    assert len(again.events) == len(emptied.events)

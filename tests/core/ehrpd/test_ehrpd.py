@@ -3,6 +3,8 @@ and the sequence metrics' known answers."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -80,13 +82,12 @@ def test_sequence_metrics_known_answers():
     assert sequences.consecutive_cooccurrence(real, real, vocab).value == pytest.approx(1.0)
     # The same visits with the order inside each patient shuffled lose what follows what.
     rng = np.random.default_rng(0)
-    order = np.concatenate(
-        [lo + rng.permutation(hi - lo) for lo, hi in real._bounds()]
+    ends = np.cumsum(real.visits_per_patient())
+    bounds = zip(np.r_[0, ends[:-1]], ends, strict=True)
+    order = np.concatenate([lo + rng.permutation(hi - lo) for lo, hi in bounds])
+    shuffled = replace(
+        real, events=real.events.assign(visit=np.argsort(order)[real.events["visit"]])
     )
-    shuffled_events = real.events.assign(visit=np.argsort(order)[real.events["visit"]])
-    from dataclasses import replace
-
-    shuffled = replace(real, events=shuffled_events)
     assert sequences.consecutive_cooccurrence(real, shuffled, vocab).value < 0.8
 
 
@@ -106,13 +107,11 @@ def test_save_load_round_trip_and_guidance(planted, tmp_path):
     with pytest.raises(ConfigError, match="label"):
         loaded.generate(SequenceSettings(n=5, guidance=2.0))  # unconditional model
     labelled = planted_chain(300, seed=4)
-    labelled = labelled.__class__(
-        **{
-            **labelled.__dict__,
-            "labels": (labelled.visits_per_patient() > 3).astype(np.int64),
-            "label_name": "long",
-            "label_classes": ("short", "long"),
-        }
+    labelled = replace(
+        labelled,
+        labels=(labelled.visits_per_patient() > 3).astype(np.int64),
+        label_name="long",
+        label_classes=("short", "long"),
     )
     tiny = train_ehrpd(
         labelled, EHRPDTrainConfig(steps=20, d_model=32, denoiser_hidden=32), device="cpu"
