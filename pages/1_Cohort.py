@@ -8,9 +8,10 @@ from core.data.cohort import split_cohort
 from core.data.demo import list_demos, load_demo
 from core.data.formats import FORMATS, NamedInput, load_cohort
 from core.data.io import list_data_files, resolve_inside
+from core.data.visits import VisitCohort
 from core.errors import CoreError
 from core.report import cohort_figures as figs
-from ui import cohort_forms, state, widgets
+from ui import cohort_forms, ehrpd_view, state, widgets
 
 st.set_page_config(
     page_title="Cohort · Clinical Synthesis Studio", page_icon=":material/groups:", layout="wide"
@@ -86,12 +87,28 @@ if load:
                 options,
                 callback=widgets.progress_callback(bar, "Reading records"),
             )
-        state.set_cohort(cohort)
-        st.toast(f"Loaded {cohort.n_records:,} records", icon=":material/check_circle:")
+        if isinstance(cohort, VisitCohort):
+            state.set_visits(cohort)
+            loaded = f"{cohort.n_patients:,} patients with {cohort.n_visits:,} visits"
+        else:
+            state.set_cohort(cohort)
+            loaded = f"{cohort.n_records:,} records"
+        st.toast(f"Loaded {loaded}", icon=":material/check_circle:")
     except CoreError as exc:
         widgets.show_error(exc, "Loading the cohort")
     finally:
         bar.empty()
+
+visits = state.get_visits()
+if visits is not None and state.last_loaded() == "visits":
+    split = state.get_visit_split()
+    if split is None or (split.holdout_fraction, split.seed) != (holdout, seed):
+        try:
+            state.set_visit_split(visits.split(holdout, seed))
+        except CoreError as exc:
+            widgets.show_error(exc, "Splitting the cohort")
+    ehrpd_view.summary(visits)
+    st.stop()
 
 cohort = state.get_cohort()
 if cohort is None:

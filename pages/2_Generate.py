@@ -6,16 +6,17 @@ import streamlit as st
 from core.device import select_device
 from core.errors import CoreError
 from core.report import export
-from ui import ehrdiff_view, flexgen_view, models, state, training, widgets
+from ui import ehrdiff_view, ehrpd_view, flexgen_view, models, state, training, widgets
 
-VIEWS = {view.FAMILY: view for view in (ehrdiff_view, flexgen_view)}
+VIEWS = {view.FAMILY: view for view in (ehrdiff_view, flexgen_view, ehrpd_view)}
 
 widgets.device_sidebar()
 st.title("Generate")
 st.caption(
-    "Synthetic records come from a diffusion model: EHRDiff (one vector per record) or FLEXGEN-EHR "
-    "(complete patients: static row plus hourly series). Pick a shipped model or train one on the "
-    "session cohort's training split, then generate as many records as you need."
+    "Synthetic records come from a diffusion model: EHRDiff (one vector per record), FLEXGEN-EHR "
+    "(complete patients: static row plus hourly series) or EHRPD (patients with visit sequences "
+    "and the gaps between visits). Pick a shipped model or train one on the session cohort's "
+    "training split, then generate as many records as you need."
 )
 try:
     device = select_device(state.device_preference())
@@ -46,9 +47,10 @@ if model is not None and model.manifest is not None:
     models.model_card(model.manifest, shipped[choice].description if choice in shipped else "")
 
 compatible = False
-if model is not None and cohort is not None:
+target = None if model is None else VIEWS[model.family].session_cohort()
+if model is not None and target is not None:
     try:
-        model.check_compatible(cohort)
+        model.check_compatible(target)
         compatible = True
     except CoreError as exc:
         st.caption(
@@ -61,27 +63,35 @@ job = training.current_job()
 with st.expander(
     "Train a model on the session cohort", expanded=not options or (job is not None and job.running)
 ):
-    if train_table is None:
+    visit_train = state.visit_train()
+    can_flexgen = (
+        train_table is not None and cohort.static is not None and cohort.temporal is not None
+    )
+    families = [ehrdiff_view.FAMILY] if train_table is not None else []
+    families += [flexgen_view.FAMILY] if can_flexgen else []
+    families += [ehrpd_view.FAMILY] if visit_train is not None else []
+    if not families:
         st.info("Load a cohort on the Cohort page first; training uses its training split only.")
     else:
-        can_flexgen = cohort.static is not None and cohort.temporal is not None
         family = st.radio(
             "Model family",
-            tuple(VIEWS),
+            families,
             format_func=lambda f: VIEWS[f].TITLE,
             horizontal=True,
             key="train_family",
-            disabled=not can_flexgen,
-            help="FLEXGEN-EHR needs a cohort with static features and time series; records missing "
-            "one of them are kept and their latent is imputed by optimal transport.",
+            help="EHRDiff and FLEXGEN-EHR train on the record cohort (FLEXGEN-EHR needs static "
+            "features and time series); EHRPD on the visit-sequence cohort.",
         )
-        if family == flexgen_view.FAMILY and can_flexgen:
+        if family == flexgen_view.FAMILY:
             plan = flexgen_view.training_form(cohort.subset(split.train), device)
+        elif family == ehrpd_view.FAMILY:
+            plan = ehrpd_view.training_form(visit_train, device)
         else:
             plan = ehrdiff_view.training_form(
                 train_table, cohort.label_name, model, compatible, device
             )
-        training.start_button(plan, cohort.name, key=f"{family}_train_start")
+        source = state.get_visits() if family == ehrpd_view.FAMILY else cohort
+        training.start_button(plan, source.name, key=f"{family}_train_start")
     training.progress_panel()
 
 # --- generation ---------------------------------------------------------------------------------
@@ -96,7 +106,9 @@ if sets:
     view = st.selectbox("Show", list(sets), key="gen_view")
     synth = sets[view]
     stem = export.file_stem(view)
-    if synth.cohort is not None:  # complete patients: static row + series
+    if synth.visits is not None:  # patients with visit sequences
+        ehrpd_view.show_sequences(synth, stem)
+    elif synth.cohort is not None:  # complete patients: static row + series
         flexgen_view.show_patients(synth, stem, train_table, state.train_encoding())
     else:
         reference = session_models.get(synth.model_id) or (

@@ -30,19 +30,19 @@ st.caption(
     "Compare synthetic sets with the real cohort: fidelity and utility against the training split, privacy "
     "against training (members) vs holdout (non-members) patients."
 )
-cohort, split, table = state.get_cohort(), state.get_split(), state.cohort_table()
-if cohort is None or split is None or table is None:
+ref = ui_review.reference()
+if ref is None:
     st.info(
         "Load a cohort on the Cohort page first (the demo cohort works); its split is what the review compares against."
     )
     st.stop()
-train, holdout = table.subset(split.train), table.subset(split.holdout)
-encoding = state.train_encoding()
+cohort, split, table = ref.cohort, ref.split, ref.table
+train, holdout, encoding = ref.train, ref.holdout, ref.encoding
 sets = state.synthetic_sets()
 
 with st.container(border=True):
     st.markdown(
-        f"**Real cohort:** {cohort.name}: {len(split.train):,} training and {len(split.holdout):,} holdout records (seed {split.seed})."
+        f"**Real cohort:** {cohort.name}: {len(split.train):,} training and {len(split.holdout):,} holdout {ref.unit} (seed {split.seed})."
     )
     c1, c2 = st.columns(2)
     upload = c1.file_uploader(
@@ -138,7 +138,15 @@ if run:
 
             reviews.append(
                 ui_review.run_review(
-                    name, train, holdout, synth.table, encoding, settings, key, report
+                    name,
+                    train,
+                    holdout,
+                    synth.table,
+                    encoding,
+                    settings,
+                    key,
+                    report,
+                    ref.sequences_for(synth),
                 )
             )
         state.set_review_results(chosen, reviews, settings)
@@ -231,13 +239,20 @@ release_name = st.selectbox("Release a synthetic set", names, key="gate_set")
 release_set = sets[release_name]
 stem = export.file_stem(release_name)
 patients = release_set.cohort is not None
+sequences = release_set.visits is not None
 filename, mime = (
-    (f"{stem}.parquet", "application/octet-stream") if patients else (f"{stem}.csv", "text/csv")
+    (f"{stem}.meds.parquet", "application/octet-stream")
+    if sequences
+    else (f"{stem}.parquet", "application/octet-stream")
+    if patients
+    else (f"{stem}.csv", "text/csv")
 )
 
 
 def payload() -> bytes:
     """The released file, built only when a download is clicked (not on every rerun)."""
+    if sequences:
+        return export.meds_parquet_bytes(release_set.visits)
     if patients:
         return export.patients_parquet_bytes(release_set.cohort)
     return export.to_csv_bytes(release_set.table.to_frame())

@@ -77,4 +77,36 @@ def options_for(format_id: str, columns_hint: list[str] | None = None) -> dict[s
         opts["static_id_column"] = static_id.strip() or None
         opts["label_column"] = label_col.strip() or None
         return opts
+    if format_id == "meds":
+        c1, c2, c3 = st.columns(3)
+        rule = c1.selectbox(
+            "Visits from",
+            ("auto", "column", "code", "window"),
+            key="opt_meds_rule",
+            help="auto: the visit-id column when there is one, else a time window; code: a visit "
+            "starts at each event whose code starts with the prefix.",
+        )
+        return {
+            "visit_rule": None if rule == "auto" else rule,
+            "visit_column": c2.text_input("Visit-id column", "visit_id", key="opt_meds_col"),
+            "visit_code": c2.text_input(
+                "Visit-start code prefix", "HOSPITAL_ADMISSION", key="opt_meds_code"
+            ),
+            "window_hours": c3.number_input(
+                "Window (hours)", 0.5, 24.0 * 365, 24.0, key="opt_meds_window"
+            ),
+        }
+    if format_id == "mimic_visits":
+        return {"granularity": _granularity("opt_mv_gran")}
+    if format_id == "eicu_visits":
+        c1, c2 = st.columns(2)
+        min_visits = c2.number_input(
+            "Keep patients with at least this many unit stays",
+            1,
+            20,
+            2,
+            key="opt_ev_min",
+            help="2 keeps the patients who came back: the sequences EHRPD learns from.",
+        )
+        return {"granularity": _granularity("opt_ev_gran"), "min_visits": int(min_visits)}
     return {}

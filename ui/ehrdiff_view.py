@@ -6,6 +6,7 @@ import copy
 
 import streamlit as st
 
+from core.data.cohort import Cohort
 from core.data.records import EHRTable
 from core.diffusion.karras import SAMPLER_LABELS, SAMPLERS, SCHEDULES, network_evaluations
 from core.ehrdiff.pipeline import FAMILY, MAX_RECORDS, EHRDiffModel, GenerationSettings
@@ -15,12 +16,25 @@ from core.generation import SyntheticSet
 from core.metrics.fidelity import dimension_wise_probability, dimension_wise_probability_from_means
 from core.report import export
 from core.report import generation_figures as gfigs
-from ui import widgets
+from ui import state, widgets
 from ui.training import TrainingPlan
 
 TITLE = "EHRDiff"
 UNIT = "records"
-__all__ = ["FAMILY", "TITLE", "UNIT", "generation_form", "show_records", "training_form"]
+__all__ = [
+    "FAMILY",
+    "TITLE",
+    "UNIT",
+    "session_cohort",
+    "generation_form",
+    "show_records",
+    "training_form",
+]
+
+
+def session_cohort() -> Cohort | None:
+    """The session cohort this family trains on and is compared with."""
+    return state.get_cohort()
 
 
 def training_form(

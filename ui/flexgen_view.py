@@ -17,12 +17,20 @@ from core.generation import SyntheticSet
 from core.metrics.fidelity import dimension_wise_probability
 from core.report import export
 from core.report import generation_figures as gfigs
-from ui import widgets
+from ui import state, widgets
 from ui.training import TrainingPlan
 
 TITLE = "FLEXGEN-EHR"
 UNIT = "patients"
-__all__ = ["FAMILY", "TITLE", "UNIT", "generation_form", "show_patients", "training_form"]
+__all__ = [
+    "FAMILY",
+    "TITLE",
+    "UNIT",
+    "session_cohort",
+    "generation_form",
+    "show_patients",
+    "training_form",
+]
 
 
 def generation_form(model: FlexGenModel, sets: dict) -> None:
@@ -63,6 +71,11 @@ def generation_form(model: FlexGenModel, sets: dict) -> None:
         UNIT,
         "Latent DDPM steps",
     )
+
+
+def session_cohort() -> Cohort | None:
+    """The session cohort this family trains on and is compared with."""
+    return state.get_cohort()
 
 
 def training_form(train: Cohort, device) -> TrainingPlan:

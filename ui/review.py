@@ -5,22 +5,91 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 import streamlit as st
 
+from core.data.cohort import Cohort, CohortSplit
 from core.data.records import EHRTable
+from core.data.visits import VisitCohort, patient_table
+from core.ehrpd.encoding import VisitEncoding
 from core.encoding.vectors import VectorEncoding
+from core.generation import SyntheticSet
+from core.metrics.specs import SequenceInputs
 from core.metrics.suite import Review, ReviewSettings, review
 from core.release.gate import CHECKS, GateThresholds, GateVerdict, release_manifest
+from ui import state
+
+
+@dataclass(frozen=True, eq=False)
+class RealReference:
+    """What the Review compares against: the session's record cohort, or its visit cohort
+    (patients' code bags, with the sequences for the sequence metrics)."""
+
+    cohort: Cohort | VisitCohort
+    split: CohortSplit
+    table: EHRTable  # every record (or patient), for uploads
+    train: EHRTable
+    holdout: EHRTable
+    encoding: VectorEncoding
+    visits: tuple[VisitCohort, VisitCohort, dict] | None = None  # train, holdout, vocabularies
+    unit: str = "records"
+
+    def sequences_for(self, synth: SyntheticSet) -> SequenceInputs | None:
+        if self.visits is None or synth.visits is None:
+            return None
+        return SequenceInputs(self.visits[0], self.visits[1], synth.visits, self.visits[2])
+
+
+def reference() -> RealReference | None:
+    """The cohort the Cohort page shows (the one loaded last), with its split."""
+    visits, v_split = state.get_visits(), state.get_visit_split()
+    if visits is not None and v_split is not None and state.last_loaded() == "visits":
+        cached = st.session_state.get("css.review_visit_reference")
+        if cached is not None and cached.cohort is visits and cached.split is v_split:
+            return cached
+        train_v, holdout_v = visits.subset(v_split.train), visits.subset(v_split.holdout)
+        vocab = VisitEncoding.fit(train_v).vocabulary_map  # EHRPD's default vocabulary rule
+        table = patient_table(visits, vocab)
+        train = table.subset(v_split.train)
+        ref = RealReference(
+            visits,
+            v_split,
+            table,
+            train,
+            table.subset(v_split.holdout),
+            VectorEncoding.fit(train),
+            (train_v, holdout_v, vocab),
+            "patients",
+        )
+        st.session_state["css.review_visit_reference"] = ref
+        return ref
+    cohort, split, table = state.get_cohort(), state.get_split(), state.cohort_table()
+    if cohort is None or split is None or table is None:
+        return None
+    return RealReference(
+        cohort,
+        split,
+        table,
+        table.subset(split.train),
+        table.subset(split.holdout),
+        state.train_encoding(),
+    )
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _cached_review(key: tuple, _args: tuple) -> Review:
-    name, train, holdout, synth, encoding, settings, callback = _args
+    name, train, holdout, synth, encoding, settings, callback, sequences = _args
     return review(
-        name, train, holdout, synth, encoding=encoding, settings=settings, callback=callback
+        name,
+        train,
+        holdout,
+        synth,
+        encoding=encoding,
+        settings=settings,
+        callback=callback,
+        sequences=sequences,
     )
 
 
@@ -33,9 +102,12 @@ def run_review(
     settings: ReviewSettings,
     key: tuple,
     callback=None,
+    sequences: SequenceInputs | None = None,
 ) -> Review:
     """Cached per (cohort, split, synthetic set, settings) fingerprint in ``key``."""
-    return _cached_review(key, (name, train, holdout, synth, encoding, settings, callback))
+    return _cached_review(
+        key, (name, train, holdout, synth, encoding, settings, callback, sequences)
+    )
 
 
 GATE_HELP = {

@@ -10,10 +10,14 @@ import streamlit as st
 from core.data.cohort import Cohort, CohortSplit
 from core.data.records import EHRTable, ehr_table
 from core.data.summary import CohortSummary, summarize
+from core.data.visits import VisitCohort
 from core.encoding.vectors import VectorEncoding
 
 COHORT = "css.cohort"
 SPLIT = "css.split"
+VISITS = "css.visits"
+VISIT_SPLIT = "css.visit_split"
+LAST_LOADED = "css.last_loaded"  # "records" or "visits": what the Cohort page shows
 DEVICE = "css.device"
 T = TypeVar("T")
 SESSION_MODELS = "css.session_models"
@@ -33,6 +37,36 @@ def set_cohort(cohort: Cohort) -> None:
     """Make ``cohort`` the session's cohort (only after a successful load); its split is redone."""
     st.session_state[COHORT] = cohort
     st.session_state.pop(SPLIT, None)
+    st.session_state[LAST_LOADED] = "records"
+
+
+def get_visits() -> VisitCohort | None:
+    """The session's visit-sequence cohort (MEDS, MIMIC or eICU visits), if one was loaded."""
+    return st.session_state.get(VISITS)
+
+
+def set_visits(cohort: VisitCohort) -> None:
+    st.session_state[VISITS] = cohort
+    st.session_state.pop(VISIT_SPLIT, None)
+    st.session_state[LAST_LOADED] = "visits"
+
+
+def get_visit_split() -> CohortSplit | None:
+    return st.session_state.get(VISIT_SPLIT)
+
+
+def set_visit_split(split: CohortSplit) -> None:
+    st.session_state[VISIT_SPLIT] = split
+
+
+def visit_train() -> VisitCohort | None:
+    """The training split of the session's visit cohort (patients), or None."""
+    cohort, split = get_visits(), get_visit_split()
+    return None if cohort is None or split is None else cohort.subset(split.train)
+
+
+def last_loaded() -> str:
+    return st.session_state.get(LAST_LOADED, "records")
 
 
 def get_split() -> CohortSplit | None:

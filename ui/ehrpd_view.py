@@ -1,0 +1,176 @@
+"""EHRPD in the app: the Cohort page's visit summary, the Generate page's training and sampling
+forms, and the sequence viewer (timeline, distributions, MEDS and long-CSV downloads)."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core.data.visits import VisitCohort
+from core.ehrpd.pipeline import FAMILY, MAX_PATIENTS, EHRPDModel, SequenceSettings
+from core.ehrpd.train import EHRPDTrainConfig, train_ehrpd
+from core.generation import SyntheticSet
+from core.report import export
+from core.report import visit_figures as vfigs
+from ui import state, widgets
+from ui.training import TrainingPlan
+
+TITLE = "EHRPD"
+UNIT = "patients"
+__all__ = [
+    "FAMILY",
+    "TITLE",
+    "UNIT",
+    "generation_form",
+    "show_sequences",
+    "summary",
+    "training_form",
+]
+
+
+def session_cohort() -> VisitCohort | None:
+    return state.get_visits()
+
+
+def summary(cohort: VisitCohort) -> None:
+    """Counts, visits per patient, gaps and top codes of the session's visit cohort."""
+    split = state.get_visit_split()
+    st.subheader(cohort.name)
+    m = st.columns(4)
+    m[0].metric("Patients", f"{cohort.n_patients:,}")
+    m[1].metric("Visits", f"{cohort.n_visits:,}")
+    m[2].metric("Visits per patient (median)", f"{np.median(cohort.visits_per_patient()):g}")
+    m[3].metric("Modalities", str(len(cohort.modalities)))
+    st.caption(f"Modalities: {', '.join(cohort.modalities)}. Source: {cohort.source}.")
+    for note in cohort.notes:
+        st.caption(f":material/info: {note}")
+    if split is not None:
+        st.caption(
+            f"Train/holdout split by patient: {len(split.train):,} / {len(split.holdout):,} "
+            f"patients (seed {split.seed}{', stratified on the label' if split.stratified else ''})."
+        )
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(vfigs.visits_per_patient({"real": cohort}), key="visits_per_patient")
+    c2.plotly_chart(vfigs.gaps({"real": cohort}), key="visit_gaps")
+    tabs = st.tabs(list(cohort.modalities))
+    for tab, modality in zip(tabs, cohort.modalities, strict=True):
+        tab.plotly_chart(vfigs.top_codes(cohort, modality), key=f"top_codes_{modality}")
+
+
+def training_form(train: VisitCohort, device) -> TrainingPlan:
+    c1, c2, c3 = st.columns(3)
+    steps = c1.number_input("Training steps", 100, 50_000, 2000, 100, key="ehrpd_train_steps")
+    min_patients = c2.number_input(
+        "Min. patients per code",
+        1,
+        100,
+        5,
+        key="ehrpd_min_patients",
+        help="A code enters the model's vocabulary only if this many training patients hold it: "
+        "the checkpoint then names no code that points at one or two people.",
+    )
+    seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="ehrpd_train_seed")
+    has_label = train.labels is not None
+    conditional = st.checkbox(
+        f"Condition on the label ({train.label_name})",
+        value=has_label,
+        disabled=not has_label,
+        key="ehrpd_train_cond",
+    )
+    config = EHRPDTrainConfig(
+        steps=int(steps), min_patients=int(min_patients), conditional=conditional, seed=int(seed)
+    )
+    return TrainingPlan(
+        TITLE,
+        config.steps,
+        lambda name, job: train_ehrpd(
+            train,
+            config,
+            model_id=name,
+            device=device,
+            callback=job.report,
+            should_stop=job.stop_event.is_set,
+        ),
+    )
+
+
+def generation_form(model: EHRPDModel, sets: dict) -> None:
+    with st.form("generate_ehrpd"):
+        c1, c2, c3 = st.columns(3)
+        n = c1.number_input(
+            "Patients",
+            1,
+            MAX_PATIENTS,
+            300,
+            key="ehrpd_n",
+            help=f"At most {MAX_PATIENTS:,} per run; each gets up to "
+            f"{model.encoding.max_visits} visits.",
+        )
+        steps = c2.number_input(
+            "Steps per visit", 1, model.schedule.steps, 25, key="ehrpd_steps", help="DDIM steps."
+        )
+        seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="ehrpd_seed")
+        classes = model.encoding.label_classes
+        guidance, mix = widgets.label_mix_and_guidance(
+            model.n_classes, classes, model.class_prior, UNIT, "ehrpd"
+        )
+        name = st.text_input("Name of this synthetic set", "", key="ehrpd_name")
+        if not st.form_submit_button("Generate", type="primary"):
+            return
+    settings = SequenceSettings(
+        n=int(n),
+        seed=int(seed),
+        steps=int(steps),
+        guidance=guidance,
+        label_mix=mix if model.n_classes else None,
+    )
+    widgets.generate_into_session(
+        lambda cb: model.generate(settings, callback=cb),
+        sets,
+        name.strip() or f"{model.model_id} · seed {seed}",
+        UNIT,
+        "Visit-by-visit sampling",
+    )
+
+
+def show_sequences(synth: SyntheticSet, stem: str) -> None:
+    """A patient's timeline, visits and gaps against the training split, downloads."""
+    v = synth.visits
+    s = synth.settings
+    st.caption(
+        f"{v.n_patients:,} patients, {v.n_visits:,} visits from `{synth.model_id}` · DDIM "
+        f"{s.steps} steps per visit, seed {s.seed} · {synth.seconds:.1f} s. Synthetic data: "
+        "not real patients."
+    )
+    counts = v.visits_per_patient()
+    patient = st.selectbox(
+        "Patient",
+        range(v.n_patients),
+        format_func=lambda i: f"{v.patient_ids[i]} ({counts[i]} visits)",
+        key="ehrpd_patient",
+    )
+    st.plotly_chart(vfigs.timeline(v, int(patient)), key="ehrpd_timeline")
+    real = state.visit_train()
+    sets = {"synthetic": v} if real is None else {"real": real, "synthetic": v}
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(vfigs.visits_per_patient(sets), key="ehrpd_vpp")
+    if len(v.known_gaps()):
+        c2.plotly_chart(vfigs.gaps(sets), key="ehrpd_gaps")
+    d1, d2 = st.columns(2)  # files are built only when their button is clicked
+    d1.download_button(
+        "MEDS (Parquet)",
+        lambda: export.meds_parquet_bytes(v),
+        f"{stem}.meds.parquet",
+        "application/octet-stream",
+        key="ehrpd_dl_meds",
+        help="subject_id, time (synthetic dates from 2000-01-01), code = MODALITY//CODE, "
+        "numeric_value, visit_id.",
+    )
+    d2.download_button(
+        "Long CSV",
+        lambda: export.to_csv_bytes(v.to_long()),
+        f"{stem}_visits.csv",
+        "text/csv",
+        key="ehrpd_dl_long",
+        help="subject_id, visit, time (days since the first visit), modality, code.",
+    )
