@@ -137,3 +137,19 @@ MODELS.register(
         checkpoint="ddlcxr-hannover-64",
     )
 )
+MODELS.register(
+    ModelSpec(
+        id="ehrpd-eicu",
+        family="ehrpd",
+        task="generate-ehr",
+        title="EHRPD: visit sequences (eICU demo, patients who came back)",
+        description=(
+            "Patients with 2 or more ICU unit stays: per stay, 3-digit ICD-9 diagnoses, admission "
+            "diagnoses and past history, and the gap since the previous stay; generated visit by "
+            "visit (history encoder, predictive diffusion of the next visit, gap and stop heads). "
+            "Trained on 333 patients: a demonstrator; see its model card for the measured fidelity."
+        ),
+        requires=("codes",),
+        checkpoint="ehrpd-eicu",
+    )
+)
