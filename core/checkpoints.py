@@ -206,3 +206,41 @@ def scan_checkpoints(root: str | Path) -> list[CheckpointStatus]:
         except CheckpointError as exc:
             out.append(CheckpointStatus(folder.name, False, str(exc), None))
     return out
+
+
+class SavedModel:
+    """``save`` for a model family: its weights (``tensors()``) and config (``config_json()``)
+    written with a manifest naming the family, the data, the command and the metrics."""
+
+    family: str
+    model_id: str
+    manifest: Manifest | None
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def config_json(self) -> dict:
+        raise NotImplementedError
+
+    def save(
+        self,
+        folder: str | Path,
+        *,
+        data_card: dict,
+        training_command: str,
+        metrics: dict,
+        extra_config: dict | None = None,
+    ) -> Manifest:
+        self.manifest = save_checkpoint(
+            folder,
+            self.tensors(),
+            Manifest(
+                model_id=self.model_id,
+                family=self.family,
+                config={**self.config_json(), **(extra_config or {})},
+                data_card=data_card,
+                training_command=training_command,
+                metrics=metrics,
+            ),
+        )
+        return self.manifest

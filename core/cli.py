@@ -50,6 +50,20 @@ def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-seed", type=int, default=0)
 
 
+def add_training_arguments(
+    p: argparse.ArgumentParser, *, steps: int, batch_size: int, lr: float
+) -> None:
+    """The options every training command shares: output, id, budget, label use, seed, device."""
+    p.add_argument("--out", required=True, type=Path, help="checkpoint folder to write")
+    p.add_argument("--model-id", default=None)
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--unconditional", action="store_true", help="ignore the label")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | mps")
+
+
 def load_cohort_from_args(args: argparse.Namespace) -> tuple[Cohort, dict[str, NamedInput]]:
     inputs = {
         k: NamedInput(Path(v).name, Path(v)) for k, v in parse_pairs(args.input, "input").items()

@@ -16,7 +16,7 @@ from core.generation import SyntheticSet
 from core.metrics.fidelity import dimension_wise_probability, dimension_wise_probability_from_means
 from core.report import export
 from core.report import generation_figures as gfigs
-from ui import state, widgets
+from ui import state, training, widgets
 from ui.training import TrainingPlan
 
 TITLE = "EHRDiff"
@@ -69,18 +69,8 @@ def training_form(
     )
     # Fine-tune a private copy: the shipped model is shared by every session.
     init = copy.deepcopy(selected) if finetune and can_finetune else None
-    return TrainingPlan(
-        TITLE,
-        config.steps,
-        lambda name, job: train_ehrdiff(
-            train_table,
-            config,
-            model_id=name,
-            device=device,
-            callback=job.report,
-            should_stop=job.stop_event.is_set,
-            init_from=init,
-        ),
+    return training.plan(
+        TITLE, config.steps, train_ehrdiff, train_table, config, device=device, init_from=init
     )
 
 

@@ -12,7 +12,7 @@ from core.ehrpd.train import EHRPDTrainConfig, train_ehrpd
 from core.generation import SyntheticSet
 from core.report import export
 from core.report import visit_figures as vfigs
-from ui import state, widgets
+from ui import state, training, widgets
 from ui.training import TrainingPlan
 
 TITLE = "EHRPD"
@@ -80,18 +80,7 @@ def training_form(train: VisitCohort, device) -> TrainingPlan:
     config = EHRPDTrainConfig(
         steps=int(steps), min_patients=int(min_patients), conditional=conditional, seed=int(seed)
     )
-    return TrainingPlan(
-        TITLE,
-        config.steps,
-        lambda name, job: train_ehrpd(
-            train,
-            config,
-            model_id=name,
-            device=device,
-            callback=job.report,
-            should_stop=job.stop_event.is_set,
-        ),
-    )
+    return training.plan(TITLE, config.steps, train_ehrpd, train, config, device=device)
 
 
 def generation_form(model: EHRPDModel, sets: dict) -> None:

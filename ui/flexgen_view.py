@@ -17,7 +17,7 @@ from core.generation import SyntheticSet
 from core.metrics.fidelity import dimension_wise_probability
 from core.report import export
 from core.report import generation_figures as gfigs
-from ui import state, widgets
+from ui import state, training, widgets
 from ui.training import TrainingPlan
 
 TITLE = "FLEXGEN-EHR"
@@ -105,18 +105,7 @@ def training_form(train: Cohort, device) -> TrainingPlan:
         conditional=conditional,
         seed=int(seed),
     )
-    return TrainingPlan(
-        TITLE,
-        1,
-        lambda name, job: train_flexgen(
-            train,
-            config,
-            model_id=name,
-            device=device,
-            callback=job.report,
-            should_stop=job.stop_event.is_set,
-        ),
-    )
+    return training.plan(TITLE, 1, train_flexgen, train, config, device=device)
 
 
 def show_patients(

@@ -21,6 +21,20 @@ class TrainingPlan:
     run: Callable[[str, jobs.Job], Any]  # (model name, job) -> a train result with .model
 
 
+def plan(
+    family_title: str, total: int, train: Callable[..., Any], *args: Any, **kwargs: Any
+) -> TrainingPlan:
+    """A plan that calls ``train(*args, model_id=name, callback=job.report,
+    should_stop=job.stop_event.is_set, **kwargs)``: the contract of every family's trainer."""
+
+    def run(name: str, job: jobs.Job) -> Any:
+        return train(
+            *args, model_id=name, callback=job.report, should_stop=job.stop_event.is_set, **kwargs
+        )
+
+    return TrainingPlan(family_title, total, run)
+
+
 def current_job() -> jobs.Job | None:
     return st.session_state.get(state.TRAIN_JOB)
 

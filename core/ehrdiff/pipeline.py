@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.checkpoints import Manifest, load_checkpoint, load_weights, save_checkpoint
+from core.checkpoints import Manifest, SavedModel, load_checkpoint, load_weights
 from core.data.cohort import Cohort
 from core.data.records import ehr_table
 from core.device import make_generator, select_device
@@ -68,7 +68,7 @@ class GenerationSettings:
         validate_label_settings(model.n_classes, self.guidance, self.label_mix)
 
 
-class EHRDiffModel:
+class EHRDiffModel(SavedModel):
     family = FAMILY
 
     def __init__(
@@ -177,29 +177,8 @@ class EHRDiffModel:
             else [float(v) for v in self.data_mean],
         }
 
-    def save(
-        self,
-        folder: str | Path,
-        *,
-        data_card: dict,
-        training_command: str,
-        metrics: dict,
-        extra_config: dict | None = None,
-    ) -> Manifest:
-        manifest = save_checkpoint(
-            folder,
-            self.denoiser.net.state_dict(),
-            Manifest(
-                model_id=self.model_id,
-                family=FAMILY,
-                config={**self.config_json(), **(extra_config or {})},
-                data_card=data_card,
-                training_command=training_command,
-                metrics=metrics,
-            ),
-        )
-        self.manifest = manifest
-        return manifest
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return self.denoiser.net.state_dict()
 
     @classmethod
     def load(cls, folder: str | Path, device: torch.device | str | None = None) -> EHRDiffModel:

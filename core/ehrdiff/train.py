@@ -20,14 +20,19 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from core.cli import add_cohort_arguments, cohort_data_card, export_trained, load_cohort_from_args
+from core.cli import (
+    add_cohort_arguments,
+    add_training_arguments,
+    cohort_data_card,
+    export_trained,
+    load_cohort_from_args,
+)
 from core.data.records import EHRTable
 from core.device import make_generator, select_device
 from core.diffusion.edm import EMA, EDMConfig, EDMDenoiser, edm_loss
@@ -199,15 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m core.ehrdiff.train", description="Train an EHRDiff model on a cohort."
     )
     add_cohort_arguments(p)
-    p.add_argument("--out", required=True, type=Path, help="checkpoint folder to write")
-    p.add_argument("--model-id", default=None)
-    p.add_argument("--steps", type=int, default=TrainConfig.steps)
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    add_training_arguments(
+        p, steps=TrainConfig.steps, batch_size=TrainConfig.batch_size, lr=TrainConfig.lr
+    )
     p.add_argument("--units", default="512,256,256,512", help="hidden widths, comma separated")
-    p.add_argument("--unconditional", action="store_true", help="ignore the label")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | mps")
     p.add_argument(
         "--eval-steps", type=int, default=16, help="DPM-Solver++(2M) steps for export metrics"
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.checkpoints import Manifest, load_checkpoint, load_weights, save_checkpoint
+from core.checkpoints import Manifest, SavedModel, load_checkpoint, load_weights
 from core.data.visits import VisitCohort, patient_table
 from core.device import make_generator, select_device
 from core.diffusion.ddpm import DDPMSchedule, ddim_sample
@@ -65,7 +65,7 @@ class SequenceSettings:
         validate_label_settings(model.n_classes, self.guidance, self.label_mix)
 
 
-class EHRPDModel:
+class EHRPDModel(SavedModel):
     family = FAMILY
 
     def __init__(
@@ -211,22 +211,8 @@ class EHRPDModel:
             "training": self.training,
         }
 
-    def save(
-        self, folder: str | Path, *, data_card: dict, training_command: str, metrics: dict
-    ) -> Manifest:
-        self.manifest = save_checkpoint(
-            folder,
-            self.net.state_dict(),
-            Manifest(
-                model_id=self.model_id,
-                family=FAMILY,
-                config=self.config_json(),
-                data_card=data_card,
-                training_command=training_command,
-                metrics=metrics,
-            ),
-        )
-        return self.manifest
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return self.net.state_dict()
 
     @classmethod
     def load(cls, folder: str | Path, device: torch.device | str | None = None) -> EHRPDModel:

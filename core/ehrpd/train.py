@@ -17,13 +17,18 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from core.cli import add_cohort_arguments, cohort_data_card, export_trained, load_cohort_from_args
+from core.cli import (
+    add_cohort_arguments,
+    add_training_arguments,
+    cohort_data_card,
+    export_trained,
+    load_cohort_from_args,
+)
 from core.data.visits import VisitCohort
 from core.device import make_generator, select_device
 from core.diffusion.ddpm import DDPMSchedule
@@ -185,15 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m core.ehrpd.train", description="Train an EHRPD visit-sequence model."
     )
     add_cohort_arguments(p)
-    p.add_argument("--out", required=True, type=Path, help="checkpoint folder to write")
-    p.add_argument("--model-id", default=None)
-    p.add_argument("--steps", type=int, default=EHRPDTrainConfig.steps)
-    p.add_argument("--batch-size", type=int, default=EHRPDTrainConfig.batch_size)
-    p.add_argument("--lr", type=float, default=EHRPDTrainConfig.lr)
-    p.add_argument("--min-patients", type=int, default=EHRPDTrainConfig.min_patients)
-    p.add_argument("--unconditional", action="store_true", help="ignore the label")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | mps")
+    cfg = EHRPDTrainConfig
+    add_training_arguments(p, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr)
+    p.add_argument("--min-patients", type=int, default=cfg.min_patients)
     p.add_argument("--eval-patients", type=int, default=0, help="0: as many as the training split")
     return p
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.checkpoints import Manifest, load_checkpoint, load_weights, save_checkpoint
+from core.checkpoints import Manifest, SavedModel, load_checkpoint, load_weights
 from core.data.cohort import Cohort
 from core.data.records import ehr_table
 from core.device import make_generator, select_device
@@ -63,7 +63,7 @@ class FlexGenSettings:
         validate_label_settings(model.n_classes, self.guidance, self.label_mix)
 
 
-class FlexGenModel:
+class FlexGenModel(SavedModel):
     family = FAMILY
 
     def __init__(
@@ -209,23 +209,6 @@ class FlexGenModel:
         out["latent.mean"] = torch.as_tensor(self.latent_mean)
         out["latent.std"] = torch.as_tensor(self.latent_std)
         return out
-
-    def save(
-        self, folder: str | Path, *, data_card: dict, training_command: str, metrics: dict
-    ) -> Manifest:
-        self.manifest = save_checkpoint(
-            folder,
-            self.tensors(),
-            Manifest(
-                model_id=self.model_id,
-                family=FAMILY,
-                config=self.config_json(),
-                data_card=data_card,
-                training_command=training_command,
-                metrics=metrics,
-            ),
-        )
-        return self.manifest
 
     @classmethod
     def load(cls, folder: str | Path, device: torch.device | str | None = None) -> FlexGenModel:
