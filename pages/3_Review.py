@@ -211,22 +211,23 @@ for col, rv in zip(st.columns(len(reviews)), reviews, strict=True):
 
 st.subheader("Release gate")
 st.caption(
-    "Privacy thresholds a data steward sets before any release. A set that fails can only be "
-    "downloaded with an explicit override, recorded in its release manifest."
+    "Privacy thresholds a data steward sets before any release. A set that does not pass can only "
+    "be downloaded with an explicit override, recorded in its release manifest."
 )
 thresholds = ui_review.gate_thresholds()
 verdicts = {rv.name: evaluate_gate(rv, thresholds) for rv in reviews}
 st.dataframe(
     ui_review.gate_frame(verdicts).style.format(
-        {"value": "{:.4g}", "threshold (≤)": "{:.3g}", "chance level (95%)": "{:.3g}"},
+        {"leak estimate": "{:.4g}", "threshold (≤)": "{:.3g}"},
         na_rep="",
     ),
     hide_index=True,
     key="gate_table",
 )
 st.caption(
-    "Chance level: what independent records reach 95% of the time at this sample size; a threshold "
-    "below it can fail a model that never saw the training patients."
+    "Leak estimate: what the set gives away beyond data that never saw the training patients "
+    "(membership shuffled). Fail: the whole 95% interval is above the threshold; pass: it is at "
+    "or below; inconclusive: it straddles the threshold (the holdout is too small to tell)."
 )
 
 context = make_context(

@@ -111,10 +111,14 @@ def run_review(
 
 
 GATE_HELP = {
-    "mia_advantage": "Largest TPR - FPR of the distance attacker over a coin flip (0 = none).",
-    "exact_copies": "Share of synthetic records identical to a training record.",
-    "dcr_share": "Share of synthetic records whose closest real record is a training patient; 0.5 = never saw them.",
-    "attribute_gap": "How much better an attacker guesses training patients' hidden features than others'.",
+    "mia_advantage": "Allowed excess of the distance attacker's best TPR - FPR over what it gets "
+    "when membership is shuffled (data that never saw the training patients).",
+    "exact_copies": "Allowed excess share of synthetic records identical to a training record over "
+    "those identical to a holdout record.",
+    "dcr_share": "Allowed excess of the share of synthetic records closer to a training patient "
+    "than to a holdout one, over 0.5.",
+    "attribute_gap": "How much better an attacker may guess training patients' hidden features "
+    "than others'.",
 }
 
 
@@ -145,10 +149,10 @@ def gate_frame(verdicts: dict[str, GateVerdict]) -> pd.DataFrame:
             {
                 "set": name,
                 "check": c.name,
-                "value": c.value,
+                "leak estimate": c.value,
+                "95% interval": "" if c.ci is None else f"{c.ci[0]:.3f} to {c.ci[1]:.3f}",
                 "threshold (≤)": c.threshold,
-                "chance level (95%)": c.chance_95,
-                "result": "pass" if c.passed else ("not computed" if c.value is None else "FAIL"),
+                "result": "not computed" if c.value is None else c.verdict,
             }
             for name, v in verdicts.items()
             for c in v.checks
@@ -168,11 +172,17 @@ def release_download(
     reason = None
     if not verdict.passed:
         st.warning(
-            f"**{verdict.set_name}** fails the release gate: {', '.join(verdict.failures)}.",
+            f"**{verdict.set_name}** does not pass the release gate ({verdict.status}: "
+            f"{', '.join(verdict.failures)})."
+            + (
+                " Inconclusive: the interval straddles the threshold; a larger holdout can tell."
+                if verdict.status == "inconclusive"
+                else ""
+            ),
             icon=":material/gpp_bad:",
         )
         override = st.checkbox(
-            "Override: release this set despite the failed checks", key="gate_override"
+            "Override: release this set despite the checks that did not pass", key="gate_override"
         )
         reason = st.text_input(
             "Reason for the override (recorded in the manifest)",

@@ -28,6 +28,51 @@ def _balanced(train: np.ndarray, holdout: np.ndarray, seed: int) -> tuple[np.nda
     return pick(train), pick(holdout)
 
 
+def _advantages(d: np.ndarray, members: np.ndarray) -> float:
+    """max over thresholds of TPR - FPR for "member when the nearest synthetic record is within
+    the threshold"; ties in ``d`` move together, as a threshold cannot split them."""
+    order = np.argsort(d, kind="stable")
+    ds = d[order]
+    return _sorted_advantage(members[order], np.r_[ds[1:] != ds[:-1], True])
+
+
+def _sorted_advantage(ms: np.ndarray, last: np.ndarray) -> float:
+    """``ms``: member flags in distance order; ``last``: ends of groups of equal distances."""
+    tpr = np.cumsum(ms)[last] / ms.sum()
+    fpr = np.cumsum(~ms)[last] / (~ms).sum()
+    return float(max(0.0, np.max(tpr - fpr)))
+
+
+PERMUTATIONS = 800
+NULL_QUANTILES = (0.00625, 0.99375)  # two-sided 98.75%: 5% for the gate's four checks together
+
+
+def _null_summary(null: np.ndarray, observed: float) -> dict:
+    lo, hi = NULL_QUANTILES
+    return {
+        "mean": float(null.mean()),
+        "q_low": float(np.quantile(null, lo)),
+        "q_high": float(np.quantile(null, hi)),
+        "p_value": float((1 + np.sum(null >= observed)) / (1 + len(null))),
+        "permutations": len(null),
+    }
+
+
+def advantage_null(
+    d: np.ndarray, members: np.ndarray, *, permutations: int = PERMUTATIONS, seed: int = 0
+) -> np.ndarray:
+    """The attacker's best-threshold advantage when membership is independent of the synthetic
+    set: the same distances with the member / non-member labels permuted. Exact for "the model
+    never saw the training patients" (train and holdout are then exchangeable), and it includes
+    the upward bias of taking the best of many thresholds."""
+    rng = np.random.default_rng(seed)
+    ds = np.sort(d, kind="stable")
+    last = np.r_[ds[1:] != ds[:-1], True]
+    return np.array(
+        [_sorted_advantage(rng.permutation(members), last) for _ in range(permutations)]
+    )
+
+
 def membership_inference(
     train: np.ndarray, holdout: np.ndarray, synth: np.ndarray, *, seed: int = 0
 ) -> MetricResult:
@@ -42,6 +87,8 @@ def membership_inference(
     fpr, tpr, _ = roc_curve(y, score)
     acc = float(np.max((tpr * len(members) + (1 - fpr) * len(non_members)) / len(y)))
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 200)).astype(int))
+    advantage = _advantages(d, y.astype(bool))
+    null = advantage_null(d, y.astype(bool), seed=seed)
     return MetricResult(
         id="mia_accuracy",
         name="Membership inference accuracy (distance attack)",
@@ -53,7 +100,8 @@ def membership_inference(
         upper_bound=1.0,
         details={
             "auroc": auc,
-            "advantage": float(np.max(tpr - fpr)),
+            "advantage": advantage,
+            "null_advantage": _null_summary(null, advantage),
             "n_per_group": len(members),
             "roc_fpr": fpr[keep].tolist(),
             "roc_tpr": tpr[keep].tolist(),
@@ -88,6 +136,7 @@ def distance_to_closest_record(
             "median_train": float(np.median(d_train)),
             "median_holdout": float(np.median(d_holdout)),
             "reference_size": len(tr),
+            "n_synthetic": len(d_train),
         },
     )
 
@@ -113,6 +162,18 @@ def exact_copies(
     d_synth, d_holdout = neighbours or train_neighbours(train, holdout, synth)
     synth_rate = float(np.mean(d_synth[:, 0] == 0))
     baseline = float(np.mean(d_holdout[:, 0] == 0))
+    # The test statistic, per synthetic record: how many holdout-sized blocks of the training
+    # records hold an identical record, minus k times whether the holdout does. Under "never saw
+    # the training patients" every block is exchangeable with the holdout, so its mean is 0 (also
+    # for code data, whose natural duplicates fall in both); a copied training record adds 1.
+    rng = np.random.default_rng(0)
+    k = max(len(train) // max(len(holdout), 1), 1)
+    size = min(len(holdout), len(train))
+    blocks = np.array_split(rng.permutation(len(train))[: k * size], k)
+    in_blocks = sum((nearest_distances(synth, train[b])[:, 0] == 0).astype(float) for b in blocks)
+    ho = holdout if len(holdout) == size else holdout[rng.choice(len(holdout), size, replace=False)]
+    copy_holdout = nearest_distances(synth, ho)[:, 0] == 0
+    diff = in_blocks - k * copy_holdout.astype(float)
     return MetricResult(
         id="exact_copies",
         name="Exact copies of training records",
@@ -122,7 +183,12 @@ def exact_copies(
         ideal=0.0,
         lower_bound=0.0,
         upper_bound=1.0,
-        details={"holdout_baseline": baseline},
+        details={
+            "holdout_baseline": baseline,
+            "excess_over_holdout": float(diff.mean()),
+            "excess_se": float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0,
+            "synthetic_copies_of_holdout": float(copy_holdout.mean()),
+        },
     )
 
 
@@ -171,15 +237,28 @@ def attribute_inference(
         raise ConfigError("attribute inference needs known and sensitive dimensions")
     members, non_members = _balanced(train, holdout, seed)
 
-    def f1(targets: np.ndarray) -> float:
+    def counts(targets: np.ndarray) -> np.ndarray:
+        """Per patient: true positives, predicted positives, actual positives."""
         _, idx = nearest(targets[:, known], synth[:, known], k=k)
         pred = synth[idx][:, :, sensitive].mean(axis=1) > 0.5
         truth = targets[:, sensitive] > 0.5
-        tp = float((pred & truth).sum())
-        denom = float(pred.sum() + truth.sum())
-        return 2 * tp / denom if denom > 0 else 1.0
+        return np.stack([(pred & truth).sum(1), pred.sum(1), truth.sum(1)], axis=1).astype(float)
 
-    f_members, f_non = f1(members), f1(non_members)
+    def f1(c: np.ndarray) -> float:
+        denom = c[:, 1].sum() + c[:, 2].sum()
+        return float(2 * c[:, 0].sum() / denom) if denom > 0 else 1.0
+
+    c_all = np.vstack([counts(members), counts(non_members)])
+    is_member = np.r_[np.ones(len(members), bool), np.zeros(len(non_members), bool)]
+    f_members, f_non = f1(c_all[is_member]), f1(c_all[~is_member])
+    # Null: the same patients with membership permuted (exact when the synthetic set never saw
+    # the training patients).
+    rng = np.random.default_rng(seed)
+    null = []
+    for _ in range(PERMUTATIONS):
+        perm = rng.permutation(is_member)
+        null.append(f1(c_all[perm]) - f1(c_all[~perm]))
+    null = np.asarray(null)
     return MetricResult(
         id="attribute_inference_gap",
         name="Attribute inference gap (F1 members - F1 non-members)",
@@ -195,6 +274,7 @@ def attribute_inference(
             "known_dims": len(known),
             "sensitive_dims": len(sensitive),
             "k": k,
+            "null_gap": _null_summary(null, f_members - f_non),
         },
     )
 

@@ -1,22 +1,26 @@
-"""Release gate: a data steward's privacy thresholds applied to a review, and the signed-off
-release manifest that goes with an exported synthetic set.
+"""Release gate: each privacy check is a test with a stated error rate, judged against a data
+steward's thresholds, and the signed-off release manifest that goes with an exported set.
 
-Defaults and why:
-- membership-inference advantage <= 0.05: the distance attacker may gain at most 5 points of
-  TPR - FPR over a coin flip on balanced members / non-members;
-- exact copies of training records <= 0: a synthetic record identical to a real training record
-  is released patient data (raise it only for code data whose holdout already repeats itself,
-  the review shows that baseline);
-- DCR share closer to train than holdout <= 0.55: with equal-size train and holdout, 0.5 is what
-  a model that never saw the training patients gets; 0.55 allows sampling noise at a few
-  thousand records and flags memorisation beyond it;
-- attribute-inference gap <= 0.05: knowing half a patient's features and the synthetic set must
-  not let an attacker guess the rest better for training patients than for others.
-A metric the review could not compute fails its check (the gate never passes on missing
-evidence). Each check also states the level that a set of independent records reaches by chance
-95% of the time at this sample size (advantage: the two-sample Kolmogorov-Smirnov critical value
-1.36 sqrt(2 / n); DCR share: 0.5 + 1.645 x 0.5 / sqrt(n)), so a steward can see when a threshold
-is tighter than the sampling noise of a small holdout.
+Every check estimates a leak (what the synthetic set gives away beyond what data that never saw
+the training patients gives away) with a 95% interval, and compares the interval with the
+steward's threshold: **fail** when the whole interval is above it, **pass** when the whole
+interval is at or below it, **inconclusive** when the interval straddles it (the holdout is too
+small to tell). Intervals have 98.75% coverage each, so a set that cannot leak fails the four
+checks together in at most 5% of splits, whatever the size (Bonferroni).
+
+- membership-inference advantage (default <= 0.05): the distance attacker's best-threshold
+  advantage minus its mean under the permutation null (member / non-member labels permuted,
+  which is exact for "never saw the training patients" and includes the bias of taking the best
+  of many thresholds); interval from the null's quantiles;
+- exact copies (default <= 0.01): synthetic records identical to a training record beyond those
+  identical to a holdout record, paired per synthetic record and counted
+  in holdout-sized blocks, +-Z standard errors; code data copies both alike, so natural
+  duplicates do not fail it;
+- DCR share (default excess <= 0.05): share of synthetic records closer to train than to
+  holdout, minus 0.5, +-Z binomial standard errors;
+- attribute-inference gap (default <= 0.05): the attacker's F1 on training minus holdout patients,
+  minus its mean under the permutation null, interval from the null's quantiles.
+A metric the review could not compute fails its check (the gate never passes on missing evidence).
 """
 
 from __future__ import annotations
@@ -24,21 +28,23 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from core import __version__
 from core.errors import ConfigError
+from core.metrics.base import MetricResult
 from core.metrics.suite import SUITE_VERSION, Review
 
-GATE_VERSION = "1"
+GATE_VERSION = "2"
 
 
 @dataclass(frozen=True)
 class GateThresholds:
-    mia_advantage: float = 0.05
-    exact_copies: float = 0.0
-    dcr_share: float = 0.55
+    mia_advantage: float = 0.05  # excess advantage over the permutation null
+    exact_copies: float = 0.01  # excess share of training copies over holdout copies
+    dcr_share: float = 0.05  # excess share closer to train than 0.5
     attribute_gap: float = 0.05
 
     def __post_init__(self) -> None:
@@ -47,30 +53,58 @@ class GateThresholds:
                 raise ConfigError(f"Gate threshold '{name}' must be between 0 and 1, got {value}.")
 
 
-# threshold field -> (metric id in the review, how the value is read, label)
-CHECKS = {
-    "mia_advantage": (
-        "mia_accuracy",
-        lambda r: r.details["advantage"],
-        "Membership-inference advantage",
-    ),
-    "exact_copies": ("exact_copies", lambda r: r.value, "Exact copies of training records"),
-    "dcr_share": ("dcr_share", lambda r: r.value, "DCR share closer to train than holdout"),
-    "attribute_gap": (
-        "attribute_inference_gap",
-        lambda r: r.value,
-        "Attribute-inference gap",
-    ),
+Estimate = tuple[float, float, float]  # leak estimate, 95% interval low, high
+
+
+# Each interval has 98.75% coverage, so the four checks together wrongly fail a set that never
+# saw the training patients in at most 5% of splits (Bonferroni).
+Z = 2.4977  # standard normal 0.99375 quantile
+
+
+def _permuted(observed: float, null: dict) -> Estimate:
+    return observed - null["mean"], observed - null["q_high"], observed - null["q_low"]
+
+
+def _mia(r: MetricResult) -> Estimate:
+    return _permuted(r.details["advantage"], r.details["null_advantage"])
+
+
+def _copies(r: MetricResult) -> Estimate:
+    excess, se = r.details["excess_over_holdout"], r.details["excess_se"]
+    return excess, excess - Z * se, excess + Z * se
+
+
+def _dcr(r: MetricResult) -> Estimate:
+    n = max(r.details.get("n_synthetic", 1), 1)
+    se = math.sqrt(max(r.value * (1 - r.value), 0.25 / n) / n)
+    return r.value - 0.5, r.value - 0.5 - Z * se, r.value - 0.5 + Z * se
+
+
+def _gap(r: MetricResult) -> Estimate:
+    return _permuted(r.value, r.details["null_gap"])
+
+
+# threshold field -> (metric id in the review, leak estimate with its interval, label)
+CHECKS: dict[str, tuple[str, Callable[[MetricResult], Estimate], str]] = {
+    "mia_advantage": ("mia_accuracy", _mia, "Membership-inference advantage"),
+    "exact_copies": ("exact_copies", _copies, "Exact copies of training records"),
+    "dcr_share": ("dcr_share", _dcr, "DCR share closer to train than holdout"),
+    "attribute_gap": ("attribute_inference_gap", _gap, "Attribute-inference gap"),
 }
+VERDICTS = ("pass", "inconclusive", "fail")
 
 
 @dataclass(frozen=True)
 class GateCheck:
     name: str
-    value: float | None  # None = the review did not compute it
+    value: float | None  # the leak estimate; None = the review did not compute it
     threshold: float
-    passed: bool
-    chance_95: float | None = None  # what independent data reaches by chance at this size
+    verdict: str  # pass | inconclusive | fail
+    ci: tuple[float, float] | None = None  # 95% interval of the leak estimate
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
 
 
 @dataclass(frozen=True)
@@ -80,26 +114,36 @@ class GateVerdict:
     thresholds: GateThresholds
 
     @property
+    def status(self) -> str:
+        """fail if any check fails, else inconclusive if any is, else pass."""
+        return max((c.verdict for c in self.checks), key=VERDICTS.index, default="pass")
+
+    @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        return self.status == "pass"
 
     @property
     def failures(self) -> list[str]:
+        """Checks that did not pass (failed or inconclusive)."""
         return [c.name for c in self.checks if not c.passed]
+
+
+def _judge(low: float, high: float, limit: float) -> str:
+    if low > limit:
+        return "fail"
+    return "pass" if high <= limit else "inconclusive"
 
 
 def evaluate_gate(review: Review, thresholds: GateThresholds = GateThresholds()) -> GateVerdict:
     checks = []
-    for field_name, (metric_id, read, label) in CHECKS.items():
+    for field_name, (metric_id, estimate, label) in CHECKS.items():
         limit = getattr(thresholds, field_name)
         result = review.get(metric_id)
-        value = None if result is None else float(read(result))
-        chance = None
-        if result is not None and field_name == "mia_advantage":
-            chance = 1.36 * math.sqrt(2.0 / max(result.details["n_per_group"], 1))
-        elif result is not None and field_name == "dcr_share":
-            chance = 0.5 + 1.645 * 0.5 / math.sqrt(max(review.n_records, 1))
-        checks.append(GateCheck(label, value, limit, value is not None and value <= limit, chance))
+        if result is None:
+            checks.append(GateCheck(label, None, limit, "fail"))
+            continue
+        value, low, high = (float(v) for v in estimate(result))
+        checks.append(GateCheck(label, value, limit, _judge(low, high, limit), (low, high)))
     return GateVerdict(review.name, tuple(checks), thresholds)
 
 
@@ -119,13 +163,13 @@ def release_manifest(
     """
     if not verdict.passed and not (override_reason and override_reason.strip()):
         raise ConfigError(
-            f"'{verdict.set_name}' fails the release gate ({', '.join(verdict.failures)}); "
-            "releasing it needs an explicit override with a reason."
+            f"'{verdict.set_name}' does not pass the release gate ({verdict.status}: "
+            f"{', '.join(verdict.failures)}); releasing it needs an explicit override with a reason."
         )
     body = {
         "synthetic_set": verdict.set_name,
         "synthetic_sha256": synthetic_sha256,
-        "verdict": "pass" if verdict.passed else "fail (released by override)",
+        "verdict": "pass" if verdict.passed else f"{verdict.status} (released by override)",
         "checks": [asdict(c) for c in verdict.checks],
         "thresholds": asdict(verdict.thresholds),
         "override_reason": None if verdict.passed else override_reason.strip(),

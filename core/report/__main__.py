@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.with_suffix(".json").write_text(to_json(reviews, context, verdicts), encoding="utf-8")
     releases = {}
     for name, verdict in verdicts.items():
-        log.info("release gate %s: %s", name, "PASS" if verdict.passed else "FAIL")
+        log.info("release gate %s: %s", name, verdict.status.upper())
         if name in files and (verdict.passed or args.override):
             releases[name] = release_manifest(
                 verdict,

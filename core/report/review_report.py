@@ -63,7 +63,7 @@ def code_counts(
 
 def gate_json(verdict: GateVerdict) -> dict:
     return {
-        "verdict": "pass" if verdict.passed else "fail",
+        "verdict": verdict.status,
         "checks": [asdict(c) for c in verdict.checks],
         "thresholds": asdict(verdict.thresholds),
     }
@@ -76,22 +76,21 @@ def _gate_html(verdicts: dict[str, GateVerdict]) -> str:
     for name, v in verdicts.items():
         for c in v.checks:
             value = "not computed" if c.value is None else f"{c.value:.4g}"
-            chance = "" if c.chance_95 is None else f"{c.chance_95:.3g}"
-            mark = "pass" if c.passed else "FAIL"
+            interval = "" if c.ci is None else f"{c.ci[0]:.3g} to {c.ci[1]:.3g}"
+            mark = "not computed" if c.value is None else c.verdict.upper()
             rows.append(
                 f"<tr><td>{html.escape(name)}</td><td>{html.escape(c.name)}</td><td>{value}</td>"
-                f"<td>&le; {c.threshold:.3g}</td><td>{chance}</td>"
+                f"<td>{interval}</td><td>&le; {c.threshold:.3g}</td>"
                 f'<td class="{"best" if c.passed else "fail"}">{mark}</td></tr>'
             )
-    verdict_text = "; ".join(
-        f"{html.escape(n)}: {'PASS' if v.passed else 'FAIL'}" for n, v in verdicts.items()
-    )
+    verdict_text = "; ".join(f"{html.escape(n)}: {v.status.upper()}" for n, v in verdicts.items())
     return (
         f"<h2>Release gate</h2><p><b>{verdict_text}</b></p><table><thead><tr><th>Set</th>"
-        "<th>Check</th><th>Value</th><th>Threshold</th><th>Chance level (95%)</th><th>Result</th>"
+        "<th>Check</th><th>Leak estimate</th><th>95% interval</th><th>Threshold</th><th>Result</th>"
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        "<p class='meta'>Thresholds are the data steward's; the chance level is what independent "
-        "records reach 95% of the time at this sample size.</p>"
+        "<p class='meta'>Each check estimates the leak beyond what data that never saw the "
+        "training patients shows, with a 95% interval: fail when the interval is above the "
+        "steward's threshold, pass when it is at or below, inconclusive when it straddles it.</p>"
     )
 
 

@@ -87,7 +87,7 @@ def test_cli_release_gate_fails_a_training_copy_and_records_an_override(cohort_c
     payload = json.loads(out.with_suffix(".json").read_text())
     gate = payload["sets"]["leak"]["release_gate"]
     assert gate["verdict"] == "fail"
-    failed = {c["name"] for c in gate["checks"] if not c["passed"]}
+    failed = {c["name"] for c in gate["checks"] if c["verdict"] == "fail"}
     assert "Exact copies of training records" in failed
     assert json.loads(out.with_suffix(".release.json").read_text()) == {}
     assert "Release gate" in out.read_text() and "FAIL" in out.read_text()
