@@ -150,7 +150,7 @@ def gate_frame(verdicts: dict[str, GateVerdict]) -> pd.DataFrame:
                 "set": name,
                 "check": c.name,
                 "leak estimate": c.value,
-                "95% interval": "" if c.ci is None else f"{c.ci[0]:.3f} to {c.ci[1]:.3f}",
+                "interval (98.75% each)": "" if c.ci is None else f"{c.ci[0]:.3f} to {c.ci[1]:.3f}",
                 "threshold (≤)": c.threshold,
                 "result": "not computed" if c.value is None else c.verdict,
             }

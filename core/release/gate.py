@@ -2,7 +2,7 @@
 steward's thresholds, and the signed-off release manifest that goes with an exported set.
 
 Every check estimates a leak (what the synthetic set gives away beyond what data that never saw
-the training patients gives away) with a 95% interval, and compares the interval with the
+the training patients gives away) with an interval, and compares the interval with the
 steward's threshold: **fail** when the whole interval is above it, **pass** when the whole
 interval is at or below it, **inconclusive** when the interval straddles it (the holdout is too
 small to tell). Intervals have 98.75% coverage each, so a set that cannot leak fails the four
@@ -53,7 +53,7 @@ class GateThresholds:
                 raise ConfigError(f"Gate threshold '{name}' must be between 0 and 1, got {value}.")
 
 
-Estimate = tuple[float, float, float]  # leak estimate, 95% interval low, high
+Estimate = tuple[float, float, float]  # leak estimate, interval low, interval high
 
 
 # Each interval has 98.75% coverage, so the four checks together wrongly fail a set that never
@@ -100,7 +100,7 @@ class GateCheck:
     value: float | None  # the leak estimate; None = the review did not compute it
     threshold: float
     verdict: str  # pass | inconclusive | fail
-    ci: tuple[float, float] | None = None  # 95% interval of the leak estimate
+    ci: tuple[float, float] | None = None  # 98.75% interval (95% for the four checks together)
 
     @property
     def passed(self) -> bool:

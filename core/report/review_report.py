@@ -86,10 +86,11 @@ def _gate_html(verdicts: dict[str, GateVerdict]) -> str:
     verdict_text = "; ".join(f"{html.escape(n)}: {v.status.upper()}" for n, v in verdicts.items())
     return (
         f"<h2>Release gate</h2><p><b>{verdict_text}</b></p><table><thead><tr><th>Set</th>"
-        "<th>Check</th><th>Leak estimate</th><th>95% interval</th><th>Threshold</th><th>Result</th>"
+        "<th>Check</th><th>Leak estimate</th><th>Interval (98.75% each)</th><th>Threshold</th><th>Result</th>"
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
         "<p class='meta'>Each check estimates the leak beyond what data that never saw the "
-        "training patients shows, with a 95% interval: fail when the interval is above the "
+        "training patients shows, with an interval (95% for the four checks together): fail "
+        "when the interval is above the "
         "steward's threshold, pass when it is at or below, inconclusive when it straddles it.</p>"
     )
 
