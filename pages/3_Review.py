@@ -230,6 +230,9 @@ st.caption(
     "or below; inconclusive: it straddles the threshold (the holdout is too small to tell)."
 )
 
+for rv in reviews:
+    ui_review.exposure_panel(ref, rv.name, sets[rv.name])
+
 context = make_context(
     cohort,
     split,

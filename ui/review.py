@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -16,6 +17,7 @@ from core.data.visits import VisitCohort, patient_table
 from core.ehrpd.encoding import VisitEncoding
 from core.encoding.vectors import VectorEncoding
 from core.generation import SyntheticSet
+from core.metrics.privacy import patient_exposure
 from core.metrics.specs import SequenceInputs
 from core.metrics.suite import Review, ReviewSettings, review
 from core.release.gate import CHECKS, GateThresholds, GateVerdict, release_manifest
@@ -214,4 +216,48 @@ def release_download(
         f"{filename.rsplit('.', 1)[0]}.release.json",
         "application/json",
         key="gate_dl_manifest",
+    )
+
+
+def exposure_panel(ref: RealReference, name: str, synth: SyntheticSet) -> None:
+    """The training patients a synthetic set sits closest to, ranked by how unusual that
+    closeness is for unseen (holdout) patients; one patient's record beside its nearest
+    synthetic records. Shown in this session only; never part of the report or the release."""
+    key = f"css.exposure.{name}.{id(synth)}"  # a regenerated set of the same name starts afresh
+    with st.expander(f"Most exposed training patients ({name}): steward's view, not exported"):
+        st.caption(
+            "For every training patient: the distance to the nearest synthetic record and the "
+            "share of holdout patients at least as close (p; small = closer than chance)."
+        )
+        if st.button("Compute the per-patient ranking", key=f"exposure_{name}"):
+            enc = ref.encoding
+            st.session_state[key] = patient_exposure(
+                enc.encode(ref.train), enc.encode(ref.holdout), enc.encode(synth.table)
+            )
+        exposed = st.session_state.get(key)
+        if exposed is not None:
+            _show_exposure(ref, name, synth, exposed)
+
+
+def _show_exposure(
+    ref: RealReference, name: str, synth: SyntheticSet, exposed: pd.DataFrame
+) -> None:
+    top = exposed.head(20).assign(record=lambda f: ref.train.record_ids[f["train_row"]])
+    st.dataframe(
+        top[["record", "nearest_distance", "holdout_p"]], hide_index=True, key=f"exp_{name}"
+    )
+    st.caption(
+        f"{int((exposed['holdout_p'] < 0.01).sum()):,} of {len(exposed):,} training patients have "
+        "p < 0.01 (about 1% would by chance)."
+    )
+    pick = st.selectbox(
+        "Patient", list(top.index), format_func=lambda i: top["record"][i], key=f"exp_pick_{name}"
+    )
+    row = top.loc[pick]
+    real = (
+        ref.train.subset(np.array([row["train_row"]])).to_frame().assign(source="training patient")
+    )
+    near = synth.table.subset(np.asarray(row["nearest"])).to_frame().assign(source="synthetic")
+    st.dataframe(
+        pd.concat([real, near], ignore_index=True), hide_index=True, key=f"exp_rows_{name}"
     )

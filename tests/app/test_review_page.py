@@ -80,6 +80,10 @@ def test_release_gate_blocks_a_training_copy_until_a_reasoned_override():
     assert copies["result"] == "fail" and copies["leak estimate"] > 0.9
     labels = {d.label for d in at.get("download_button")}
     assert "Download synthetic set" not in labels  # blocked
+    next(b for b in at.button if b.label == "Compute the per-patient ranking").click().run()
+    ranking = next(d.value for d in at.dataframe if "holdout_p" in d.value.columns)
+    assert (ranking["nearest_distance"] == 0).all()  # every training patient was copied
+    assert any("have p < 0.01" in c.value for c in at.caption)
     assert any("does not pass the release gate (fail" in w.value for w in at.warning)
     at.checkbox(key="gate_override").check().run()
     assert "Download synthetic set" not in {d.label for d in at.get("download_button")}

@@ -174,3 +174,19 @@ def test_values_stay_in_stated_ranges(sets, name):
     for synth in (sets["copy"], sets["independent"], sets["disjoint"]):
         r = fn(sets["train"], sets["holdout"], synth)
         assert r.lower_bound <= r.value <= r.upper_bound
+
+
+def test_patient_exposure_ranks_the_copied_patients_first():
+    from core.metrics.privacy import patient_exposure
+
+    rng = np.random.default_rng(0)
+    train, holdout = rng.random((300, 8)), rng.random((300, 8))
+    synth = rng.random((300, 8))
+    synth[:5] = train[[10, 20, 30, 40, 50]]  # five training patients copied
+    exposed = patient_exposure(train, holdout, synth)
+    assert set(exposed["train_row"][:5]) == {10, 20, 30, 40, 50}
+    assert (exposed["nearest_distance"][:5] == 0).all()
+    assert exposed["holdout_p"][0] <= 1 / 301 + 1e-12  # no holdout patient is that close
+    # Nobody copied: the p-values are roughly uniform (few below 0.05).
+    calm = patient_exposure(train, holdout, rng.random((300, 8)))
+    assert (calm["holdout_p"] < 0.05).mean() < 0.12
