@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ from core.data.visits import VisitCohort, patient_table
 from core.ehrpd.encoding import VisitEncoding
 from core.encoding.vectors import VectorEncoding
 from core.generation import SyntheticSet
-from core.metrics.privacy import patient_exposure
+from core.metrics.privacy import patient_exposure, privacy_filter
 from core.metrics.specs import SequenceInputs
 from core.metrics.suite import Review, ReviewSettings, review
 from core.release.gate import CHECKS, GateThresholds, GateVerdict, release_manifest
@@ -237,6 +237,40 @@ def exposure_panel(ref: RealReference, name: str, synth: SyntheticSet) -> None:
         exposed = st.session_state.get(key)
         if exposed is not None:
             _show_exposure(ref, name, synth, exposed)
+        _filter_button(ref, name, synth)
+
+
+def _filter_button(ref: RealReference, name: str, synth: SyntheticSet) -> None:
+    """Adds a copy of the set without the records closer to a training patient than 99% of
+    holdout patients come; reviewing both side by side shows what the filter costs."""
+    if synth.cohort is not None or synth.visits is not None:
+        st.caption("The privacy filter works on record tables; not on series or visit sequences.")
+        return
+    if not st.button("Add a privacy-filtered copy of this set", key=f"filter_{name}"):
+        return
+    enc = ref.encoding
+    x = enc.encode(synth.table)
+    keep, radius = privacy_filter(enc.encode(ref.train), enc.encode(ref.holdout), x)
+    if keep.sum() < 2:
+        st.warning(
+            f"The filter drops {int((~keep).sum()):,} of {len(keep):,} records: every record sits "
+            "closer to a training patient than unseen patients come. Nothing is left to release."
+        )
+        return
+    sets = state.synthetic_sets()
+    new = state.unique_name(f"{name} (privacy-filtered)", sets)
+    sets[new] = replace(
+        synth,
+        table=synth.table.subset(np.flatnonzero(keep)),
+        vectors=x[keep],
+        origin=synth.origin
+        | {
+            "privacy filter": f"dropped {int((~keep).sum()):,} of {len(keep):,} records within "
+            f"L1 {radius:.4g} of a training patient (the holdout's 1st percentile)"
+        },
+    )
+    state.choose_for_review(new)
+    st.toast(f"Added {new}: {int(keep.sum()):,} records kept. Run the review to compare.")
 
 
 def _show_exposure(

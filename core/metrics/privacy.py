@@ -304,3 +304,17 @@ def patient_exposure(
         }
     )
     return frame.sort_values(["holdout_p", "nearest_distance"], kind="stable", ignore_index=True)
+
+
+def privacy_filter(
+    train: np.ndarray, holdout: np.ndarray, synth: np.ndarray, *, quantile: float = 0.01
+) -> tuple[np.ndarray, float]:
+    """Which synthetic records to keep: those no closer to a training patient than the
+    ``quantile`` of the distances from holdout patients to their nearest training patient (how
+    close an unseen patient comes by chance). Returns the keep mask and that radius."""
+    if not 0.0 <= quantile < 0.5:
+        raise ConfigError(f"The filter quantile must be in [0, 0.5), got {quantile}.")
+    radius = float(np.quantile(nearest_distances(holdout, train)[:, 0], quantile))
+    d = nearest_distances(synth, train)[:, 0]
+    keep = d > radius if radius > 0 else d > 0
+    return keep, radius

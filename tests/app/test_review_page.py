@@ -40,6 +40,10 @@ def test_demo_cohort_two_sets_side_by_side_and_report():
     assert {"Download HTML report", "Download metrics (JSON)", "Download metrics (CSV)"} <= set(
         downloads
     )
+    at.button(key="filter_EHRDiff").click().run()
+    filtered = at.session_state["css.synthetic_sets"]["EHRDiff (privacy-filtered)"]
+    assert 700 <= filtered.table.n_records < 800  # a model's set loses only its closest records
+    assert "privacy filter" in filtered.provenance and filtered.provenance["sampler"]
 
 
 def test_uploaded_set_with_wrong_columns_is_refused_by_name():
@@ -84,6 +88,8 @@ def test_release_gate_blocks_a_training_copy_until_a_reasoned_override():
     ranking = next(d.value for d in at.dataframe if "holdout_p" in d.value.columns)
     assert (ranking["nearest_distance"] == 0).all()  # every training patient was copied
     assert any("have p < 0.01" in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Add a privacy-filtered copy of this set").click().run()
+    assert any("Nothing is left to release" in w.value for w in at.warning)  # all copies
     assert any("does not pass the release gate (fail" in w.value for w in at.warning)
     at.checkbox(key="gate_override").check().run()
     assert "Download synthetic set" not in {d.label for d in at.get("download_button")}

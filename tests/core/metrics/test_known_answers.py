@@ -190,3 +190,14 @@ def test_patient_exposure_ranks_the_copied_patients_first():
     # Nobody copied: the p-values are roughly uniform (few below 0.05).
     calm = patient_exposure(train, holdout, rng.random((300, 8)))
     assert (calm["holdout_p"] < 0.05).mean() < 0.12
+
+
+def test_privacy_filter_drops_the_copies_and_keeps_the_rest():
+    from core.metrics.privacy import privacy_filter
+
+    rng = np.random.default_rng(1)
+    train, holdout, synth = rng.random((400, 6)), rng.random((400, 6)), rng.random((400, 6))
+    synth[:20] = train[:20]
+    keep, radius = privacy_filter(train, holdout, synth)
+    assert not keep[:20].any() and radius > 0
+    assert keep[20:].mean() > 0.95  # fresh records are rarely that close
