@@ -6,7 +6,6 @@ import copy
 
 import streamlit as st
 
-from core.data.cohort import Cohort
 from core.data.records import EHRTable
 from core.diffusion.karras import SAMPLER_LABELS, SAMPLERS, SCHEDULES, network_evaluations
 from core.ehrdiff.pipeline import FAMILY, MAX_RECORDS, EHRDiffModel, GenerationSettings
@@ -32,9 +31,10 @@ __all__ = [
 ]
 
 
-def session_cohort() -> Cohort | None:
-    """The session cohort this family trains on and is compared with."""
-    return state.get_cohort()
+def session_cohort() -> EHRTable | None:
+    """The session cohort this family is compared with, as its record table (built once per
+    cohort by ui.state, not on every rerun)."""
+    return state.cohort_table()
 
 
 def training_form(

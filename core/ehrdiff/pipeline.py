@@ -12,7 +12,7 @@ import torch
 
 from core.checkpoints import Manifest, SavedModel, load_checkpoint, load_weights
 from core.data.cohort import Cohort
-from core.data.records import ehr_table
+from core.data.records import EHRTable, ehr_table
 from core.device import make_generator, select_device
 from core.diffusion import karras
 from core.diffusion.edm import EDMConfig, EDMDenoiser
@@ -105,8 +105,11 @@ class EHRDiffModel(SavedModel):
         return self
 
     # --- generation --------------------------------------------------------------------------
-    def check_compatible(self, cohort: Cohort) -> None:
-        self.encoding.check_compatible(ehr_table(cohort))
+    def check_compatible(self, cohort: Cohort | EHRTable) -> None:
+        """A cohort, or its record table when the caller has it already (pages keep one)."""
+        self.encoding.check_compatible(
+            cohort if isinstance(cohort, EHRTable) else ehr_table(cohort)
+        )
 
     @torch.no_grad()
     def generate_vectors(

@@ -17,6 +17,7 @@ from core.metrics.base import MetricResult
 
 def _bootstrap(
     fn: Callable[[VisitCohort, VisitCohort], MetricResult],
+    point: float,
     real: VisitCohort,
     synth: VisitCohort,
     n_boot: int,
@@ -37,7 +38,7 @@ def _bootstrap(
     vals = [v for v in vals if np.isfinite(v)]
     if len(vals) < 2:
         return (float("nan"), float("nan"))
-    point, se = fn(real, synth).value, float(np.std(vals, ddof=1))
+    se = float(np.std(vals, ddof=1))
     return (point - 1.96 * se, point + 1.96 * se)
 
 
@@ -73,7 +74,7 @@ def evaluate_model(
         except CoreError as exc:
             out[key] = f"not computed: {exc}"
             continue
-        lo, hi = _bootstrap(fn, train, synth, n_boot, seed)
+        lo, hi = _bootstrap(fn, result.value, train, synth, n_boot, seed)
         out[key] = {"value": round(result.value, 4), "ci95": [round(lo, 4), round(hi, 4)]}
         out[key] |= {k: v for k, v in result.details.items() if isinstance(v, float | int)}
     three_set = {
@@ -87,7 +88,12 @@ def evaluate_model(
             out[key] = f"not computed: {exc}"
             continue
         lo, hi = _bootstrap(
-            lambda r, s, fn=fn: fn(r, s, holdout, vocab), train, synth, max(20, n_boot // 5), seed
+            lambda r, s, fn=fn: fn(r, s, holdout, vocab),
+            result.value,
+            train,
+            synth,
+            max(20, n_boot // 5),
+            seed,
         )
         out[key] = {
             "synthetic_trained": round(result.value, 3),

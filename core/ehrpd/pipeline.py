@@ -44,7 +44,6 @@ class SequenceSettings:
     eta: float = (
         0.0  # deterministic DDIM: on the eICU demo it matched real visits better than eta 1
     )
-    threshold: bool = False  # dynamic thresholding of each predicted clean visit (Imagen)
     guidance: float = 1.0
     label_mix: tuple[float, ...] | None = None
     sampler: str = "ddim"
@@ -149,7 +148,6 @@ class EHRPDModel(SavedModel):
                 eta=settings.eta,
                 generator=generator,
                 callback=step_cb,
-                x0_bound=1.0 if settings.threshold else None,
             )
             done_steps += settings.steps
             # The last DDIM step returns the predicted clean visit, 2 p - 1: each code is drawn
