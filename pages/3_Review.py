@@ -20,7 +20,14 @@ from core.metrics.suite import (
 from core.release.gate import evaluate_gate
 from core.report import export
 from core.report import review_figures as rf
-from core.report.review_report import build_html, code_counts, figures_for, make_context, to_json
+from core.report.review_report import (
+    anonymeter_results,
+    build_html,
+    code_counts,
+    figures_for,
+    make_context,
+    to_json,
+)
 from ui import review as ui_review
 from ui import state, widgets
 
@@ -201,6 +208,14 @@ for rv in reviews:
 mmd = {rv.name: rv.get("mmd") for rv in reviews if rv.get("mmd") is not None}
 if mmd:
     st.plotly_chart(rf.mmd_bars(mmd), key="review_mmd_bars")
+risks = anonymeter_results(reviews)
+if risks:
+    st.plotly_chart(rf.anonymeter_risks(risks), key="review_anonymeter")
+    st.caption(
+        "Anonymeter (Giomi et al., PoPETs 2023): how much more often each attack succeeds on "
+        "training patients than on holdout patients the generator never saw, out of what was "
+        "left to gain. Hover for the success rates behind each risk."
+    )
 codes = code_counts(train, {rv.name: sets[rv.name].table for rv in reviews})
 for col, rv in zip(st.columns(len(reviews)), reviews, strict=True):
     real_c, syn_c = codes[rv.name]

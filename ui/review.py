@@ -20,7 +20,7 @@ from core.generation import SyntheticSet
 from core.metrics.privacy import patient_exposure, privacy_filter
 from core.metrics.specs import SequenceInputs
 from core.metrics.suite import Review, ReviewSettings, review
-from core.release.gate import CHECKS, GateThresholds, GateVerdict, release_manifest
+from core.release.gate import CHECKS, OPTIONAL, GateThresholds, GateVerdict, release_manifest
 from ui import state
 
 
@@ -121,12 +121,15 @@ GATE_HELP = {
     "than to a holdout one, over 0.5.",
     "attribute_gap": "How much better an attacker may guess training patients' hidden features "
     "than others'.",
+    "singling_out": "Anonymeter's singling-out risk allowed (empty = not checked).",
+    "linkability": "Anonymeter's linkability risk allowed (empty = not checked).",
+    "inference": "Anonymeter's attribute-inference risk allowed (empty = not checked).",
 }
 
 
 def gate_thresholds() -> GateThresholds:
     """Steward-set thresholds (defaults and rationale: core/release/gate.py)."""
-    defaults = asdict(GateThresholds())
+    defaults = {k: v for k, v in asdict(GateThresholds()).items() if k not in OPTIONAL}
     with st.expander("Thresholds (set by the data steward)"):
         cols = st.columns(len(defaults))
         values = {
@@ -142,6 +145,19 @@ def gate_thresholds() -> GateThresholds:
             )
             for col, (name, default) in zip(cols, defaults.items(), strict=True)
         }
+        st.caption("Optional checks: Anonymeter's risks (leave empty to not check).")
+        for col, name in zip(st.columns(len(OPTIONAL)), OPTIONAL, strict=True):
+            values[name] = col.number_input(
+                CHECKS[name][2],
+                0.0,
+                1.0,
+                None,
+                0.01,
+                format="%.3f",
+                key=f"gate_{name}",
+                help=GATE_HELP[name],
+                placeholder="not checked",
+            )
     return GateThresholds(**values)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from core.data.records import EHRTable
 from core.data.visits import VisitCohort
 from core.encoding.vectors import VectorEncoding
-from core.metrics import fidelity, privacy, sequences, utility
+from core.metrics import anonymeter, fidelity, privacy, sequences, utility
 from core.metrics.base import Category, MetricResult
 from core.registry import Registry
 
@@ -60,6 +60,11 @@ class ReviewInputs:
     def neighbours(self) -> privacy.TrainNeighbours:
         """Synthetic->train and holdout->train neighbours, shared by exact copies and NNDR."""
         return privacy.train_neighbours(self.x_train, self.x_holdout, self.x_synth)
+
+    @functools.cached_property
+    def attack_tables(self) -> anonymeter.AttackTables:
+        """The records as Anonymeter's attacks see them (mixed types, not the encoded vectors)."""
+        return anonymeter.attack_tables(self.train, self.holdout, self.synth)
 
     @functools.cached_property
     def attribute_split(self) -> tuple[np.ndarray, np.ndarray]:
@@ -241,6 +246,38 @@ for _spec in (
             seed=i.seed,
         ),
         applies=lambda i: all(len(part) for part in i.attribute_split),
+    ),
+    # Anonymeter (Giomi et al., PoPETs 2023): risks beyond what unseen (holdout) patients show.
+    MetricSpec(
+        "anonymeter_singling_out",
+        "privacy",
+        "Anonymeter: singling out",
+        'Predicates that describe exactly one synthetic record ("the only patient aged 84 with '
+        'lactate at least 6") tried on real patients: the risk is how much more often they '
+        "point at exactly one training patient than at exactly one unseen patient, out of what "
+        "was left to gain (0 = no more than chance; interval 95%, Wilson with error "
+        "propagation).",
+        lambda i: anonymeter.singling_out(i.attack_tables, seed=i.seed),
+    ),
+    MetricSpec(
+        "anonymeter_linkability",
+        "privacy",
+        "Anonymeter: linkability",
+        "An attacker holding two datasets with different columns of the same patients links a "
+        "patient when both halves have the same nearest synthetic record; the risk is the excess "
+        "over unseen patients (0 = none; 95% interval).",
+        lambda i: anonymeter.linkability(i.attack_tables, seed=i.seed),
+        applies=lambda i: len(i.train.columns) >= 2,
+    ),
+    MetricSpec(
+        "anonymeter_inference",
+        "privacy",
+        "Anonymeter: attribute inference",
+        "An attacker who knows all other columns of a patient guesses the outcome (or the most "
+        "balanced categorical column) from the nearest synthetic record; the risk is the excess "
+        "success on training over unseen patients (0 = none; 95% interval).",
+        lambda i: anonymeter.inference(i.attack_tables, seed=i.seed),
+        applies=lambda i: anonymeter.default_secret(i.attack_tables) is not None,
     ),
     # Visit sequences: shown when the sets are sequences (EHRPD, MEDS/MIMIC/eICU visits).
     MetricSpec(

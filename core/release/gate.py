@@ -20,6 +20,10 @@ checks together in at most 5% of splits, whatever the size (Bonferroni).
   holdout, minus 0.5, +-Z binomial standard errors;
 - attribute-inference gap (default <= 0.05): the attacker's F1 on training minus holdout patients,
   minus its mean under the permutation null, interval from the null's quantiles.
+Optional checks, off unless the steward sets a threshold: Anonymeter's singling-out,
+linkability and attribute-inference risks (residual risk beyond the holdout), with intervals
+recomputed from the attack counts at the same 98.75% (each check added can wrongly fail a set
+that cannot leak in at most 1.25% of splits more).
 A metric the review could not compute fails its check (the gate never passes on missing evidence).
 """
 
@@ -34,6 +38,7 @@ from datetime import UTC, datetime
 
 from core import __version__
 from core.errors import ConfigError
+from core.metrics import anonymeter
 from core.metrics.base import MetricResult
 from core.metrics.suite import SUITE_VERSION, Review
 
@@ -46,10 +51,14 @@ class GateThresholds:
     exact_copies: float = 0.01  # excess share of training copies over holdout copies
     dcr_share: float = 0.05  # excess share closer to train than 0.5
     attribute_gap: float = 0.05
+    # optional (None = not checked): Anonymeter's residual risks
+    singling_out: float | None = None
+    linkability: float | None = None
+    inference: float | None = None
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if not 0.0 <= value <= 1.0:
+            if value is not None and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"Gate threshold '{name}' must be between 0 and 1, got {value}.")
 
 
@@ -84,13 +93,22 @@ def _gap(r: MetricResult) -> Estimate:
     return _permuted(r.value, r.details["null_gap"])
 
 
+def _anonymeter(r: MetricResult) -> Estimate:
+    value, error = anonymeter.residual_risk(r.details, Z)
+    return value, value - error, value + error
+
+
 # threshold field -> (metric id in the review, leak estimate with its interval, label)
 CHECKS: dict[str, tuple[str, Callable[[MetricResult], Estimate], str]] = {
     "mia_advantage": ("mia_accuracy", _mia, "Membership-inference advantage"),
     "exact_copies": ("exact_copies", _copies, "Exact copies of training records"),
     "dcr_share": ("dcr_share", _dcr, "DCR share closer to train than holdout"),
     "attribute_gap": ("attribute_inference_gap", _gap, "Attribute-inference gap"),
+    "singling_out": ("anonymeter_singling_out", _anonymeter, "Anonymeter singling-out risk"),
+    "linkability": ("anonymeter_linkability", _anonymeter, "Anonymeter linkability risk"),
+    "inference": ("anonymeter_inference", _anonymeter, "Anonymeter attribute-inference risk"),
 }
+OPTIONAL = ("singling_out", "linkability", "inference")
 VERDICTS = ("pass", "inconclusive", "fail")
 
 
@@ -138,6 +156,8 @@ def evaluate_gate(review: Review, thresholds: GateThresholds = GateThresholds())
     checks = []
     for field_name, (metric_id, estimate, label) in CHECKS.items():
         limit = getattr(thresholds, field_name)
+        if limit is None:
+            continue
         result = review.get(metric_id)
         if result is None:
             checks.append(GateCheck(label, None, limit, "fail"))

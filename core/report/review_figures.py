@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 
 from core.metrics.base import MetricResult
 
+PALETTE = ("#1f6f8b", "#b23a48", "#2c7a4b", "#8a6d1d", "#6b4c9a", "#52606d")
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 50, "b": 10}}
 
 
@@ -107,6 +108,54 @@ def mmd_bars(results: dict[str, MetricResult]) -> go.Figure:
         title=f"MMD² (Gaussian kernel, bandwidth {', '.join(sorted(bw))}; 0 is ideal)",
         yaxis_title="MMD²",
         height=380,
+        **_LAYOUT,
+    )
+    return fig
+
+
+ANONYMETER = {
+    "anonymeter_singling_out": "Singling out",
+    "anonymeter_linkability": "Linkability",
+    "anonymeter_inference": "Attribute inference",
+}
+
+
+def anonymeter_risks(results: dict[str, dict[str, MetricResult]]) -> go.Figure:
+    """Anonymeter's three risks per set (set name -> metric id -> result), with their 95%
+    intervals; hover shows the main, control and baseline success rates behind each."""
+    fig = go.Figure()
+    for k, (set_name, by_id) in enumerate(results.items()):
+        rows = [(label, by_id[m]) for m, label in ANONYMETER.items() if m in by_id]
+        if not rows:
+            continue
+        fig.add_scatter(
+            x=[r.value for _, r in rows],
+            y=[label for label, _ in rows],
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": [r.ci[1] - r.value for _, r in rows],
+                "arrayminus": [r.value - r.ci[0] for _, r in rows],
+            },
+            mode="markers",
+            name=set_name,
+            marker={"size": 10, "color": PALETTE[k % len(PALETTE)]},
+            offsetgroup=str(k),
+            customdata=[
+                [r.details["main_rate"], r.details["control_rate"], r.details["baseline_rate"]]
+                for _, r in rows
+            ],
+            hovertemplate="%{y}: risk %{x:.3f}<br>success on training %{customdata[0]:.3f}, "
+            "on holdout %{customdata[1]:.3f}, random guess %{customdata[2]:.3f}"
+            f"<extra>{set_name}</extra>",
+        )
+    fig.update_layout(
+        title="Anonymeter's risks beyond unseen patients (95% intervals)",
+        xaxis_title="risk (0 = no more than for holdout patients)",
+        xaxis_range=[-0.02, 1.02],
+        scattermode="group",
+        height=120 + 60 * len(ANONYMETER),
+        legend={"orientation": "h", "y": -0.3},
         **_LAYOUT,
     )
     return fig

@@ -15,6 +15,7 @@ from core import __version__
 from core.data.cohort import Cohort, CohortSplit
 from core.data.records import EHRTable
 from core.metrics import specs
+from core.metrics.base import MetricResult
 from core.metrics.suite import Review, ReviewSettings, best_column, settings_dict, summary_table
 from core.release.gate import GateVerdict
 from core.report import review_figures as rf
@@ -163,6 +164,14 @@ def _table_html(reviews: list[Review]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def anonymeter_results(reviews: list[Review]) -> dict[str, dict[str, MetricResult]]:
+    """Set name -> Anonymeter's results by id, for the sets that have them."""
+    out = {
+        rv.name: {m: rv.get(m) for m in rf.ANONYMETER if rv.get(m) is not None} for rv in reviews
+    }
+    return {name: by_id for name, by_id in out.items() if by_id}
+
+
 def figures_for(
     review: Review, real_codes: np.ndarray | None = None, synth_codes: np.ndarray | None = None
 ) -> list:
@@ -206,6 +215,9 @@ def build_html(
     mmd = {rv.name: rv.get("mmd") for rv in reviews if rv.get("mmd") is not None}
     if mmd:
         parts.append(fig_html(rf.mmd_bars(mmd)))
+    risks = anonymeter_results(reviews)
+    if risks:
+        parts.append(fig_html(rf.anonymeter_risks(risks)))
     for rv in reviews:
         real_c, syn_c = codes.get(rv.name, (None, None))
         prov = context.sets.get(rv.name, {})
