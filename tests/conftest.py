@@ -109,3 +109,13 @@ MIMIC4_DIAGNOSES = (
     "10000032,22595853,1,5723,9\n10000032,22595853,2,78959,9\n10000032,22841357,1,I10,10\n"
     "10000068,25022803,1,E119,10\n10000068,25022803,2,E8497,9\n"
 )
+
+
+@pytest.fixture(autouse=True)
+def release_state(tmp_path_factory, monkeypatch) -> Path:
+    """Every test signs and records releases in its own folder, never in the user's."""
+    folder = tmp_path_factory.mktemp("css-state")
+    monkeypatch.setenv("CSS_STATE_DIR", str(folder))
+    monkeypatch.delenv("CSS_LEDGER_URL", raising=False)
+    monkeypatch.delenv("CSS_SIGNING_KEY", raising=False)
+    return folder

@@ -4,13 +4,23 @@
         --input records=../shared/data/physionet2012/set-a.tar.gz \
         --input outcomes=../shared/data/physionet2012/Outcomes-a.txt \
         --synthetic ehrdiff=synthetic.csv --baseline --out report.html
+
+    python -m core.report verify MANIFEST [SET] [--public-key PEM]
+
+Sets that pass the gate (or every set, with --override) are released: their manifests are signed
+with the server key and recorded in the audit ledger (core/release/settings.py says where).
+``verify`` checks a release manifest's hash and signature, that the signing key is the trusted
+one (the server key's public half by default) and, given the released file, its sha256; it
+exits with status 1 when any check fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,16 +32,57 @@ from core.data.cohort import split_cohort
 from core.data.io import read_table
 from core.data.records import ehr_table, table_from_frame
 from core.encoding.vectors import VectorEncoding
+from core.errors import ConfigError
 from core.metrics.baselines import independent_marginals
 from core.metrics.suite import ReviewSettings, review, summary_table
+from core.release import settings as release_settings
 from core.release.gate import GateThresholds, evaluate_gate, release_manifest
+from core.release.ledger import Actor
+from core.release.publish import STEWARD, publish
+from core.release.signing import load_public_key, verify_manifest
 from core.report.export import to_csv_bytes
 from core.report.review_report import build_html, code_counts, make_context, to_json
 
 log = logging.getLogger("core.report")
 
 
+def verify(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m core.report verify", description=verify.__doc__)
+    p.add_argument("manifest", type=Path, help="the release manifest (JSON)")
+    p.add_argument("released", type=Path, nargs="?", help="the released file, to check its hash")
+    p.add_argument(
+        "--public-key",
+        type=Path,
+        default=None,
+        help="trusted Ed25519 public key (PEM); default: the server key's .pub.pem, if present",
+    )
+    args = p.parse_args(argv)
+    try:
+        manifest = json.loads(args.manifest.read_text(encoding="utf-8"))
+        trusted_path = args.public_key or release_settings.signing_key_path().with_suffix(
+            ".pub.pem"
+        )
+        trusted = load_public_key(trusted_path) if trusted_path.exists() else None
+        released = args.released.read_bytes() if args.released else None
+    except (OSError, json.JSONDecodeError, ConfigError) as exc:
+        print(f"cannot verify: {exc}", file=sys.stderr)
+        return 1
+    result = verify_manifest(manifest, released, trusted)
+    for what, ok, detail in result.checks:
+        print(f"{'ok  ' if ok else 'FAIL'} {what}: {detail}")
+    if trusted is None:
+        print("note: no trusted public key given or found; the signer's key was not checked")
+    print("VERIFIED" if result.ok else "REJECTED")
+    return 0 if result.ok else 1
+
+
+verify.__doc__ = "Check a release manifest's hash and signature, and the released file's hash."
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["verify"]:
+        return verify(argv[1:])
     p = argparse.ArgumentParser(
         prog="python -m core.report",
         description=__doc__,
@@ -109,10 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(build_html(reviews, context, codes, verdicts), encoding="utf-8")
     args.out.with_suffix(".json").write_text(to_json(reviews, context, verdicts), encoding="utf-8")
     releases = {}
+    actor = Actor(f"cli:{getpass.getuser()}", "command line", (STEWARD,))
     for name, verdict in verdicts.items():
         log.info("release gate %s: %s", name, verdict.status.upper())
         if name in files and (verdict.passed or args.override):
-            releases[name] = release_manifest(
+            manifest = release_manifest(
                 verdict,
                 cohort_fingerprint=context.cohort_fingerprint,
                 split=context.split,
@@ -121,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                 synthetic_sha256=sha256_file(Path(files[name])),
                 override_reason=args.override,
             )
+            releases[name], entry = publish(manifest, actor)
+            log.info("released %s: ledger entry %d", name, entry)
     args.out.with_suffix(".release.json").write_text(
         json.dumps(releases, indent=2) + "\n", encoding="utf-8"
     )

@@ -1,0 +1,32 @@
+"""Releasing a set: the manifest signed with the server key and recorded in the ledger, by a
+steward only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.errors import ConfigError
+from core.release import settings
+from core.release.ledger import Actor, Ledger
+from core.release.signing import load_or_create_key, sign_manifest
+
+STEWARD = "steward"
+
+
+def publish(
+    manifest: dict,
+    actor: Actor,
+    *,
+    ledger: Ledger | None = None,
+    key_path: Path | None = None,
+) -> tuple[dict, int]:
+    """Signs ``manifest`` (from :func:`core.release.gate.release_manifest`) and records it;
+    returns the signed manifest and its ledger id. Refused for anyone without the steward role."""
+    if STEWARD not in actor.roles:
+        raise ConfigError(
+            f"{actor.display_name or actor.subject} does not have the '{STEWARD}' role; only a "
+            "data steward can release a set."
+        )
+    signed = sign_manifest(manifest, load_or_create_key(key_path or settings.signing_key_path()))
+    entry = (ledger or Ledger(settings.ledger_url())).record(signed, actor)
+    return signed, entry
