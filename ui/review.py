@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
@@ -80,19 +82,11 @@ def reference() -> RealReference | None:
     )
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
-def _cached_review(key: tuple, _args: tuple) -> Review:
-    name, train, holdout, synth, encoding, settings, callback, sequences = _args
-    return review(
-        name,
-        train,
-        holdout,
-        synth,
-        encoding=encoding,
-        settings=settings,
-        callback=callback,
-        sequences=sequences,
-    )
+# Reviews shared by every session of the server, keyed by fingerprints. Not st.cache_resource:
+# it replays the progress bar the review drives into the next session, which has no such bar.
+_REVIEWS: OrderedDict[tuple, Review] = OrderedDict()
+_REVIEWS_LOCK = threading.Lock()
+MAX_CACHED_REVIEWS = 64
 
 
 def run_review(
@@ -107,9 +101,26 @@ def run_review(
     sequences: SequenceInputs | None = None,
 ) -> Review:
     """Cached per (cohort, split, synthetic set, settings) fingerprint in ``key``."""
-    return _cached_review(
-        key, (name, train, holdout, synth, encoding, settings, callback, sequences)
+    key = (name, *key)
+    with _REVIEWS_LOCK:
+        if key in _REVIEWS:
+            _REVIEWS.move_to_end(key)
+            return _REVIEWS[key]
+    result = review(
+        name,
+        train,
+        holdout,
+        synth,
+        encoding=encoding,
+        settings=settings,
+        callback=callback,
+        sequences=sequences,
     )
+    with _REVIEWS_LOCK:
+        _REVIEWS[key] = result
+        while len(_REVIEWS) > MAX_CACHED_REVIEWS:
+            _REVIEWS.popitem(last=False)
+    return result
 
 
 GATE_HELP = {

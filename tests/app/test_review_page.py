@@ -1,6 +1,7 @@
 """Review page through AppTest: demo cohort, an EHRDiff set and the baseline side by side, report."""
 
 from tests.app.pages import load_demo, open_page
+from ui import state
 
 TIMEOUT = 300
 
@@ -96,3 +97,20 @@ def test_release_gate_blocks_a_training_copy_until_a_reasoned_override():
     at.text_input(key="gate_reason").set_value("tabletop exercise, steward J. Doe").run()
     labels = {d.label for d in at.get("download_button")}
     assert {"Download synthetic set", "Download release manifest (JSON)"} <= labels
+
+
+def test_a_second_session_reviewing_the_same_set_gets_the_shared_result():
+    """The review cache is shared by sessions; the second one must not replay the first one's
+    progress bar (st.cache_resource did, and crashed it)."""
+    runs = []
+    for _ in range(2):
+        at = open_page("pages/1_Cohort.py")
+        load_demo(at, "Demo: 2,000 synthetic ICU stays")
+        at.switch_page("pages/3_Review.py").run()
+        at.button(key="review_baseline").click().run()
+        at.selectbox(key="review_mmd").set_value("subsample 2,000 records")
+        at.number_input(key="review_boot").set_value(20)
+        at.button(key="review_run").click().run()
+        assert not at.exception and not at.error
+        runs.append(at.session_state[state.REVIEW_RESULTS][1][0])
+    assert runs[1] is runs[0]  # computed once
