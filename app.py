@@ -10,7 +10,9 @@ from core.checkpoints import scan_checkpoints
 from core.device import describe_device, select_device
 from core.errors import CoreError
 from core.registry import MODELS
-from ui import state, widgets
+from core.release import settings as release_settings
+from core.release.signing import key_id, load_or_create_key
+from ui import auth, state, widgets
 
 ROOT = Path(__file__).resolve().parent
 # Core logs carry counts and timings only, never patient values; CSS_LOG_LEVEL=INFO shows them.
@@ -70,6 +72,16 @@ def home() -> None:
             st.warning(str(exc))
         st.write(f"Upload limit: **{state.upload_limit_mb()} MB** per file.")
         st.write(f"Registered models: **{len(MODELS)}**")
+        st.write(
+            "Sign-in: **"
+            + ("on (OpenID Connect)" if auth.sign_in_configured() else "off (one local user)")
+            + "**"
+        )
+        try:
+            key = load_or_create_key(release_settings.signing_key_path())
+            st.write(f"Release signing key: **{key_id(key.public_key())}** (Ed25519)")
+        except CoreError as exc:
+            st.warning(f"Release signing key: {exc}")
     with s2:
         checkpoints = scan_checkpoints(ROOT / "checkpoints")
         if not checkpoints:
@@ -86,6 +98,8 @@ COHORT_PAGE = st.Page("pages/1_Cohort.py", title="Cohort", icon=":material/group
 GENERATE_PAGE = st.Page("pages/2_Generate.py", title="Generate", icon=":material/auto_awesome:")
 REVIEW_PAGE = st.Page("pages/3_Review.py", title="Review", icon=":material/fact_check:")
 CXR_PAGE = st.Page("pages/4_CXR_Forecast.py", title="CXR Forecast", icon=":material/radiology:")
+LEDGER_PAGE = st.Page("pages/5_Ledger.py", title="Ledger", icon=":material/receipt_long:")
+auth.require_sign_in()
 st.navigation(
     [
         st.Page(home, title="Home", icon=":material/home:", default=True),
@@ -93,5 +107,6 @@ st.navigation(
         GENERATE_PAGE,
         REVIEW_PAGE,
         CXR_PAGE,
+        *([LEDGER_PAGE] if auth.is_steward() else []),
     ]
 ).run()

@@ -15,7 +15,7 @@ from core.generation import SyntheticSet
 from core.metrics.fidelity import dimension_wise_probability, dimension_wise_probability_from_means
 from core.report import export
 from core.report import generation_figures as gfigs
-from ui import state, training, widgets
+from ui import auth, state, training, widgets
 from ui.training import TrainingPlan
 
 TITLE = "EHRDiff"
@@ -172,6 +172,8 @@ def show_records(
             gfigs.codes_per_record_overlay(real_counts, synth.table.codes.codes_per_record()),
             key="gen_codes",
         )
+    if not auth.steward_only("Downloading synthetic data"):
+        return
     d1, d2 = st.columns(2)  # files are built only when their button is clicked
     d1.download_button(
         "Download CSV",

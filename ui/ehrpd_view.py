@@ -12,7 +12,7 @@ from core.ehrpd.train import EHRPDTrainConfig, train_ehrpd
 from core.generation import SyntheticSet
 from core.report import export
 from core.report import visit_figures as vfigs
-from ui import state, training, widgets
+from ui import auth, state, training, widgets
 from ui.training import TrainingPlan
 
 TITLE = "EHRPD"
@@ -145,6 +145,8 @@ def show_sequences(synth: SyntheticSet, stem: str) -> None:
     c1.plotly_chart(vfigs.visits_per_patient(sets), key="ehrpd_vpp")
     if len(v.known_gaps()):
         c2.plotly_chart(vfigs.gaps(sets), key="ehrpd_gaps")
+    if not auth.steward_only("Downloading synthetic data"):
+        return
     d1, d2 = st.columns(2)  # files are built only when their button is clicked
     d1.download_button(
         "MEDS (Parquet)",

@@ -17,7 +17,7 @@ from core.generation import SyntheticSet
 from core.metrics.fidelity import dimension_wise_probability
 from core.report import export
 from core.report import generation_figures as gfigs
-from ui import state, training, widgets
+from ui import auth, state, training, widgets
 from ui.training import TrainingPlan
 
 TITLE = "FLEXGEN-EHR"
@@ -145,29 +145,30 @@ def show_patients(
             ),
             key="fg_series",
         )
-    d1, d2, d3 = st.columns(3)  # files are built only when their button is clicked
-    d1.download_button(
-        "Static part (CSV)",
-        lambda: export.to_csv_bytes(static),
-        f"{stem}_static.csv",
-        "text/csv",
-        key="fg_dl_static",
-    )
-    d2.download_button(
-        "Series, long format (CSV)",
-        lambda: export.to_csv_bytes(long),
-        f"{stem}_series_long.csv",
-        "text/csv",
-        key="fg_dl_long",
-        help="One row per observed cell: record_id, hour, variable, unit, value.",
-    )
-    d3.download_button(
-        "Both in one Parquet",
-        lambda: export.patients_parquet_bytes(cohort),
-        f"{stem}.parquet",
-        "application/octet-stream",
-        key="fg_dl_parquet",
-    )
+    if auth.steward_only("Downloading synthetic data"):
+        d1, d2, d3 = st.columns(3)  # files are built only when their button is clicked
+        d1.download_button(
+            "Static part (CSV)",
+            lambda: export.to_csv_bytes(static),
+            f"{stem}_static.csv",
+            "text/csv",
+            key="fg_dl_static",
+        )
+        d2.download_button(
+            "Series, long format (CSV)",
+            lambda: export.to_csv_bytes(long),
+            f"{stem}_series_long.csv",
+            "text/csv",
+            key="fg_dl_long",
+            help="One row per observed cell: record_id, hour, variable, unit, value.",
+        )
+        d3.download_button(
+            "Both in one Parquet",
+            lambda: export.patients_parquet_bytes(cohort),
+            f"{stem}.parquet",
+            "application/octet-stream",
+            key="fg_dl_parquet",
+        )
     if train_table is not None and train_encoding is not None:
         try:
             result = dimension_wise_probability(

@@ -18,12 +18,16 @@ from core.data.records import EHRTable
 from core.data.visits import VisitCohort, patient_table
 from core.ehrpd.encoding import VisitEncoding
 from core.encoding.vectors import VectorEncoding
+from core.errors import CoreError
 from core.generation import SyntheticSet
 from core.metrics.privacy import patient_exposure, privacy_filter
 from core.metrics.specs import SequenceInputs
 from core.metrics.suite import Review, ReviewSettings, review
+from core.release import settings as release_settings
 from core.release.gate import CHECKS, OPTIONAL, GateThresholds, GateVerdict, release_manifest
-from ui import state
+from core.release.ledger import Ledger
+from core.release.publish import publish
+from ui import auth, state, widgets
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,8 +200,11 @@ def release_download(
     mime: str,
     manifest_args: dict,
 ) -> None:
-    """Download of one synthetic set with its release manifest; a failing set needs an explicit,
-    reasoned override, which the manifest records."""
+    """Releasing one synthetic set, by a steward: the manifest is signed with the server key and
+    recorded in the audit ledger, then the set and its manifest can be downloaded. A set that does
+    not pass needs an explicit, reasoned override, which the manifest and the ledger record."""
+    if not auth.steward_only("Releasing a synthetic set"):
+        return
     reason = None
     if not verdict.passed:
         st.warning(
@@ -214,36 +221,65 @@ def release_download(
             "Override: release this set despite the checks that did not pass", key="gate_override"
         )
         reason = st.text_input(
-            "Reason for the override (recorded in the manifest)",
+            "Reason for the override (recorded in the manifest and the ledger)",
             key="gate_reason",
             disabled=not override,
         )
         if not (override and reason.strip()):
-            st.caption("Downloading a failing set needs the override and a reason.")
+            st.caption("Releasing a set that does not pass needs the override and a reason.")
             return
     else:
         st.success(f"**{verdict.set_name}** passes the release gate.", icon=":material/verified:")
 
-    def manifest() -> bytes:
-        signed = release_manifest(
+    key = (verdict.set_name, verdict.status, reason)
+    if st.button("Release: sign and record in the ledger", type="primary", key="gate_release"):
+        data = payload()
+        manifest = release_manifest(
             verdict,
-            synthetic_sha256=hashlib.sha256(payload()).hexdigest(),
+            synthetic_sha256=hashlib.sha256(data).hexdigest(),
             override_reason=reason,
             **manifest_args,
         )
-        return json.dumps(signed, indent=2).encode("utf-8")
-
-    c1, c2 = st.columns(2)
-    c1.download_button(
-        "Download synthetic set", payload, filename, mime, key="gate_dl_data", type="primary"
+        try:
+            signed, entry = publish(manifest, auth.current_actor(), ledger=ledger())
+        except CoreError as exc:
+            widgets.show_error(exc, "Recording the release")
+            return
+        st.session_state[RELEASED] = (key, data, signed, entry)
+    released = st.session_state.get(RELEASED)
+    if released is None or released[0] != key:
+        st.caption(
+            "Releasing signs the manifest and records who released what, when, in the ledger."
+        )
+        return
+    _, data, signed, entry = released
+    st.success(
+        f"Release {entry} recorded in the ledger; manifest signed with key "
+        f"`{signed['signature']['key_id']}`.",
+        icon=":material/receipt_long:",
     )
+    c1, c2 = st.columns(2)
+    c1.download_button("Download synthetic set", data, filename, mime, key="gate_dl_data")
     c2.download_button(
-        "Download release manifest (JSON)",
-        manifest,
+        "Download signed release manifest (JSON)",
+        json.dumps(signed, indent=2).encode("utf-8"),
         f"{filename.rsplit('.', 1)[0]}.release.json",
         "application/json",
         key="gate_dl_manifest",
     )
+
+
+RELEASED = "css.released"
+
+
+@st.cache_resource(show_spinner=False)
+def _ledger(url: str) -> Ledger:
+    return Ledger(url)
+
+
+def ledger() -> Ledger:
+    """The configured audit ledger, opened once per server."""
+    return _ledger(release_settings.ledger_url())
 
 
 def exposure_panel(ref: RealReference, name: str, synth: SyntheticSet) -> None:

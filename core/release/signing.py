@@ -52,12 +52,17 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
         if not isinstance(key, Ed25519PrivateKey):
             raise ConfigError(f"{path} holds a {type(key).__name__}, not an Ed25519 key.")
         return key
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another session made it first
+        return load_or_create_key(path)
+    except OSError as exc:
+        raise ConfigError(f"Cannot create the release signing key at {path}: {exc}") from exc
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
     path.with_suffix(".pub.pem").write_bytes(public_pem(key.public_key()))

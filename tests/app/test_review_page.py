@@ -1,5 +1,8 @@
 """Review page through AppTest: demo cohort, an EHRDiff set and the baseline side by side, report."""
 
+import hashlib
+import json
+
 from tests.app.pages import load_demo, open_page
 from ui import state
 
@@ -93,10 +96,36 @@ def test_release_gate_blocks_a_training_copy_until_a_reasoned_override():
     assert any("Nothing is left to release" in w.value for w in at.warning)  # all copies
     assert any("does not pass the release gate (fail" in w.value for w in at.warning)
     at.checkbox(key="gate_override").check().run()
-    assert "Download synthetic set" not in {d.label for d in at.get("download_button")}
+    assert not any(b.key == "gate_release" for b in at.button)  # not without a reason
     at.text_input(key="gate_reason").set_value("tabletop exercise, steward J. Doe").run()
+    assert "Download synthetic set" not in {d.label for d in at.get("download_button")}
+    at.button(key="gate_release").click().run()
+    assert not at.exception and not at.error
     labels = {d.label for d in at.get("download_button")}
-    assert {"Download synthetic set", "Download release manifest (JSON)"} <= labels
+    assert {"Download synthetic set", "Download signed release manifest (JSON)"} <= labels
+    _, data, signed, entry = at.session_state["css.released"]
+    assert signed["override_reason"] == "tabletop exercise, steward J. Doe"
+    assert signed["synthetic_sha256"] == hashlib.sha256(data).hexdigest()
+
+    # the Ledger page lists the release, with who made it, and verifies its manifest
+    at.switch_page("pages/5_Ledger.py").run()
+    assert not at.exception and not at.error
+    rows = next(d.value for d in at.dataframe if "subject" in d.value.columns)
+    row = rows.set_index("id").loc[entry]
+    assert row["subject"] == "local user" and row["set_name"] == "Upload: leak.csv"
+    assert row["verdict"] == "fail (released by override)"
+    assert row["override_reason"] == "tabletop exercise, steward J. Doe"
+    manifest = json.dumps(signed).encode()
+    at.file_uploader(key="verify_manifest").set_value(("m.json", manifest, "application/json"))
+    at.file_uploader(key="verify_set").set_value(("leak.csv", data, "text/csv")).run()
+    assert any("Verified" in s.value for s in at.success)
+    tampered = json.dumps({**signed, "override_reason": None}).encode()
+    at.file_uploader(key="verify_manifest").set_value(("m.json", tampered, "application/json"))
+    at.run()
+    assert any("Rejected" in e.value for e in at.error)
+    checks = next(d.value for d in at.dataframe if "check" in d.value.columns).set_index("check")
+    assert checks.loc["manifest hash", "result"] == "FAILED"
+    assert checks.loc["released file", "result"] == "ok"
 
 
 def test_a_second_session_reviewing_the_same_set_gets_the_shared_result():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -45,11 +46,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[Server]:
-    port = _free_port()
-    env = {**os.environ, "CSS_DEVICE": "cpu", "CSS_LOG_LEVEL": "INFO"}
-    log = tmp_path_factory.mktemp("server") / "server.log"
+def wait_for(url: str, proc: subprocess.Popen, log: Path, seconds: float = 90) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    pytest.fail(f"{url} did not answer: {log.read_text()[-2000:]}")
+
+
+@contextlib.contextmanager
+def start_server(
+    folder: Path, env: dict | None = None, args: tuple = (), port: int | None = None
+) -> Iterator[Server]:
+    """``streamlit run app.py`` on a loopback port (a free one by default), its releases
+    recorded under ``folder``."""
+    port = port or _free_port()
+    env = {
+        **os.environ,
+        "CSS_DEVICE": "cpu",
+        "CSS_LOG_LEVEL": "INFO",
+        "CSS_STATE_DIR": str(folder / "state"),
+        **(env or {}),
+    }
+    log = folder / "server.log"
     out = log.open("wb")
     proc = subprocess.Popen(
         [
@@ -57,26 +81,24 @@ def server(tmp_path_factory) -> Iterator[Server]:
             "--server.port", str(port), "--server.address", "127.0.0.1",
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
             # No file watcher: screenshots written under the project must not trigger reruns.
-            "--server.fileWatcherType", "none",
+            "--server.fileWatcherType", "none", *args,
         ],
         cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"the server did not answer /_stcore/health: {log.read_text()[-2000:]}")
-    yield Server(url, proc, log)
-    proc.terminate()
-    proc.wait(timeout=30)
-    out.close()
+    wait_for(f"{url}/_stcore/health", proc, log)
+    try:
+        yield Server(url, proc, log)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        out.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[Server]:
+    with start_server(tmp_path_factory.mktemp("server")) as s:
+        yield s
 
 
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
@@ -111,7 +133,11 @@ class Journey:
         )
 
     def see(self, text: str) -> None:
-        self.page.get_by_text(text, exact=False).first.wait_for(timeout=STEP_TIMEOUT_MS)
+        try:
+            self.page.get_by_text(text, exact=False).first.wait_for(timeout=STEP_TIMEOUT_MS)
+        except playwright.TimeoutError:
+            self.shot("failed-waiting")  # what the page showed instead
+            raise
 
     def idle(self) -> None:
         """Wait until the script run ends (Streamlit shows its status widget while running)."""
