@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,23 +70,45 @@ def save_checkpoint(
     tensors: dict[str, torch.Tensor],
     manifest: Manifest,
 ) -> Manifest:
-    """Write weights and manifest; returns the manifest with its sha256 and timestamp filled."""
+    """Write weights and manifest; returns the manifest with its sha256 and timestamp filled.
+
+    Written into a hidden sibling folder first and renamed into place, so a reader never sees a
+    half-written checkpoint; other files of an existing folder (its model card) are kept."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    weights = folder / WEIGHTS_FILE
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(weights))
-    done = Manifest(
-        **{
-            **manifest.__dict__,
-            "sha256": sha256_file(weights),
-            "created": manifest.created or datetime.now(UTC).isoformat(timespec="seconds"),
-            "format_version": FORMAT_VERSION,
-        }
-    )
-    (folder / MANIFEST_FILE).write_text(
-        json.dumps(done.to_json(), indent=2, sort_keys=False) + "\n"
-    )
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        weights = tmp / WEIGHTS_FILE
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(weights))
+        done = Manifest(
+            **{
+                **manifest.__dict__,
+                "sha256": sha256_file(weights),
+                "created": manifest.created or datetime.now(UTC).isoformat(timespec="seconds"),
+                "format_version": FORMAT_VERSION,
+            }
+        )
+        (tmp / MANIFEST_FILE).write_text(json.dumps(done.to_json(), indent=2) + "\n")
+        replace_folder(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return done
+
+
+def replace_folder(new: Path, folder: Path) -> None:
+    """Move ``new`` to ``folder`` by renames; files of an existing ``folder`` that ``new`` lacks
+    are carried over, and the old folder is removed only once the new one is in place."""
+    if not folder.exists():
+        new.rename(folder)
+        return
+    for extra in folder.iterdir():
+        if not (new / extra.name).exists() and extra.is_file():
+            shutil.copy2(extra, new / extra.name)
+    old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+    folder.rename(old)
+    new.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def read_manifest(folder: str | Path) -> Manifest:

@@ -40,6 +40,7 @@ LAYER_OF_PREFIX = {
     "core.cxr": "cxr",
     "core.ehrpd": "ehrpd",
     "core.loading": "loading",
+    "core.store": "store",
     "core.release": "release",
     "core.report": "report",
     "tools": "tools",
@@ -50,7 +51,7 @@ LAYER_OF_PREFIX = {
 }
 _FAMILY_BELOW = {"base", "data", "encoding", "diffusion", "generation", "metrics"}
 _FAMILIES = {"ehrdiff", "flexgen", "cxr", "ehrpd"}
-_CORE = _FAMILY_BELOW | _FAMILIES | {"loading", "release", "report"}
+_CORE = _FAMILY_BELOW | _FAMILIES | {"loading", "store", "release", "report"}
 ALLOWED: dict[str, set[str]] = {
     "base": set(),
     "data": {"base"},
@@ -63,6 +64,7 @@ ALLOWED: dict[str, set[str]] = {
     "cxr": _FAMILY_BELOW,
     "ehrpd": _FAMILY_BELOW,
     "loading": _FAMILY_BELOW | _FAMILIES,
+    "store": _FAMILY_BELOW | _FAMILIES | {"loading"},
     "release": {"base", "data", "encoding", "generation", "metrics"},
     "report": {"base", "data", "encoding", "generation", "metrics", "release"},
     "tools": _CORE,
