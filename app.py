@@ -98,7 +98,8 @@ COHORT_PAGE = st.Page("pages/1_Cohort.py", title="Cohort", icon=":material/group
 GENERATE_PAGE = st.Page("pages/2_Generate.py", title="Generate", icon=":material/auto_awesome:")
 REVIEW_PAGE = st.Page("pages/3_Review.py", title="Review", icon=":material/fact_check:")
 CXR_PAGE = st.Page("pages/4_CXR_Forecast.py", title="CXR Forecast", icon=":material/radiology:")
-LEDGER_PAGE = st.Page("pages/5_Ledger.py", title="Ledger", icon=":material/receipt_long:")
+MODELS_PAGE = st.Page("pages/5_Models.py", title="Models", icon=":material/deployed_code:")
+LEDGER_PAGE = st.Page("pages/6_Ledger.py", title="Ledger", icon=":material/receipt_long:")
 auth.require_sign_in()
 st.navigation(
     [
@@ -107,6 +108,7 @@ st.navigation(
         GENERATE_PAGE,
         REVIEW_PAGE,
         CXR_PAGE,
+        MODELS_PAGE,
         *([LEDGER_PAGE] if auth.is_steward() else []),
     ]
 ).run()

@@ -29,14 +29,17 @@ train_table = table.subset(split.train) if table is not None and split is not No
 
 # --- model choice -------------------------------------------------------------------------------
 shipped = {f"{s.title} (shipped)": s for s in models.ehr_generators()}
-session_models = state.session_models()
-options = list(session_models) + list(shipped)
+stored = {f"{m.name} (stored)": m for m in models.stored_generators()}
+options = list(shipped) + list(stored)
 if not options:
     st.info("No model yet: load a cohort on the Cohort page and train one below.")
 choice = st.selectbox("Model", options, key="gen_model") if options else None
 model = None
-if choice in session_models:
-    model = session_models[choice].to(device)
+if choice in stored:
+    try:
+        model = models.stored_model(stored[choice], str(device))
+    except CoreError as exc:
+        widgets.show_error(exc, "Loading the model")
 elif choice is not None:
     try:
         spec = shipped[choice]
@@ -90,8 +93,10 @@ with st.expander(
             plan = ehrdiff_view.training_form(
                 train_table, cohort.label_name, model, compatible, device
             )
-        source = state.get_visits() if family == ehrpd_view.FAMILY else cohort
-        training.start_button(plan, source.name, key=f"{family}_train_start")
+        sequences = family == ehrpd_view.FAMILY
+        source = state.get_visits() if sequences else cohort
+        source_split = state.get_visit_split() if sequences else split
+        training.start_button(plan, source, source_split, key=f"{family}_train_start")
     training.progress_panel()
 
 # --- generation ---------------------------------------------------------------------------------
@@ -111,9 +116,7 @@ if sets:
     elif synth.cohort is not None:  # complete patients: static row + series
         flexgen_view.show_patients(synth, stem, train_table, state.train_encoding())
     else:
-        reference = session_models.get(synth.model_id) or (
-            model if model is not None and model.model_id == synth.model_id else None
-        )
+        reference = model if model is not None and model.model_id == synth.model_id else None
         ehrdiff_view.show_records(synth, stem, reference, train_table, compatible)
     if st.button("Remove this set", key="gen_remove"):
         del sets[view]

@@ -1,4 +1,4 @@
-"""Model access for pages: shipped checkpoints are loaded once per process and shared."""
+"""Model access for pages: shipped and stored checkpoints are loaded once per process and shared."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from core.checkpoints import Manifest
 from core.generation import SyntheticGenerator
 from core.loading import GENERATOR_FAMILIES, LOADERS
 from core.registry import MODELS, ModelSpec
+from core.store import ModelStore, StoredModel
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 
@@ -18,6 +19,26 @@ CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 def shipped_model(family: str, checkpoint: str, device: str) -> SyntheticGenerator:
     """One shared, read-only instance per checkpoint and device (inference only, thread-safe)."""
     return LOADERS[family](CHECKPOINTS / checkpoint, device=device)
+
+
+@st.cache_resource(show_spinner="Loading model weights", max_entries=16)
+def _stored_model(family: str, folder: str, sha256: str, device: str) -> SyntheticGenerator:
+    """Keyed by the weights' sha256 too: a model renamed, deleted or replaced is reloaded."""
+    return LOADERS[family](Path(folder), device=device)
+
+
+def stored_model(model: StoredModel, device: str) -> SyntheticGenerator:
+    return _stored_model(model.family, str(model.folder), model.manifest.sha256, device)
+
+
+def store() -> ModelStore:
+    """The model store (``CSS_MODEL_ROOT``)."""
+    return ModelStore()
+
+
+def stored_generators() -> list[StoredModel]:
+    """Verified stored models of the EHR generator families."""
+    return [m for m in store().list() if m.ok and m.family in GENERATOR_FAMILIES]
 
 
 def ehr_generators() -> list[ModelSpec]:

@@ -20,7 +20,6 @@ VISIT_SPLIT = "css.visit_split"
 LAST_LOADED = "css.last_loaded"  # "records" or "visits": what the Cohort page shows
 DEVICE = "css.device"
 T = TypeVar("T")
-SESSION_MODELS = "css.session_models"
 SYNTHETIC_SETS = "css.synthetic_sets"
 TRAIN_JOB = "css.train_job"
 
@@ -79,11 +78,6 @@ def set_split(split: CohortSplit) -> None:
 
 def device_preference() -> str:
     return st.session_state.get(DEVICE, "auto")
-
-
-def session_models() -> dict:
-    """Models trained in this browser session, by name (EHRDiffModel values)."""
-    return st.session_state.setdefault(SESSION_MODELS, {})
 
 
 def synthetic_sets() -> dict:

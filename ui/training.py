@@ -1,17 +1,21 @@
 """Training in the Generate page, the same for every family: a plan from the family's form, a
-start button that runs it as this session's background job, and the live progress panel."""
+start button that runs it as the user's background job, and the live progress panel.
+
+The job outlives the tab (a reload reattaches to it) and, when it finishes, saves the model in
+the model store itself, with who trained it, on what and how, whether or not a page is open.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
 from core.report import generation_figures as gfigs
-from ui import jobs, state
+from ui import auth, jobs, models, state
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,7 @@ class TrainingPlan:
     family_title: str
     total: int  # steps the progress bar counts to
     run: Callable[[str, jobs.Job], Any]  # (model name, job) -> a train result with .model
+    settings: dict = field(default_factory=dict)  # what the form chose, for the model card
 
 
 def plan(
@@ -32,25 +37,70 @@ def plan(
             *args, model_id=name, callback=job.report, should_stop=job.stop_event.is_set, **kwargs
         )
 
-    return TrainingPlan(family_title, total, run)
+    settings = {type(a).__name__: asdict(a) for a in args if is_dataclass(a)}
+    settings |= {k: str(v) for k, v in kwargs.items()}
+    return TrainingPlan(family_title, total, run, settings)
+
+
+def _owner() -> str:
+    actor = auth.current_actor()
+    return actor.subject if actor else ""
 
 
 def current_job() -> jobs.Job | None:
-    return st.session_state.get(state.TRAIN_JOB)
+    """This session's job, else the user's latest (a reload or another tab reattaches)."""
+    job = st.session_state.get(state.TRAIN_JOB)
+    if job is None:
+        job = jobs.latest(_owner())
+        if job is not None:
+            st.session_state[state.TRAIN_JOB] = job
+    return job
 
 
-def start_button(plan: TrainingPlan, cohort_name: str, key: str) -> None:
-    """Starts ``plan`` as this session's background job when pressed (one job at a time)."""
+def _store_when_done(plan: TrainingPlan, name: str, data_card: dict) -> Callable[[jobs.Job], Any]:
+    def work(job: jobs.Job) -> Any:
+        result = plan.run(name, job)
+        metrics = {
+            "final_loss": float(job.values[-1]) if job.values else None,
+            "steps_done": job.step,
+            "stopped_early": bool(result.stopped_early),
+            "train_seconds": round(float(result.seconds), 1),
+        }
+        command = f"Generate page, {plan.family_title}: {plan.settings}"
+        stored = models.store().save(
+            lambda folder: result.model.save(
+                folder, data_card=data_card, training_command=command, metrics=metrics
+            ),
+            name,
+        )
+        job.note = stored.name
+        return result
+
+    return work
+
+
+def start_button(plan: TrainingPlan, cohort: Any, split: Any, key: str) -> None:
+    """Starts ``plan`` as the user's background job when pressed (one job at a time per user)."""
     job = current_job()
     busy = job is not None and job.running
     if not st.button("Start training", type="primary", disabled=busy, key=key):
         return
-    name = state.unique_name(f"{plan.family_title} on {cohort_name}", state.session_models())
-    st.session_state[state.TRAIN_JOB] = jobs.start(name, plan.total, lambda j: plan.run(name, j))
+    actor = auth.current_actor()
+    name = models.store().free_name(f"{plan.family_title} on {cohort.name}")
+    data_card = {
+        "source": cohort.name,
+        "cohort fingerprint": cohort.fingerprint(),
+        "split": {"seed": split.seed, "holdout fraction": split.holdout_fraction},
+        "training patients": len(split.train),
+        "trained by": actor.subject if actor else "unknown",
+        "trained in": "the Generate page",
+    }
+    job = jobs.start(name, plan.total, _store_when_done(plan, name, data_card), owner=_owner())
+    st.session_state[state.TRAIN_JOB] = job
 
 
 def progress_panel() -> None:
-    """Progress bar, stop button and loss chart; a finished model joins the session's models."""
+    """Progress bar (or queue place), stop button and loss chart; the stored model's name."""
     job = current_job()
 
     # Poll only while a job runs: an idle page must not rerun every second for every session.
@@ -59,27 +109,31 @@ def progress_panel() -> None:
         current = current_job()
         if current is None:
             return
-        if current.running:
+        if current.running and current.queued:
+            st.info(
+                f"**{current.title}** is queued: {jobs.MAX_RUNNING} trainings already run on this "
+                f"server; {current.ahead} other(s) wait before it. It starts on its own.",
+                icon=":material/hourglass_top:",
+            )
+        elif current.running:
             st.progress(
                 current.step / max(current.total, 1),
                 text=f"{current.title}: step {current.step:,} of {current.total:,}",
             )
-            if st.button("Stop training", key="train_stop"):
-                current.stop()
+        if current.running and st.button("Stop training", key="train_stop"):
+            current.stop()
         if current.values:
             st.plotly_chart(
                 gfigs.loss_curve(np.asarray(current.values)), key=f"loss_{current.started}"
             )
-        done = not current.running and current.finished is not None and current.error is None
-        if done and current.result is not None:
-            models = state.session_models()
-            if current.title not in models:
-                models[current.title] = current.result.model
-                st.rerun(scope="app")
-            note = " (stopped early)" if current.result.stopped_early else ""
+        if not current.running and current.note and current.error is None:
+            if st.session_state.get("css.train_announced") != current.note:
+                st.session_state["css.train_announced"] = current.note
+                st.rerun(scope="app")  # the model list above now holds it
+            stop = " (stopped early)" if current.result.stopped_early else ""
             st.success(
-                f"Trained **{current.title}** in {current.result.seconds:.0f} s{note}. "
-                "It is now in the model list."
+                f"Trained **{current.note}** in {current.result.seconds:.0f} s{stop} and saved it "
+                "in the model store: pick it as a model above or see it on the Models page."
             )
         if current.error:
             st.error(f"**Training failed.** {current.error}")

@@ -47,8 +47,9 @@ def test_demo_cohort_train_then_generate_in_the_page():
     at.run()
     assert not job.running and job.error is None and len(job.result.losses) == 100
     at.run()
-    assert job.title in at.session_state["css.session_models"]
-    at.selectbox(key="gen_model").set_value(job.title).run()
+    assert job.note == job.title  # saved in the model store under its name
+    at.selectbox(key="gen_model").set_value(f"{job.title} (stored)").run()
+    assert any("Trained **" in s.value and "model store" in s.value for s in at.success)
     generate(at, n=150, steps=3)
     assert not at.exception and not at.error
     [synth] = at.session_state["css.synthetic_sets"].values()

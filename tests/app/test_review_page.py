@@ -108,7 +108,7 @@ def test_release_gate_blocks_a_training_copy_until_a_reasoned_override():
     assert signed["synthetic_sha256"] == hashlib.sha256(data).hexdigest()
 
     # the Ledger page lists the release, with who made it, and verifies its manifest
-    at.switch_page("pages/5_Ledger.py").run()
+    at.switch_page("pages/6_Ledger.py").run()
     assert not at.exception and not at.error
     rows = next(d.value for d in at.dataframe if "subject" in d.value.columns)
     row = rows.set_index("id").loc[entry]

@@ -1,0 +1,73 @@
+"""Models page and the store through AppTest: a model written into the store by the command line
+is offered in the Generate page without code changes; the page lists it with its card, downloads
+it, deletes it after a confirmation, takes the downloaded file back and refuses a tampered one."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+
+from core.checkpoints import WEIGHTS_FILE
+from core.ehrdiff.train import TrainConfig, train_ehrdiff
+from core.store import ModelStore
+from tests.app.pages import open_page
+from tests.core.ehrdiff.test_pipeline import code_table
+
+
+@pytest.fixture
+def stored(release_state):
+    rng = np.random.default_rng(0)
+    model = train_ehrdiff(
+        code_table(rng.random((200, 2)) < 0.3),
+        TrainConfig(units=(16,), embed_dim=8, steps=5, batch_size=32),
+        model_id="cli-trained",
+        device="cpu",
+    ).model
+    # what `python -m core.ehrdiff.train ... --out "$CSS_MODEL_ROOT/cli-trained"` writes
+    model.save(
+        release_state / "models" / "cli-trained",
+        data_card={"source": "toy codes", "cohort fingerprint": "f" * 64, "trained by": "cli:test"},
+        training_command="python -m core.ehrdiff.train --out ...",
+        metrics={"final_loss": 0.5},
+    )
+    return ModelStore()
+
+
+def test_a_cli_trained_model_in_the_store_is_offered_for_generation(stored):
+    at = open_page("pages/2_Generate.py")
+    assert "cli-trained (stored)" in at.selectbox(key="gen_model").options
+
+
+def test_list_download_delete_upload_and_refuse_a_tampered_file(stored):
+    at = open_page("pages/5_Models.py")
+    assert not at.exception and not at.error
+    table = next(d.value for d in at.dataframe if "trained by" in d.value.columns)
+    row = table.set_index("name").loc["cli-trained"]
+    assert row["state"] == "verified" and row["trained by"] == "cli:test"
+    assert row["trained on"].startswith("toy codes ffffffffffff")
+    assert "Download model (.zip)" in {d.label for d in at.get("download_button")}
+    data = stored.export_zip("cli-trained")
+
+    at.button(key="models_delete").click().run()
+    assert any("cannot be undone" in w.value for w in at.warning)
+    assert [m.name for m in stored.list()] == ["cli-trained"]  # not before the confirmation
+    at.button(key="models_delete_yes").click().run()
+    assert stored.list() == []
+
+    at.file_uploader(key="models_upload").set_value(("m.zip", data, "application/zip")).run()
+    assert any("verified" in s.value for s in at.success)
+    assert [m.name for m in stored.list()] == ["cli-trained"]
+
+    src = zipfile.ZipFile(io.BytesIO(data))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for n in src.namelist():
+            body = src.read(n)
+            zf.writestr(n, body[:-1] + b"\x01" if n == WEIGHTS_FILE else body)
+    at.file_uploader(key="models_upload").set_value(("bad.zip", buf.getvalue(), "application/zip"))
+    at.run()
+    assert any("does not match its manifest" in e.value for e in at.error)
+    assert len(stored.list()) == 1
