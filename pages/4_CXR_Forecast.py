@@ -27,22 +27,23 @@ st.warning(
     "patient has.",
     icon=":material/warning:",
 )
-specs = cxr.forecasters()
-if not specs:
-    st.error("No CXR forecaster checkpoint ships with this installation (see checkpoints/).")
+choices = cxr.forecaster_choices()
+if not choices:
+    st.error("No CXR forecaster: none ships with this installation and none is in the model store.")
     st.stop()
-spec = st.selectbox("Model", specs, format_func=lambda s: s.title)
+choice = st.selectbox("Model", list(choices), key="cxr_model")
 try:
-    model = cxr.shipped_forecaster(spec.checkpoint, str(select_device(state.device_preference())))
+    model, description, checked = cxr.load_forecaster(
+        choices[choice], str(select_device(state.device_preference()))
+    )
 except CoreError as exc:
     widgets.show_error(exc, "Loading the forecaster")
     st.stop()
 lo, hi = model.gap_range_hours
 st.caption(
-    f"{spec.description} Trained on gaps of {lo / 24:g} to {hi / 24:g} days; EHR variables: "
+    f"{description} Trained on gaps of {lo / 24:g} to {hi / 24:g} days; EHR variables: "
     f"{', '.join(model.vocabulary.variables)}."
 )
-checked = cxr.validation(spec.checkpoint)
 if checked.get("verdict"):
     st.info(
         f"**Validated on** {checked['validated_on']}. {checked['verdict']}",

@@ -8,9 +8,11 @@ from pathlib import Path
 import streamlit as st
 
 from core.checkpoints import read_manifest
-from core.cxr.pipeline import DDLCXRForecaster
+from core.cxr.pipeline import FORECAST_FAMILY, DDLCXRForecaster
 from core.data.images import RadiographImage, read_radiograph
 from core.registry import MODELS, ModelSpec
+from core.store import StoredModel
+from ui import models
 from ui.models import CHECKPOINTS
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "assets" / "cxr_example"
@@ -33,6 +35,29 @@ def forecasters() -> list[ModelSpec]:
         for s in MODELS.where(task="forecast-cxr")
         if s.checkpoint and (CHECKPOINTS / s.checkpoint).is_dir()
     ]
+
+
+def forecaster_choices() -> dict[str, ModelSpec | StoredModel]:
+    """Shipped forecasters, then the verified forecasters in the model store, by label."""
+    out: dict[str, ModelSpec | StoredModel] = {s.title: s for s in forecasters()}
+    for m in models.store().list(family=FORECAST_FAMILY):
+        out[f"{m.name} (stored)"] = m
+    return out
+
+
+def load_forecaster(
+    choice: ModelSpec | StoredModel, device: str
+) -> tuple[DDLCXRForecaster, str, dict]:
+    """The forecaster, its one-line description and what it was validated on."""
+    if isinstance(choice, StoredModel):
+        model = models.stored_model(choice, device)
+        checked = dict(choice.manifest.metrics.get("crossvalidation", {}))
+        return model, f"Stored model `{choice.name}`.", checked
+    return (
+        shipped_forecaster(choice.checkpoint, device),
+        choice.description,
+        validation(choice.checkpoint),
+    )
 
 
 @st.cache_resource(show_spinner=False)

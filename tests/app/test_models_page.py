@@ -71,3 +71,19 @@ def test_list_download_delete_upload_and_refuse_a_tampered_file(stored):
     at.run()
     assert any("does not match its manifest" in e.value for e in at.error)
     assert len(stored.list()) == 1
+
+
+def test_a_stored_forecaster_is_offered_and_loads_on_the_cxr_page(release_state):
+    import shutil
+
+    from tests.app.pages import ROOT
+
+    store = release_state / "models"
+    shutil.copytree(ROOT / "checkpoints" / "ddlcxr-hannover-64", store / "my cxr")
+    shutil.copytree(ROOT / "checkpoints" / "cxr-vae-64", store / "cxr-vae-64")  # its VAE, beside it
+    at = open_page("pages/4_CXR_Forecast.py")
+    box = at.selectbox(key="cxr_model")
+    assert "my cxr (stored)" in box.options
+    box.set_value("my cxr (stored)").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Stored model `my cxr`" in c.value for c in at.caption)

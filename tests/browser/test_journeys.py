@@ -123,3 +123,84 @@ def test_cxr_journey_example_forecast_downloads_and_hostile_uploads(server, brow
     j.button("Forecast", exact=True)  # not the horizon's help icon
     j.see("samples, 4 days ahead")
     context.close()
+
+
+def test_model_store_journey_train_reload_find_download_delete_upload_generate(
+    server, browser, tmp_path
+):
+    """Train on an uploaded cohort, reload mid-training and see it continue, find the finished
+    model on the Models page, download it, delete it, upload the file back, and generate from it
+    in a fresh browser context."""
+    import pandas as pd
+    from playwright.sync_api import expect
+
+    from tests.browser.conftest import ROOT
+
+    stays = pd.read_parquet(ROOT / "assets" / "demo" / "icu_stays.parquet").iloc[:400]
+    cohort = tmp_path / "site_cohort.csv"
+    stays.drop(columns="In-hospital_death").to_csv(cohort, index=False)
+
+    context, page = new_page(browser)
+    j = Journey(page, "store")
+    page.goto(server.url)
+    j.see("System status")
+    j.idle()
+    j.nav("Cohort")
+    page.get_by_text("Upload", exact=True).first.click()
+    j.idle()
+    j.choose("Format", "Wide table")
+    j.see("one row per record; column types are inferred")
+    j.idle()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(cohort)
+    load = page.get_by_role("button", name="Load cohort").first
+    expect(load).to_be_enabled(timeout=STEP_TIMEOUT_MS)
+    j.button("Load cohort")
+    page.locator('[data-testid="stMetric"]').first.wait_for(timeout=STEP_TIMEOUT_MS)
+    j.nav("Generate")
+    page.get_by_text("Train a model on the session cohort").first.click()
+    j.idle()
+    steps = page.get_by_label("Training steps")
+    steps.fill("1000")
+    steps.press("Enter")
+    j.idle()
+    j.choose("Network size", "small")
+    j.button("Start training")
+    j.see("step")
+    j.shot("training")
+    page.reload()  # the job lives on the server: the reloaded page finds it again
+    page.get_by_text("Train a model on the session cohort").first.wait_for()
+    progress = page.get_by_text("site_cohort.csv): step")
+    progress.first.wait_for(timeout=STEP_TIMEOUT_MS)
+    j.shot("reattached-after-reload")
+    j.see("saved it in the model store")
+    j.shot("trained-and-stored")
+
+    j.nav("Models")
+    j.see("Stored model")
+    with page.expect_download(timeout=STEP_TIMEOUT_MS) as download:
+        page.get_by_role("button", name="Download model (.zip)").click()
+    model_file = tmp_path / "model.zip"
+    download.value.save_as(model_file)
+    j.shot("models-page")
+    j.button("Delete…")
+    j.see("cannot be undone")
+    j.button("Yes, delete it")
+    j.see("No stored model yet")
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(model_file)
+    j.see("verified.")
+    j.shot("uploaded-back")
+    context.close()
+
+    context, page = new_page(browser)  # a fresh browser context: nothing of the first session
+    j = Journey(page, "store-fresh")
+    page.goto(server.url)
+    j.see("System status")
+    j.idle()
+    j.nav("Generate")
+    j.choose("Model", "(stored)")
+    j.see("Model card")
+    j.button("Generate")
+    j.see("Synthetic sets in this session")
+    j.shot("generated-from-stored-model")
+    assert page.locator('[data-testid="stException"]').count() == 0
+    context.close()
