@@ -11,12 +11,12 @@ import torch
 from core.checkpoints import read_manifest
 from core.cxr.pipeline import FORECAST_FAMILY, DDLCXRForecaster
 from core.ehrdiff.pipeline import FAMILY as EHRDIFF_FAMILY
-from core.ehrdiff.pipeline import EHRDiffModel
+from core.ehrdiff.pipeline import EHRDiffModel, GenerationSettings
 from core.ehrpd.pipeline import FAMILY as EHRPD_FAMILY
-from core.ehrpd.pipeline import EHRPDModel
+from core.ehrpd.pipeline import EHRPDModel, SequenceSettings
 from core.errors import CheckpointError
 from core.flexgen.pipeline import FAMILY as FLEXGEN_FAMILY
-from core.flexgen.pipeline import FlexGenModel
+from core.flexgen.pipeline import FlexGenModel, FlexGenSettings
 
 
 def _forecaster(folder: str | Path, device: torch.device | str | None = None) -> DDLCXRForecaster:
@@ -31,6 +31,12 @@ LOADERS: dict[str, Callable[..., Any]] = {
     EHRPD_FAMILY: EHRPDModel.load,
 }
 GENERATOR_FAMILIES = (EHRDIFF_FAMILY, FLEXGEN_FAMILY, EHRPD_FAMILY)  # make synthetic cohorts
+# each generator family's settings (all take n and seed; the rest have defaults)
+SETTINGS: dict[str, Callable[..., Any]] = {
+    EHRDIFF_FAMILY: GenerationSettings,
+    FLEXGEN_FAMILY: FlexGenSettings,
+    EHRPD_FAMILY: SequenceSettings,
+}
 
 
 def load_model(folder: str | Path, device: torch.device | str | None = None) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 import zipfile
 from pathlib import Path
@@ -110,24 +109,6 @@ MIMIC4_DIAGNOSES = (
     "10000032,22595853,1,5723,9\n10000032,22595853,2,78959,9\n10000032,22841357,1,I10,10\n"
     "10000068,25022803,1,E119,10\n10000068,25022803,2,E8497,9\n"
 )
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items) -> None:
-    """Browser tests share one xdist worker (with ``--dist loadgroup``): they mostly wait on the
-    server, so the other worker runs the computing tests beside them."""
-    for item in items:
-        if item.get_closest_marker("browser"):
-            item.add_marker(pytest.mark.xdist_group("browser"))
-
-
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread_per_worker() -> None:
-    """Two xdist workers on two cores: one torch thread each, not two each."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        import torch
-
-        torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

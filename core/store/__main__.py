@@ -6,9 +6,12 @@
     python -m core.store import FILE.zip [--name NAME]
     python -m core.store rename NAME NEW_NAME
     python -m core.store delete NAME --yes
+    python -m core.store generate NAME --n N [--seed S] --out FILE.parquet
 
 ``--root DIR`` (before the command) overrides ``CSS_MODEL_ROOT``. A model trained by a training
-command with ``--out "$CSS_MODEL_ROOT/NAME"`` is in the store as it is written.
+command with ``--out "$CSS_MODEL_ROOT/NAME"`` is in the store as it is written. ``generate``
+samples a stored generator with its family's default settings and writes the record table
+(one row per record or patient) as Parquet, which ``python -m core.report --synthetic`` reviews.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import sys
 from pathlib import Path
 
 from core.errors import CoreError
-from core.loading import LOADERS
+from core.loading import GENERATOR_FAMILIES, LOADERS, SETTINGS
 from core.store import ModelStore
 
 
@@ -44,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     rm = sub.add_parser("delete")
     rm.add_argument("name")
     rm.add_argument("--yes", action="store_true", help="really delete")
+    gen = sub.add_parser("generate", help="sample a stored generator into a Parquet file")
+    gen.add_argument("name")
+    gen.add_argument("--n", type=int, required=True, help="records (or patients) to generate")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     store = ModelStore(args.root)
     try:
@@ -72,6 +80,17 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             store.delete(args.name)
             print(f"deleted {args.name}")
+        elif args.command == "generate":
+            m = store.get(args.name)
+            if not m.ok or m.family not in GENERATOR_FAMILIES:
+                print(
+                    f"error: {args.name} is not a verified generator ({m.detail})", file=sys.stderr
+                )
+                return 1
+            model = LOADERS[m.family](m.folder, device="cpu")
+            synth = model.generate(SETTINGS[m.family](n=args.n, seed=args.seed))
+            synth.table.to_frame().to_parquet(args.out, index=False)
+            print(f"wrote {synth.table.n_records:,} records from {m.name} to {args.out}")
     except (CoreError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -140,12 +140,17 @@ class Journey:
             raise
 
     def idle(self) -> None:
-        """Wait until the script run ends (Streamlit shows its status widget while running)."""
-        status = self.page.locator('[data-testid="stStatusWidget"]')
-        try:  # a run may take a moment to start on a busy server
-            status.wait_for(state="attached", timeout=1000)
+        """Wait until the script run ends: the app root's ``data-test-script-state`` leaves
+        "notRunning" as soon as a rerun is requested and returns to it when the run is over."""
+        busy = self.page.locator('[data-testid="stApp"]:not([data-test-script-state="notRunning"])')
+        try:  # a rerun may take a moment to be requested on a busy server
+            busy.wait_for(state="attached", timeout=400)
         except playwright.TimeoutError:
             pass
+        self.page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(
+            state="attached", timeout=STEP_TIMEOUT_MS
+        )
+        status = self.page.locator('[data-testid="stStatusWidget"]')
         status.wait_for(state="detached", timeout=STEP_TIMEOUT_MS)
 
     def nav(self, title: str) -> None:

@@ -160,7 +160,7 @@ def test_model_store_journey_train_reload_find_download_delete_upload_generate(
     page.get_by_text("Train a model on the session cohort").first.click()
     j.idle()
     steps = page.get_by_label("Training steps")
-    steps.fill("1000")
+    steps.fill("600")
     steps.press("Enter")
     j.idle()
     j.choose("Network size", "small")

@@ -84,6 +84,10 @@ def review_the_baseline(j: Journey) -> None:
     j.page.locator('[data-testid="stMetric"]').first.wait_for(timeout=STEP_TIMEOUT_MS)
     j.nav("Review")
     j.button("Add independent-marginals baseline")
+    boot = j.page.get_by_label("Bootstrap resamples (CIs)")
+    boot.fill("20")  # the gate needs no bootstrap; a short review keeps the test short
+    boot.press("Enter")
+    j.idle()
     j.button("Run review")
     j.see("Release gate")
 

@@ -137,3 +137,16 @@ def test_command_line_list_verify_export_import_rename_delete(model, tmp_path, c
     (store.root / "m" / WEIGHTS_FILE).write_bytes(b"tampered")
     assert store_main([*root, "verify", "m"]) == 1
     assert "does not match" in capsys.readouterr().out
+
+
+def test_command_line_generates_from_a_stored_model_by_name(model, tmp_path, capsys):
+    import pandas as pd
+
+    store = ModelStore(tmp_path / "s")
+    save(model, store, "m")
+    out = tmp_path / "synthetic.parquet"
+    root = ["--root", str(store.root)]
+    assert store_main([*root, "generate", "m", "--n", "50", "--seed", "1", "--out", str(out)]) == 0
+    frame = pd.read_parquet(out)
+    assert len(frame) == 50 and {"A", "B"} <= set(frame.columns)
+    assert store_main([*root, "generate", "nope", "--n", "5", "--out", str(out)]) == 1
