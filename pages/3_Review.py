@@ -226,8 +226,9 @@ for col, rv in zip(st.columns(len(reviews)), reviews, strict=True):
 
 st.subheader("Release gate")
 st.caption(
-    "Privacy thresholds a data steward sets before any release. A set that does not pass can only "
-    "be downloaded with an explicit override, recorded in its release manifest."
+    "Privacy thresholds a data steward sets before any release. A steward releases a set: its "
+    "manifest is signed and recorded in the ledger; a set that does not pass needs an explicit "
+    "override with a reason."
 )
 thresholds = ui_review.gate_thresholds()
 verdicts = {rv.name: evaluate_gate(rv, thresholds) for rv in reviews}
@@ -241,8 +242,9 @@ st.dataframe(
 )
 st.caption(
     "Leak estimate: what the set gives away beyond data that never saw the training patients "
-    "(membership shuffled). Fail: the whole 95% interval is above the threshold; pass: it is at "
-    "or below; inconclusive: it straddles the threshold (the holdout is too small to tell)."
+    "(membership shuffled). Fail: the whole interval (98.75% per check, 95% for the four default "
+    "checks together) is above the threshold; pass: it is at or below; inconclusive: it straddles "
+    "the threshold (the holdout is too small to tell)."
 )
 
 for rv in reviews:

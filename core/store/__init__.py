@@ -55,6 +55,23 @@ class StoredModel:
         return self.manifest.family if self.manifest else None
 
 
+_VERIFIED: dict[tuple, Manifest] = {}  # (folder, files' size and mtime) -> verified manifest
+
+
+def _verified(folder: Path) -> Manifest:
+    """``verify_checkpoint``, hashed again only when a file of the folder changed (pages list the
+    store on every rerun)."""
+    stats = tuple(
+        (p.name, p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    )
+    key = (str(folder), stats)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = verify_checkpoint(folder)
+    return _VERIFIED[key]
+
+
 def check_name(name: str) -> str:
     name = name.strip()
     if not NAME.match(name) or name.endswith("."):
@@ -77,9 +94,8 @@ class ModelStore:
         if not folder.is_dir():
             raise ConfigError(f"No model '{name}' in the store at {self.root}.")
         try:
-            return StoredModel(
-                name, folder, verify_checkpoint(folder), True, "verified", self._size(folder)
-            )
+            manifest = _verified(folder)
+            return StoredModel(name, folder, manifest, True, "verified", self._size(folder))
         except CheckpointError as exc:
             return StoredModel(name, folder, None, False, str(exc), self._size(folder))
 

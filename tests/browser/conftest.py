@@ -22,6 +22,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 STEP_TIMEOUT_MS = 180_000
 
 playwright = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is absent")
+expect = playwright.expect
 if not Path(CHROMIUM).exists():
     pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
@@ -152,6 +153,23 @@ class Journey:
         )
         status = self.page.locator('[data-testid="stStatusWidget"]')
         status.wait_for(state="detached", timeout=STEP_TIMEOUT_MS)
+
+    def upload_wide_cohort(self, path: Path, shot: str | None = None) -> None:
+        """On the Cohort page: upload a wide CSV, load it, wait for its summary."""
+        self.nav("Cohort")
+        self.page.get_by_text("Upload", exact=True).first.click()
+        self.idle()
+        self.choose("Format", "Wide table")
+        # The uploader is re-rendered by that choice: upload only once the new form is shown.
+        self.see("one row per record; column types are inferred")
+        self.idle()
+        self.page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(path)
+        load = self.page.get_by_role("button", name="Load cohort").first
+        expect(load).to_be_enabled(timeout=STEP_TIMEOUT_MS)  # the upload has reached the server
+        if shot:
+            self.shot(shot)
+        self.button("Load cohort")
+        self.page.locator('[data-testid="stMetric"]').first.wait_for(timeout=STEP_TIMEOUT_MS)
 
     def nav(self, title: str) -> None:
         self.page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS, ROOT, STEP_TIMEOUT_MS, Journey, launch, new_page
+from tests.browser.conftest import ARTIFACTS, ROOT, Journey, launch, new_page
 
 pytestmark = pytest.mark.browser
 SESSIONS = 8
@@ -61,19 +61,7 @@ def test_eight_sessions_upload_and_generate_at_once(server, pw, tmp_path):
         page.goto(server.url)
         j.see("System status")
         j.idle()
-        j.nav("Cohort")
-        page.get_by_text("Upload", exact=True).first.click()
-        j.idle()
-        j.choose("Format", "Wide table")
-        # The uploader is re-rendered by that choice: upload only once the new form is shown.
-        j.see("one row per record; column types are inferred")
-        j.idle()
-        page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(path)
-        load = page.get_by_role("button", name="Load cohort").first
-        expect(load).to_be_enabled(timeout=STEP_TIMEOUT_MS)  # the upload has reached the server
-        j.shot("uploaded")
-        j.button("Load cohort")
-        page.locator('[data-testid="stMetric"]').first.wait_for(timeout=STEP_TIMEOUT_MS)
+        j.upload_wide_cohort(path, shot="uploaded")
         j.nav("Generate")
         name = page.get_by_label("Name of this synthetic set")
         name.fill(f"set-{i}")

@@ -132,7 +132,6 @@ def test_model_store_journey_train_reload_find_download_delete_upload_generate(
     model on the Models page, download it, delete it, upload the file back, and generate from it
     in a fresh browser context."""
     import pandas as pd
-    from playwright.sync_api import expect
 
     from tests.browser.conftest import ROOT
 
@@ -145,17 +144,7 @@ def test_model_store_journey_train_reload_find_download_delete_upload_generate(
     page.goto(server.url)
     j.see("System status")
     j.idle()
-    j.nav("Cohort")
-    page.get_by_text("Upload", exact=True).first.click()
-    j.idle()
-    j.choose("Format", "Wide table")
-    j.see("one row per record; column types are inferred")
-    j.idle()
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(cohort)
-    load = page.get_by_role("button", name="Load cohort").first
-    expect(load).to_be_enabled(timeout=STEP_TIMEOUT_MS)
-    j.button("Load cohort")
-    page.locator('[data-testid="stMetric"]').first.wait_for(timeout=STEP_TIMEOUT_MS)
+    j.upload_wide_cohort(cohort)
     j.nav("Generate")
     page.get_by_text("Train a model on the session cohort").first.click()
     j.idle()
