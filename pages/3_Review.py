@@ -290,6 +290,7 @@ ui_review.release_download(
         "provenance": context.sets[release_name],
         "review_settings": context.settings,
     },
+    id(release_set),
 )
 
 st.subheader("Export")

@@ -199,8 +199,10 @@ def release_download(
     filename: str,
     mime: str,
     manifest_args: dict,
+    set_id: int,
 ) -> None:
-    """Releasing one synthetic set, by a steward: the manifest is signed with the server key and
+    """Releasing one synthetic set (``set_id``: the set object's identity, so a regenerated set
+    of the same name is released afresh), by a steward: the manifest is signed with the server key and
     recorded in the audit ledger, then the set and its manifest can be downloaded. A set that does
     not pass needs an explicit, reasoned override, which the manifest and the ledger record."""
     if not auth.steward_only("Releasing a synthetic set"):
@@ -231,7 +233,7 @@ def release_download(
     else:
         st.success(f"**{verdict.set_name}** passes the release gate.", icon=":material/verified:")
 
-    key = (verdict.set_name, verdict.status, reason)
+    key = (verdict.set_name, set_id, verdict.status, reason)
     if st.button("Release: sign and record in the ledger", type="primary", key="gate_release"):
         data = payload()
         manifest = release_manifest(
