@@ -35,6 +35,16 @@ def _role_settings() -> tuple[str, str]:
     return roles.get("claim", "roles"), roles.get("steward", STEWARD)
 
 
+def roles_from_claims(claims: dict, claim: str, steward: str) -> tuple[str, ...]:
+    """The user's roles from the ID token's ``claim`` (a list, or a space- or comma-separated
+    string); the configured ``steward`` role becomes the core's steward role, and a claim that
+    merely says "steward" does not, when another name is configured."""
+    raw = claims.get(claim) or []
+    roles = raw if isinstance(raw, list | tuple) else re.split(r"[\s,]+", str(raw))
+    names = [str(r) for r in roles if r and (str(r) != STEWARD or steward == STEWARD)]
+    return tuple(dict.fromkeys(STEWARD if r == steward else r for r in names))
+
+
 def current_actor() -> Actor | None:
     """Who is using the app: the signed-in subject with their roles, the local user when sign-in
     is off, None when sign-in is on and nobody has signed in."""
@@ -43,11 +53,7 @@ def current_actor() -> Actor | None:
     if not st.user.is_logged_in:
         return None
     claims = st.user.to_dict()
-    claim, steward = _role_settings()
-    raw = claims.get(claim) or []
-    roles = tuple(raw) if isinstance(raw, list | tuple) else tuple(re.split(r"[\s,]+", str(raw)))
-    # the configured steward role maps to the core's steward role
-    roles = tuple(dict.fromkeys(STEWARD if r == steward else str(r) for r in roles if r))
+    roles = roles_from_claims(claims, *_role_settings())
     name = str(claims.get("name") or claims.get("email") or claims.get("sub"))
     return Actor(str(claims.get("sub")), name, roles)
 
