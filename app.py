@@ -10,9 +10,9 @@ from core.checkpoints import scan_checkpoints
 from core.device import describe_device, select_device
 from core.errors import CoreError
 from core.registry import MODELS
-from core.release import settings as release_settings
-from core.release.signing import key_id, load_or_create_key
+from core.release.signing import key_id
 from ui import auth, state, widgets
+from ui import review as ui_review
 
 ROOT = Path(__file__).resolve().parent
 # Core logs carry counts and timings only, never patient values; CSS_LOG_LEVEL=INFO shows them.
@@ -78,7 +78,7 @@ def home() -> None:
             + "**"
         )
         try:
-            key = load_or_create_key(release_settings.signing_key_path())
+            key = ui_review.signing_key()
             st.write(f"Release signing key: **{key_id(key.public_key())}** (Ed25519)")
         except CoreError as exc:
             st.warning(f"Release signing key: {exc}")

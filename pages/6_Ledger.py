@@ -6,8 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import CoreError
-from core.release import settings as release_settings
-from core.release.signing import key_id, load_or_create_key, public_pem, verify_manifest
+from core.release.signing import key_id, manifest_json, public_pem, verify_manifest
 from core.report import export
 from ui import auth, widgets
 from ui import review as ui_review
@@ -23,7 +22,7 @@ if not auth.steward_only("The ledger"):
 
 try:
     ledger = ui_review.ledger()
-    key = load_or_create_key(release_settings.signing_key_path())
+    key = ui_review.signing_key()
 except CoreError as exc:
     widgets.show_error(exc, "Opening the ledger")
     st.stop()
@@ -63,7 +62,7 @@ else:
         st.json(signed, expanded=False)
     st.download_button(
         "Download this manifest",
-        json.dumps(signed, indent=2).encode("utf-8"),
+        manifest_json(signed),
         f"release_{pick}.release.json",
         "application/json",
         key="ledger_manifest",

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from core.data.cohort import Cohort, CohortSplit
 from core.data.records import EHRTable
@@ -27,6 +28,7 @@ from core.release import settings as release_settings
 from core.release.gate import CHECKS, OPTIONAL, GateThresholds, GateVerdict, release_manifest
 from core.release.ledger import Ledger
 from core.release.publish import publish
+from core.release.signing import load_or_create_key, manifest_json
 from ui import auth, state, widgets
 
 
@@ -264,7 +266,7 @@ def release_download(
     c1.download_button("Download synthetic set", data, filename, mime, key="gate_dl_data")
     c2.download_button(
         "Download signed release manifest (JSON)",
-        json.dumps(signed, indent=2).encode("utf-8"),
+        manifest_json(signed),
         f"{filename.rsplit('.', 1)[0]}.release.json",
         "application/json",
         key="gate_dl_manifest",
@@ -277,6 +279,16 @@ RELEASED = "css.released"
 @st.cache_resource(show_spinner=False)
 def _ledger(url: str) -> Ledger:
     return Ledger(url)
+
+
+@st.cache_resource(show_spinner=False)
+def _signing_key(path: str) -> Ed25519PrivateKey:
+    return load_or_create_key(Path(path))
+
+
+def signing_key() -> Ed25519PrivateKey:
+    """The server's release signing key, read (or made) once per server."""
+    return _signing_key(str(release_settings.signing_key_path()))
 
 
 def ledger() -> Ledger:

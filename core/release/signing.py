@@ -41,6 +41,11 @@ def public_pem(public: Ed25519PublicKey) -> bytes:
     )
 
 
+def manifest_json(manifest: dict) -> bytes:
+    """A signed manifest as the file users download (indented; verification re-canonicalises)."""
+    return json.dumps(manifest, indent=2).encode("utf-8")
+
+
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     """The server's signing key; generated (and its public half written) on first start."""
     path = Path(path)
