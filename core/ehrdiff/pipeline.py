@@ -113,8 +113,14 @@ class EHRDiffModel(SavedModel):
 
     @torch.no_grad()
     def generate_vectors(
-        self, settings: GenerationSettings, callback: ProgressCallback | None = None
+        self,
+        settings: GenerationSettings,
+        callback: ProgressCallback | None = None,
+        *,
+        clamp: bool = True,
     ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Model-space vectors, clamped to [0, 1] unless ``clamp`` is False (for measuring how
+        decoding should treat values beyond the range)."""
         settings.validate(self)
         device = self.device
         gen = make_generator(settings.seed, "cpu")  # CPU noise: identical samples on any device
@@ -142,7 +148,7 @@ class EHRDiffModel(SavedModel):
                 callback=chunk.callback,
                 mean=start_mean,
             )
-            out.append(x.clamp(0.0, 1.0).float().cpu())
+            out.append((x.clamp(0.0, 1.0) if clamp else x).float().cpu())
         vectors = torch.cat(out).numpy()
         return vectors, None if labels is None else labels.numpy().astype(np.int64)
 

@@ -39,7 +39,7 @@ from core.diffusion.edm import EMA, EDMConfig, EDMDenoiser, edm_loss
 from core.distributed import command_line, training_processes
 from core.ehrdiff.network import EHRDiffMLP, NetworkConfig
 from core.ehrdiff.pipeline import EHRDiffModel, GenerationSettings
-from core.encoding.vectors import VectorEncoding
+from core.encoding.vectors import NUMERIC_SPACES, VectorEncoding
 from core.errors import ConfigError
 from core.progress import StepCallback
 
@@ -68,6 +68,7 @@ class TrainConfig:
     )
     conditional: bool = True  # use the label when the table has one
     sigma_data: float | None = None  # None = standard deviation of the training vectors
+    numeric_space: str = "normal"  # normal scores of the CDF (core.encoding.marginals)
     seed: int = 0
 
     def validate(self) -> None:
@@ -117,8 +118,8 @@ def train_ehrdiff(
     rank = dist.get_rank() if distributed else 0
     if init_from is not None:
         encoding = init_from.encoding
-    encoding = encoding or VectorEncoding.fit(table)
-    x_all = torch.from_numpy(encoding.encode(table)).to(device)
+    encoding = encoding or VectorEncoding.fit(table, config.numeric_space)
+    x_all = torch.from_numpy(encoding.encode(table, np.random.default_rng(config.seed))).to(device)
     use_labels = config.conditional and table.labels is not None
     n_classes = 0
     labels_all = None
@@ -209,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--units", default="512,256,256,512", help="hidden widths, comma separated")
     p.add_argument(
+        "--numeric-space",
+        choices=NUMERIC_SPACES,
+        default=TrainConfig.numeric_space,
+        help="numeric columns through their CDF (quantile) or min-max scaled (the older models)",
+    )
+    p.add_argument(
         "--eval-steps", type=int, default=16, help="DPM-Solver++(2M) steps for export metrics"
     )
     return p
@@ -240,6 +247,7 @@ def _train_and_save(
         batch_size=args.batch_size,
         lr=args.lr,
         conditional=not args.unconditional,
+        numeric_space=args.numeric_space,
         seed=args.seed,
     )
     model_id = args.model_id or args.out.name

@@ -1,15 +1,19 @@
 """Record table <-> float vectors in [0, 1] for the diffusion model, and back.
 
 - binary: 0/1;
-- numeric: optionally log1p (for positive, heavy-tailed columns), then scaled to [0, 1] over the
-  training range, top-coded (0.5th..99.5th percentile rounded outward to two significant digits,
-  so no stored bound is a patient's value); decoded by clipping to [0, 1] and inverting, so values
-  stay within that range, in original units;
+- numeric: top-coded to the training range (0.5th..99.5th percentile rounded outward to two
+  significant digits, so no stored bound is a patient's value), then mapped to [0, 1] in one of two
+  spaces (see :mod:`core.encoding.marginals`): ``scaled``, min-max after an optional log1p for
+  positive heavy-tailed columns (the metrics' space, and the models trained before marginals were
+  stored), or ``quantile``, through the column's CDF (the models' space: no spikes to learn, and
+  decoding lands on the column's support and precision). Decoded values stay within the range, in
+  original units, on the column's support or precision;
 - categorical: one-hot, decoded by argmax;
 - codes: 0/1 per code, decoded by thresholding at 0.5;
 - missing values: an explicit indicator dimension (shared by columns that are always missing
   together, e.g. the five summaries of one lab), decoded as NaN when above 0.5. The value slot of
-  a missing entry holds the training mean so it carries no signal of its own.
+  a missing entry holds the training mean so it carries no signal of its own (in the quantile
+  space: 0.5, or uniform noise when encoding for training).
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ import pandas as pd
 
 from core.data.cohort import FeatureSpec
 from core.data.records import EHRTable, codes_from_binary
+from core.encoding.marginals import Marginal
 from core.errors import CheckpointError, CohortError
+
+NUMERIC_SPACES = ("scaled", "quantile", "normal")
+CDF_SPACES = ("quantile", "normal")  # numeric values through their CDF (core.encoding.marginals)
 
 HEAVY_TAIL_RATIO = 10.0
 # Scaling bounds are top-coded: a column's range is its 0.5th..99.5th percentile rounded outward to
@@ -63,6 +71,8 @@ class ColumnCodec:
     log: bool = False
     fill: float = 0.0
     missing_dim: int | None = None
+    space: str = "scaled"  # numeric: scaled | quantile (see the module docstring)
+    marginal: Marginal | None = None  # numeric: precision, support and quantiles
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,9 @@ class VectorEncoding:
 
     # --- fitting ---------------------------------------------------------------------------
     @classmethod
-    def fit(cls, table: EHRTable) -> VectorEncoding:
+    def fit(cls, table: EHRTable, numeric_space: str = "scaled") -> VectorEncoding:
+        if numeric_space not in NUMERIC_SPACES:
+            raise CohortError(f"unknown numeric space '{numeric_space}' (one of {NUMERIC_SPACES})")
         columns: list[ColumnCodec] = []
         pos = 0
         pending: list[tuple[FeatureSpec, dict]] = []
@@ -150,8 +162,10 @@ class VectorEncoding:
                         "lo": lo,
                         "hi": hi,
                         "log": log,
-                        "fill": float(scaled.mean()),
+                        "fill": float(scaled.mean()) if numeric_space == "scaled" else 0.5,
                         "width": 1,
+                        "space": numeric_space,
+                        "marginal": Marginal.fit(v, raw_lo, raw_hi),
                     }
                 else:
                     v = col.to_numpy(dtype=float)
@@ -174,6 +188,8 @@ class VectorEncoding:
                     log=params.get("log", False),
                     fill=params.get("fill", 0.0),
                     missing_dim=params["group"],
+                    space=params.get("space", "scaled"),
+                    marginal=params.get("marginal"),
                 )
             )
             pos += params["width"]
@@ -212,7 +228,9 @@ class VectorEncoding:
                 f"the cohort's code vocabulary ({len(vocab)} codes) differs from the model's ({len(self.vocabulary)})"
             )
 
-    def encode(self, table: EHRTable) -> np.ndarray:
+    def encode(self, table: EHRTable, rng: np.random.Generator | None = None) -> np.ndarray:
+        """``rng`` spreads tied values over their CDF interval in the quantile space (for
+        training); without it they sit mid-way, so encoding is deterministic."""
         self.check_compatible(table)
         n = table.n_records
         out = np.zeros((n, self.dim), dtype=np.float32)
@@ -236,11 +254,18 @@ class VectorEncoding:
                 out[rows, c.start + codes[rows]] = 1.0
             else:
                 v = col.to_numpy(dtype=float)
-                if c.kind == "numeric":
+                fill = c.fill
+                if c.kind == "numeric" and c.space in CDF_SPACES:
+                    v = c.marginal.to_space(np.where(missing, c.marginal.lo, v), c.space, rng)
+                    if rng is not None:
+                        # Noise in the value slot of a missing entry: no signal, and no spike at
+                        # the fill value for the model to copy into observed entries.
+                        fill = c.marginal.level_to_space(rng.random(n), c.space)
+                elif c.kind == "numeric":
                     t = np.log1p(np.maximum(v, 0)) if c.log else v
                     v = (t - c.lo) / (c.hi - c.lo) if c.hi > c.lo else np.zeros_like(t)
                     v = np.clip(v, 0.0, 1.0)
-                out[:, c.start] = np.where(missing, c.fill, v)
+                out[:, c.start] = np.where(missing, fill, v)
         if self.vocabulary:
             out[:, self.static_dim :] = table.codes.dense()
         return out
@@ -267,9 +292,14 @@ class VectorEncoding:
                     data[c.name] = pd.Categorical.from_codes(codes, categories=list(c.categories))
                 elif c.kind == "binary":
                     data[c.name] = np.where(missing, np.nan, (x[:, c.start] > 0.5).astype(float))
+                elif c.space in CDF_SPACES:
+                    values = c.marginal.from_space(x[:, c.start], c.space)
+                    data[c.name] = np.where(missing, np.nan, values)
                 else:
                     t = np.clip(x[:, c.start].astype(np.float64), 0.0, 1.0) * (c.hi - c.lo) + c.lo
                     v = np.expm1(t) if c.log else t
+                    if c.marginal is not None:
+                        v = c.marginal.snap(v)
                     data[c.name] = np.where(missing, np.nan, v)
                 specs.append(FeatureSpec(c.name, c.kind, c.unit, c.categories))  # type: ignore[arg-type]
             static = pd.DataFrame(data)
@@ -294,7 +324,14 @@ class VectorEncoding:
     # --- persistence (manifest JSON) -------------------------------------------------------------
     def to_json(self) -> dict:
         return {
-            "columns": [{**asdict(c), "categories": list(c.categories)} for c in self.columns],
+            "columns": [
+                {
+                    **asdict(c),
+                    "categories": list(c.categories),
+                    "marginal": None if c.marginal is None else c.marginal.to_json(),
+                }
+                for c in self.columns
+            ],
             "missing_groups": [list(g) for g in self.missing_groups],
             "static_dim": self.static_dim,
             "vocabulary": list(self.vocabulary),
@@ -309,7 +346,15 @@ class VectorEncoding:
         try:
             return cls(
                 columns=tuple(
-                    ColumnCodec(**{**c, "categories": tuple(c["categories"])})
+                    ColumnCodec(
+                        **{
+                            **c,
+                            "categories": tuple(c["categories"]),
+                            "marginal": None
+                            if c.get("marginal") is None
+                            else Marginal.from_json(c["marginal"]),
+                        }
+                    )
                     for c in raw["columns"]
                 ),
                 missing_groups=tuple(tuple(g) for g in raw["missing_groups"]),

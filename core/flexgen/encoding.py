@@ -2,9 +2,11 @@
 
 - static: one [0, 1] vector per record from the EHRDiff :class:`VectorEncoding` of the static
   columns (one-hot levels, explicit missingness, top-coded numeric ranges);
-- temporal: ``[N, T, 2D]``: per variable a scaled value channel (0 where unobserved) and an
-  observation-mask channel. Scaling is per variable over a top-coded range, with log1p for
-  positive heavy-tailed variables, as for static columns.
+- temporal: ``[N, T, 2D]``: per variable a value channel in [0, 1] (0 where unobserved) and an
+  observation-mask channel. Values map per variable over a top-coded range, in the same two
+  spaces as static columns (:mod:`core.encoding.marginals`): min-max with log1p for positive
+  heavy-tailed variables (``scaled``, the older models) or through the variable's CDF
+  (``quantile``); decoding lands on the variable's support and precision either way.
 
 A record *has* a modality when any of its static values, or any temporal cell, is observed; a
 record with neither part observed carries no information and is refused.
@@ -12,14 +14,15 @@ record with neither part observed carries no information and is refused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from core.data.cohort import Cohort, TemporalData
 from core.data.records import EHRTable
-from core.encoding.vectors import HEAVY_TAIL_RATIO, VectorEncoding, published_range
+from core.encoding.marginals import Marginal
+from core.encoding.vectors import CDF_SPACES, HEAVY_TAIL_RATIO, VectorEncoding, published_range
 from core.errors import CheckpointError, CohortError
 
 MIN_STEPS = 4
@@ -78,10 +81,14 @@ class TemporalScaling:
     log: tuple[bool, ...]
     n_steps: int
     step_hours: float
+    space: str = "scaled"
+    marginals: tuple[Marginal, ...] = field(default=())  # per variable; empty in older models
 
     @classmethod
-    def fit(cls, temporal: TemporalData, rows: np.ndarray) -> TemporalScaling:
-        lo, hi, log = [], [], []
+    def fit(
+        cls, temporal: TemporalData, rows: np.ndarray, space: str = "scaled"
+    ) -> TemporalScaling:
+        lo, hi, log, marginals = [], [], [], []
         for j in range(len(temporal.variables)):
             v = temporal.values[rows, :, j][temporal.mask[rows, :, j]].astype(np.float64)
             if v.size == 0:
@@ -90,6 +97,7 @@ class TemporalScaling:
                 v.min() >= 0 and np.quantile(v, 0.99) > HEAVY_TAIL_RATIO * max(np.median(v), 1e-9)
             )
             a, b = published_range(v)
+            marginals.append(Marginal.fit(v, a, b))
             if heavy:
                 a, b = float(np.log1p(a)), float(np.log1p(b))
             lo.append(a)
@@ -103,9 +111,17 @@ class TemporalScaling:
             tuple(log),
             temporal.n_steps,
             float(temporal.step_hours),
+            space,
+            tuple(marginals),
         )
 
-    def scale(self, values: np.ndarray) -> np.ndarray:
+    def scale(self, values: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """``[..., D]`` values to [0, 1]; ``rng`` spreads ties in the quantile space (training)."""
+        if self.space in CDF_SPACES:
+            return np.stack(
+                [m.to_space(values[..., j], self.space, rng) for j, m in enumerate(self.marginals)],
+                axis=-1,
+            )
         lo, hi, log = (np.asarray(a) for a in (self.lo, self.hi, self.log))
         with np.errstate(invalid="ignore"):
             t = np.where(log, np.log1p(np.maximum(values, 0)), values)
@@ -113,9 +129,19 @@ class TemporalScaling:
         return np.clip((t - lo) / span, 0.0, 1.0)
 
     def unscale(self, scaled: np.ndarray) -> np.ndarray:
+        if self.space in CDF_SPACES:
+            return np.stack(
+                [m.from_space(scaled[..., j], self.space) for j, m in enumerate(self.marginals)],
+                axis=-1,
+            )
         lo, hi, log = (np.asarray(a) for a in (self.lo, self.hi, self.log))
         t = np.clip(scaled, 0.0, 1.0) * (hi - lo) + lo
-        return np.where(log, np.expm1(np.where(log, t, 0.0)), t)
+        values = np.where(log, np.expm1(np.where(log, t, 0.0)), t)
+        if self.marginals:
+            values = np.stack(
+                [m.snap(values[..., j]) for j, m in enumerate(self.marginals)], axis=-1
+            )
+        return values
 
 
 @dataclass(frozen=True)
@@ -134,10 +160,12 @@ class FlexGenEncoding:
         return 2 * len(self.temporal.variables)
 
     @classmethod
-    def fit(cls, cohort: Cohort) -> FlexGenEncoding:
+    def fit(cls, cohort: Cohort, numeric_space: str = "scaled") -> FlexGenEncoding:
         has_s, has_t = check_trainable(cohort)
-        static = VectorEncoding.fit(static_table(cohort.subset(np.flatnonzero(has_s))))
-        temporal = TemporalScaling.fit(cohort.temporal, np.flatnonzero(has_t))
+        static = VectorEncoding.fit(
+            static_table(cohort.subset(np.flatnonzero(has_s))), numeric_space
+        )
+        temporal = TemporalScaling.fit(cohort.temporal, np.flatnonzero(has_t), numeric_space)
         return cls(static, temporal, cohort.label_name, cohort.label_classes)
 
     def check_compatible(self, cohort: Cohort) -> None:
@@ -158,12 +186,12 @@ class FlexGenEncoding:
             )
 
     # --- encode ----------------------------------------------------------------------------------
-    def static_inputs(self, cohort: Cohort) -> np.ndarray:
-        return self.static.encode(static_table(cohort))
+    def static_inputs(self, cohort: Cohort, rng: np.random.Generator | None = None) -> np.ndarray:
+        return self.static.encode(static_table(cohort), rng)
 
-    def temporal_inputs(self, cohort: Cohort) -> np.ndarray:
+    def temporal_inputs(self, cohort: Cohort, rng: np.random.Generator | None = None) -> np.ndarray:
         t = cohort.temporal
-        scaled = np.where(t.mask, self.temporal.scale(np.nan_to_num(t.values)), 0.0)
+        scaled = np.where(t.mask, self.temporal.scale(np.nan_to_num(t.values), rng), 0.0)
         return np.concatenate([scaled, t.mask], axis=2).astype(np.float32)
 
     # --- decode ----------------------------------------------------------------------------------
@@ -194,6 +222,8 @@ class FlexGenEncoding:
                 "log": list(t.log),
                 "n_steps": t.n_steps,
                 "step_hours": t.step_hours,
+                "space": t.space,
+                "marginals": [m.to_json() for m in t.marginals],
             },
             "label_name": self.label_name,
             "label_classes": list(self.label_classes),
@@ -211,6 +241,8 @@ class FlexGenEncoding:
                 tuple(bool(v) for v in t["log"]),
                 int(t["n_steps"]),
                 float(t["step_hours"]),
+                t.get("space", "scaled"),
+                tuple(Marginal.from_json(m) for m in t.get("marginals", ())),
             )
             return cls(
                 VectorEncoding.from_json(raw["static"]),

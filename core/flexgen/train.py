@@ -37,6 +37,7 @@ from core.device import make_generator, select_device
 from core.diffusion import ddpm
 from core.diffusion.ddpm import DDPMSchedule
 from core.distributed import command_line
+from core.encoding.vectors import NUMERIC_SPACES
 from core.errors import CohortError, ConfigError
 from core.flexgen.alignment import Alignment, AlignmentConfig, align
 from core.flexgen.encoding import FlexGenEncoding, check_trainable
@@ -84,6 +85,7 @@ class FlexGenConfig(JSONConfig):
     variant: str = "flexgen"
     knn_k: int = 5
     alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
+    numeric_space: str = "normal"  # normal scores of the CDF (core.encoding.marginals)
     seed: int = 0
 
     def validate(self) -> None:
@@ -228,8 +230,10 @@ def train_flexgen(
                 f"the {name} has a single class ({len(classes)} distinct known value); "
                 "train without label conditioning"
             )
-    encoding = FlexGenEncoding.fit(cohort)
-    x_s, x_t = encoding.static_inputs(cohort), encoding.temporal_inputs(cohort)
+    encoding = FlexGenEncoding.fit(cohort, config.numeric_space)
+    values_rng = np.random.default_rng(config.seed)
+    x_s = encoding.static_inputs(cohort, values_rng)
+    x_t = encoding.temporal_inputs(cohort, values_rng)
     rows = np.arange(cohort.n_records)
     if config.variant == "complete_case":
         rows = np.flatnonzero(has_s & has_t)
@@ -359,6 +363,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--beta-end", type=float, default=0.2, help="last beta (the paper: 1e-2, see the card)"
     )
+    p.add_argument(
+        "--numeric-space",
+        choices=NUMERIC_SPACES,
+        default=FlexGenConfig.numeric_space,
+        help="values through their CDF (quantile) or min-max scaled (the older models)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--unconditional", action="store_true")
@@ -379,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         diffusion_iters=args.diffusion_iters,
         ddpm=DDPMSchedule(args.ddpm_steps, args.beta_start, args.beta_end),
         conditional=not args.unconditional,
+        numeric_space=args.numeric_space,
         seed=args.seed,
     )
     model_id = args.model_id or args.out.name
