@@ -10,15 +10,19 @@ never written into a manifest (its records count towards the nearest kept value)
 are quantiles of dequantised values, so none is a recorded value, and the outer ones are the
 top-coded range bounds (widened by half a rounding cell).
 
-Two maps into ``[0, 1]`` share this object:
-- ``scaled`` (legacy): min-max over the stored range; decoding snaps onto support/precision;
-- ``quantile``: the column's cumulative distribution. A discrete value ``s_i`` maps to its interval
+The spaces a model may see a numeric column in (``ColumnCodec.space``):
+- ``scaled`` (the older models): min-max over the stored range; decoding snaps onto the support
+  or precision stored beside it;
+- ``quantile``: the column's CDF level. A discrete value ``s_i`` maps to its interval
   ``(F(s_{i-1}), F(s_i)]`` (randomly inside it for training, the midpoint otherwise), so the model
   sees a uniform marginal instead of spikes, and decoding is the step-shaped inverse CDF, which
   lands exactly on the support with the right shares. Other values map through piecewise-linear
   quantile knots fitted on dequantised values (a value recorded to d decimals spread over its
-  rounding cell) and are rounded back to d decimals on decoding. Values beyond ``[0, 1]`` decode to the bound they passed, but
-  the bound then holds only the share of the model's overshoot, not the whole tail.
+  rounding cell) and are rounded back to d decimals on decoding;
+- ``normal`` (the default for training, best by ``benchmarks.marginals``): the normal score of
+  that level, ``0.5 + z / 8``, a bell-shaped marginal like TabDDPM's quantile-normal transform.
+Values beyond ``[0, 1]`` decode to the bound they passed, but the bound then holds only the
+share of the model's overshoot, not the whole clipped tail.
 """
 
 from __future__ import annotations

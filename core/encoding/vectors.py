@@ -2,12 +2,12 @@
 
 - binary: 0/1;
 - numeric: top-coded to the training range (0.5th..99.5th percentile rounded outward to two
-  significant digits, so no stored bound is a patient's value), then mapped to [0, 1] in one of two
-  spaces (see :mod:`core.encoding.marginals`): ``scaled``, min-max after an optional log1p for
+  significant digits, so no stored bound is a patient's value), then mapped to [0, 1] in one of
+  the spaces of :mod:`core.encoding.marginals`: ``scaled``, min-max after an optional log1p for
   positive heavy-tailed columns (the metrics' space, and the models trained before marginals were
-  stored), or ``quantile``, through the column's CDF (the models' space: no spikes to learn, and
-  decoding lands on the column's support and precision). Decoded values stay within the range, in
-  original units, on the column's support or precision;
+  stored), or through the column's CDF (``quantile``, or its normal scores, ``normal``: the
+  models' space). Decoded values stay within the range, in original units, on the column's
+  support or precision;
 - categorical: one-hot, decoded by argmax;
 - codes: 0/1 per code, decoded by thresholding at 0.5;
 - missing values: an explicit indicator dimension (shared by columns that are always missing
