@@ -24,6 +24,7 @@ from core.report.review_report import (
     anonymeter_results,
     build_html,
     code_counts,
+    column_frame,
     figures_for,
     make_context,
     to_json,
@@ -223,6 +224,23 @@ for col, rv in zip(st.columns(len(reviews)), reviews, strict=True):
         st.markdown(f"#### {rv.name}")
         for i, fig in enumerate(figures_for(rv, real_c, syn_c)):
             st.plotly_chart(fig, key=f"review_fig_{rv.name}_{i}")
+
+per_column = {rv.name: rv.get("column_fidelity_worst") for rv in reviews}
+per_column = {name: res for name, res in per_column.items() if res is not None}
+if per_column:
+    st.subheader("Per-column fidelity")
+    st.caption(
+        "Every column's real and synthetic values compared on their own, worst first; click a "
+        "header to sort. KS above 0.10 (or total variation for categories) is visible to a "
+        "reader; an off-support share above 0 means values no real record has (a GCS of 11.37)."
+    )
+    for tab, (name, res) in zip(st.tabs(list(per_column)), per_column.items(), strict=True):
+        with tab:
+            st.dataframe(
+                column_frame(res).style.format(precision=3, na_rep=""),
+                hide_index=True,
+                key=f"review_columns_{name}",
+            )
 
 st.subheader("Release gate")
 st.caption(

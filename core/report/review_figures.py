@@ -159,3 +159,35 @@ def anonymeter_risks(results: dict[str, dict[str, MetricResult]]) -> go.Figure:
         **_LAYOUT,
     )
     return fig
+
+
+def column_fidelity_bars(result: MetricResult, top: int = 20) -> go.Figure:
+    """The ``top`` worst columns: KS (numeric) or total variation (categorical) per column; hover
+    shows the off-support share and the spike excess."""
+    pf = result.per_feature.dropna(subset=["distance"]).head(top).iloc[::-1]
+    colors = {"KS": "#1f6f8b", "TV": "#8a6d1d"}
+    fig = go.Figure()
+    for measure, rows in pf.groupby("measure", sort=False):
+        fig.add_bar(
+            x=rows["distance"],
+            y=rows["feature"],
+            orientation="h",
+            name=str(measure),
+            marker_color=colors.get(str(measure), "#52606d"),
+            customdata=np.c_[
+                rows["off_support"].fillna(-1), rows["spike_excess"].fillna(0), rows["support"]
+            ],
+            hovertemplate="%{y}: " + str(measure) + " %{x:.3f}<br>off-support share "
+            "%{customdata[0]:.3f} (-1: not applicable)<br>spike excess %{customdata[1]:.3f}"
+            "<br>support %{customdata[2]}<extra></extra>",
+        )
+    fig.add_vline(x=0.10, line={"color": "#b23a48", "dash": "dot"})
+    fig.update_layout(
+        title=f"Per-column fidelity: worst {len(pf)} of {len(result.per_feature)} columns",
+        xaxis_title="KS statistic (numeric) / total variation (categorical); 0 is ideal",
+        yaxis={"categoryorder": "array", "categoryarray": list(pf["feature"])},
+        height=160 + 22 * len(pf),
+        legend={"orientation": "h", "y": -0.15},
+        **_LAYOUT,
+    )
+    return fig

@@ -164,6 +164,57 @@ def _table_html(reviews: list[Review]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+COLUMN_TABLE = {
+    "feature": "Column",
+    "kind": "Kind",
+    "measure": "Measure",
+    "distance": "Distance",
+    "wasserstein_iqr": "Wasserstein / IQR",
+    "off_support": "Off-support share",
+    "spike_excess": "Spike excess",
+    "support": "Real support",
+}
+
+
+def column_frame(result: MetricResult) -> pd.DataFrame:
+    """The per-column table as the page and the report show it, worst column first."""
+    return result.per_feature[list(COLUMN_TABLE)].rename(columns=COLUMN_TABLE)
+
+
+def _column_table_html(result: MetricResult) -> str:
+    frame = column_frame(result)
+    head = "".join(f"<th onclick='sortTable(this)'>{html.escape(h)}</th>" for h in frame.columns)
+    rows = []
+    for _, row in frame.iterrows():
+        cells = []
+        for v in row:
+            if isinstance(v, float):
+                text = "" if np.isnan(v) else f"{v:.3f}"
+                cells.append(f"<td data-v='{'' if np.isnan(v) else v}'>{text}</td>")
+            else:
+                cells.append(f"<td>{html.escape(str(v))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        "<details><summary>Per-column table (worst first; click a header to sort)</summary>"
+        f"<table class='sortable'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
+        "</table></details>"
+    )
+
+
+_SORT_JS = """<script>
+function sortTable(th) {
+  const table = th.closest('table'), body = table.tBodies[0];
+  const i = Array.from(th.parentNode.children).indexOf(th);
+  const down = th.dataset.dir !== 'down';
+  th.dataset.dir = down ? 'down' : 'up';
+  const key = r => { const c = r.children[i]; const v = c.dataset.v;
+    return v === undefined ? c.textContent : (v === '' ? -Infinity : parseFloat(v)); };
+  Array.from(body.rows).sort((a, b) => { const x = key(a), y = key(b);
+    return (x < y ? -1 : x > y ? 1 : 0) * (down ? -1 : 1); }).forEach(r => body.appendChild(r));
+}
+</script>"""
+
+
 def anonymeter_results(reviews: list[Review]) -> dict[str, dict[str, MetricResult]]:
     """Set name -> Anonymeter's results by id, for the sets that have them."""
     out = {
@@ -179,6 +230,7 @@ def figures_for(
     for metric_id, fn in (
         ("dimwise_probability_r2", lambda r: prevalence_scatter(r, "real training split")),
         ("dimwise_prediction_r2", rf.prediction_scatter),
+        ("column_fidelity_worst", rf.column_fidelity_bars),
         ("mia_accuracy", rf.membership_roc),
         ("dcr_share", rf.dcr_histogram),
     ):
@@ -243,6 +295,9 @@ def build_html(
             + "".join(fig_html(f) for f in figures_for(rv, real_c, syn_c))
             + "</div>"
         )
+        columns = rv.get("column_fidelity_worst")
+        if columns is not None:
+            parts.append(_column_table_html(columns))
     settings = html.escape(
         json.dumps({"split": context.split, "settings": context.settings}, indent=2)
     )
@@ -256,6 +311,8 @@ td.best {{ background: #dff2e6; font-weight: 600; }}
 td.fail {{ background: #fbe3e1; font-weight: 600; }}
 .grid {{ display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; }}
 .meta {{ color: #52606d; font-size: 0.9rem; }}
+table.sortable th {{ cursor: pointer; }}
+details {{ margin: 0.5rem 0 1.5rem; }}
 .warn {{ background: #fff4e0; padding: 0.6rem 1rem; border-radius: 6px; }}
 </style></head><body>
 <h1>Synthetic data review</h1>
@@ -270,4 +327,5 @@ real training (members) and holdout (non-members) patients.</p>
 {_gate_html(verdicts or {})}
 {"".join(parts)}
 <h2>Settings</h2><pre>{settings}</pre>
+{_SORT_JS}
 </body></html>"""

@@ -40,6 +40,16 @@ def test_demo_cohort_two_sets_side_by_side_and_report():
     )  # the model keeps correlations
     mia = rows.loc["Membership inference accuracy (distance attack)"]
     assert 0.5 <= mia["EHRDiff"] < 0.6
+    # Per-column fidelity: a sortable table per set, worst column first; the summary row stays.
+    worst = rows.loc["Per-column fidelity (worst column's KS or TV)"]
+    assert 0 < worst["EHRDiff"] <= 1
+    assert "Per-column fidelity" in [h.value for h in at.subheader]
+    columns = at.dataframe(key="review_columns_EHRDiff").value
+    assert columns["Distance"].dropna().is_monotonic_decreasing
+    assert columns["Distance"].iloc[0] == worst["EHRDiff"]
+    gcs = columns.set_index("Column").loc["GCS_max"]
+    assert gcs["Measure"] == "KS" and gcs["Real support"].endswith("values")
+    assert gcs["Off-support share"] == 0.0  # the shipped model decodes onto GCS's own values
     downloads = {d.label: d for d in at.get("download_button")}
     assert {"Download HTML report", "Download metrics (JSON)", "Download metrics (CSV)"} <= set(
         downloads

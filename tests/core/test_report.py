@@ -43,6 +43,8 @@ def test_cli_writes_a_self_contained_report(cohort_csv, tmp_path, capsys):
     page = out.read_text()
     assert "Plotly.newPlot" in page and '<script src="http' not in page  # plotly.js inlined
     assert "noisy" in page and "Independent marginals (baseline)" in page and "sha256" in page
+    assert "Per-column fidelity: worst" in page and "click a header to sort" in page
+    assert "function sortTable" in page
     payload = json.loads(out.with_suffix(".json").read_text())
     assert set(payload["sets"]) == {"noisy", "Independent marginals (baseline)"}
     metrics = {m["name"]: m["value"] for m in payload["sets"]["noisy"]["metrics"]}
