@@ -11,9 +11,8 @@ import urllib.request
 
 import pandas as pd
 import pytest
-from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS, ROOT, Journey, launch, new_page
+from tests.browser.conftest import ARTIFACTS, ROOT, Journey, expect, launch, new_page, playwright
 
 pytestmark = pytest.mark.browser
 SESSIONS = 8
@@ -50,38 +49,47 @@ class HealthProbe(threading.Thread):
             time.sleep(0.2)
 
 
-def test_eight_sessions_upload_and_generate_at_once(server, pw, tmp_path):
-    files = _cohort_files(tmp_path)
-    journeys = []
-    # One browser per person: a shared browser caps connections per host and stalls uploads.
-    browsers = [launch(pw) for _ in files]
-    for i, path in enumerate(files):
-        context, page = new_page(browsers[i])
+class Session(threading.Thread):
+    """One person in their own browser, driven from its own thread (Playwright's sync API needs
+    one instance per thread), so the eight set up at the same time instead of one after another.
+    Every session waits at ``ready`` and presses Generate when all are set up."""
+
+    def __init__(self, i: int, path, url: str, ready: threading.Barrier) -> None:
+        super().__init__(daemon=True)
+        self.i, self.path, self.url, self.ready = i, path, url, ready
+        self.error: BaseException | None = None
+        self.generated_at = 0.0
+
+    def run(self) -> None:
+        try:
+            with playwright.sync_playwright() as p:
+                browser = launch(p)
+                try:
+                    self.journey(browser)
+                finally:
+                    browser.close()
+        except BaseException as exc:  # reported by the test in the main thread
+            self.error = exc
+            self.ready.abort()
+
+    def journey(self, browser) -> None:
+        i = self.i
+        context, page = new_page(browser)
         j = Journey(page, f"session{i}")
-        page.goto(server.url)
+        page.goto(self.url)
         j.see("System status")
         j.idle()
-        j.upload_wide_cohort(path, shot="uploaded")
+        j.upload_wide_cohort(self.path, shot="uploaded")
         j.nav("Generate")
         name = page.get_by_label("Name of this synthetic set")
         name.fill(f"set-{i}")
         expect(name).to_have_value(f"set-{i}")
-        journeys.append((context, j))
-
-    probe = HealthProbe(server.url)
-    probe.start()
-    start = time.perf_counter()
-    for _, j in journeys:  # press Generate in all eight before waiting for any
-        j.page.get_by_role("button", name="Generate").first.click()
-    for _, j in journeys:
+        self.ready.wait()  # press Generate in all eight before any waits for its result
+        page.get_by_role("button", name="Generate").first.click()
         j.see("Synthetic sets in this session")
         j.idle()
-    seconds = time.perf_counter() - start
-    probe.stop.set()
-    probe.join()
+        self.generated_at = time.perf_counter()
 
-    for i, (context, j) in enumerate(journeys):
-        page = j.page
         assert page.locator('[data-testid="stException"]').count() == 0
         assert page.locator('[data-testid="stAlertContentError"]').count() == 0
         # The set shown is this session's own: its download carries the session's set name.
@@ -98,8 +106,34 @@ def test_eight_sessions_upload_and_generate_at_once(server, pw, tmp_path):
         assert f"cohort_{i}.csv" in body and "250" in body
         assert not any(f"cohort_{k}.csv" in body for k in range(SESSIONS) if k != i)
         context.close()
-    for b in browsers:
-        b.close()
+
+
+def test_eight_sessions_upload_and_generate_at_once(server, tmp_path):
+    files = _cohort_files(tmp_path)
+    probe = HealthProbe(server.url)
+    start = 0.0
+
+    def pressed() -> None:  # runs once, when the last session reaches the barrier
+        nonlocal start
+        start = time.perf_counter()
+        probe.start()
+
+    ready = threading.Barrier(SESSIONS, action=pressed)
+    sessions = [Session(i, path, server.url, ready) for i, path in enumerate(files)]
+    for s in sessions:
+        s.start()
+    for s in sessions:
+        s.join(timeout=600)
+    probe.stop.set()
+    if probe.is_alive():
+        probe.join()
+    for s in sessions:
+        assert not s.is_alive(), f"session {s.i} did not finish"
+        if s.error is not None and not isinstance(s.error, threading.BrokenBarrierError):
+            raise AssertionError(f"session {s.i} failed") from s.error
+    for s in sessions:
+        assert s.error is None, f"session {s.i}: {s.error!r}"
+    seconds = max(s.generated_at for s in sessions) - start
 
     log = server.log.read_text()
     loads = log.count("loaded checkpoint ehrdiff-physionet2012")
