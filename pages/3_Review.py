@@ -318,6 +318,7 @@ d1.download_button(
     lambda: build_html(reviews, context, codes, verdicts).encode("utf-8"),
     "synthetic_review.html",
     "text/html",
+    on_click="ignore",  # deferred file: a rerun would race its fetch
     key="review_dl_html",
 )
 d2.download_button(
@@ -325,6 +326,7 @@ d2.download_button(
     lambda: to_json(reviews, context, verdicts).encode("utf-8"),
     "synthetic_review.json",
     "application/json",
+    on_click="ignore",
     key="review_dl_json",
 )
 d3.download_button(

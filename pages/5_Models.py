@@ -74,6 +74,7 @@ else:
                 lambda: store.export_zip(chosen.name),
                 f"{chosen.name}.zip",
                 "application/zip",
+                on_click="ignore",  # deferred file: a rerun would race its fetch
                 key="models_download",
             )
         new_name = c2.text_input("New name", chosen.name, key="models_new_name")

@@ -174,18 +174,20 @@ def show_records(
         )
     if not auth.steward_only("Downloading synthetic data"):
         return
-    d1, d2 = st.columns(2)  # files are built only when their button is clicked
+    d1, d2 = st.columns(2)  # files built once per set
     d1.download_button(
         "Download CSV",
-        lambda: export.to_csv_bytes(frame),
+        widgets.download_data(synth, "gen_csv", lambda: export.to_csv_bytes(frame)),
         f"{stem}.csv",
         "text/csv",
+        on_click="ignore",  # a download needs no rerun of the page
         key="gen_dl_csv",
     )
     d2.download_button(
         "Download Parquet",
-        lambda: export.to_parquet_bytes(frame),
+        widgets.download_data(synth, "gen_parquet", lambda: export.to_parquet_bytes(frame)),
         f"{stem}.parquet",
         "application/octet-stream",
+        on_click="ignore",
         key="gen_dl_parquet",
     )

@@ -147,21 +147,23 @@ def show_sequences(synth: SyntheticSet, stem: str) -> None:
         c2.plotly_chart(vfigs.gaps(sets), key="ehrpd_gaps")
     if not auth.steward_only("Downloading synthetic data"):
         return
-    d1, d2 = st.columns(2)  # files are built only when their button is clicked
+    d1, d2 = st.columns(2)  # files built once per set
     d1.download_button(
         "MEDS (Parquet)",
-        lambda: export.meds_parquet_bytes(v),
+        widgets.download_data(v, "ehrpd_meds", lambda: export.meds_parquet_bytes(v)),
         f"{stem}.meds.parquet",
         "application/octet-stream",
+        on_click="ignore",  # a download needs no rerun of the page
         key="ehrpd_dl_meds",
         help="subject_id, time (synthetic dates from 2000-01-01), code = MODALITY//CODE, "
         "numeric_value, visit_id.",
     )
     d2.download_button(
         "Long CSV",
-        lambda: export.to_csv_bytes(v.to_long()),
+        widgets.download_data(v, "ehrpd_long", lambda: export.to_csv_bytes(v.to_long())),
         f"{stem}_visits.csv",
         "text/csv",
+        on_click="ignore",
         key="ehrpd_dl_long",
         help="subject_id, visit, time (days since the first visit), modality, code.",
     )

@@ -146,27 +146,32 @@ def show_patients(
             key="fg_series",
         )
     if auth.steward_only("Downloading synthetic data"):
-        d1, d2, d3 = st.columns(3)  # files are built only when their button is clicked
+        d1, d2, d3 = st.columns(3)  # files built once per set
         d1.download_button(
             "Static part (CSV)",
-            lambda: export.to_csv_bytes(static),
+            widgets.download_data(cohort, "fg_static", lambda: export.to_csv_bytes(static)),
             f"{stem}_static.csv",
             "text/csv",
+            on_click="ignore",  # a download needs no rerun of the page
             key="fg_dl_static",
         )
         d2.download_button(
             "Series, long format (CSV)",
-            lambda: export.to_csv_bytes(long),
+            widgets.download_data(cohort, "fg_long", lambda: export.to_csv_bytes(long)),
             f"{stem}_series_long.csv",
             "text/csv",
+            on_click="ignore",
             key="fg_dl_long",
             help="One row per observed cell: record_id, hour, variable, unit, value.",
         )
         d3.download_button(
             "Both in one Parquet",
-            lambda: export.patients_parquet_bytes(cohort),
+            widgets.download_data(
+                cohort, "fg_parquet", lambda: export.patients_parquet_bytes(cohort)
+            ),
             f"{stem}.parquet",
             "application/octet-stream",
+            on_click="ignore",
             key="fg_dl_parquet",
         )
     if train_table is not None and train_encoding is not None:

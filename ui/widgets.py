@@ -98,3 +98,18 @@ def generate_into_session(
         show_error(exc, "Generation")
     finally:
         bar.empty()
+
+
+DOWNLOADS = "css.downloads"
+
+
+def download_data(owner: object, name: str, build: Callable[[], bytes]) -> bytes:
+    """The bytes of one download button, built once for the object it shows (not on every
+    rerun). Bytes rather than a deferred callable: Streamlit drops a session's deferred callable
+    when another session's run ends while this one reruns, and the click then fetches nothing
+    (seen with eight sessions at once in tests/browser/test_concurrent_sessions.py)."""
+    cache = st.session_state.setdefault(DOWNLOADS, {})
+    held = cache.get(name)
+    if held is None or held[0] is not owner:
+        held = cache[name] = (owner, build())
+    return held[1]
