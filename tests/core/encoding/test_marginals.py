@@ -11,7 +11,7 @@ from core.data.cohort import FeatureSpec
 from core.data.records import EHRTable
 from core.encoding.marginals import MIN_SUPPORT_COUNT, Marginal
 from core.encoding.vectors import VectorEncoding
-from core.metrics.fidelity import column_fidelity
+from core.metrics.fidelity import column_fidelity, numeric_marginals
 
 
 def gcs_like(n: int = 3000, seed: int = 0) -> np.ndarray:
@@ -135,3 +135,10 @@ def test_normal_space_has_gaussian_scores_and_decodes_like_the_quantile_space():
     from_normal = normal.columns[0].marginal.from_space(0.5 + ndtri(u) / 8, "normal")
     from_quantile = quantile.columns[0].marginal.from_space(u, "quantile")
     np.testing.assert_allclose(from_normal, from_quantile)
+
+
+def test_ks_counts_a_float32_value_and_its_decoded_twin_as_one_value():
+    real = pd.DataFrame({"FiO2": np.array([0.4, 0.5] * 200, dtype=np.float32)})
+    synth = pd.DataFrame({"FiO2": np.array([0.4, 0.5] * 200, dtype=np.float64)})
+    assert numeric_marginals(real, synth, ["FiO2"]).value == 0.0
+    assert column_fidelity(real, synth, [("FiO2", "numeric")], {"FiO2": (True, 1)}).value == 0.0
