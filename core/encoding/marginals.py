@@ -19,7 +19,7 @@ The spaces a model may see a numeric column in (``ColumnCodec.space``):
   lands exactly on the support with the right shares. Other values map through piecewise-linear
   quantile knots fitted on dequantised values (a value recorded to d decimals spread over its
   rounding cell) and are rounded back to d decimals on decoding;
-- ``normal`` (the default for training, best by ``benchmarks.marginals``): the normal score of
+- ``normal`` (EHRDiff's default, best by ``benchmarks.marginals``): the normal score of
   that level, ``0.5 + z / 8``, a bell-shaped marginal like TabDDPM's quantile-normal transform.
 Values beyond ``[0, 1]`` decode to the bound they passed, but the bound then holds only the
 share of the model's overshoot, not the whole clipped tail.

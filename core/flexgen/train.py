@@ -85,7 +85,7 @@ class FlexGenConfig(JSONConfig):
     variant: str = "flexgen"
     knn_k: int = 5
     alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
-    numeric_space: str = "normal"  # normal scores of the CDF (core.encoding.marginals)
+    numeric_space: str = "scaled"  # min-max, decoded onto support and precision (see the card)
     seed: int = 0
 
     def validate(self) -> None:

@@ -72,3 +72,46 @@ def test_torchrun_two_cpu_processes(toy_csv, tmp_path):
         "torchrun --nproc_per_node=2 -m core.ehrdiff.train --cohort"
     )
     EHRDiffModel.load(out, device="cpu")
+
+
+def test_add_marginals_gives_an_older_checkpoint_support_and_precision(tmp_path):
+    from tools.add_marginals import main as add_marginals
+
+    rng = np.random.default_rng(0)
+    lines = ["id,gcs,lactate,y"] + [
+        f"p{i},{rng.choice([3, 8, 14, 15])},{rng.lognormal(0.5, 0.4):.1f},{int(rng.random() < 0.2)}"
+        for i in range(200)
+    ]
+    csv = tmp_path / "icu.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "old"
+    assert main([*args_for(csv, out), "--numeric-space", "scaled"]) == 0
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for column in manifest["config"]["encoding"]["columns"]:
+        column.pop("marginal", None)  # as written before marginals existed
+    manifest_path.write_text(json.dumps(manifest))
+    weights = (out / "model.safetensors").read_bytes()
+
+    cohort_args = ["--cohort", "wide_table", "--input", f"table={csv}", "--option", "id_column=id",
+                   "--option", "label_column=y"]  # fmt: skip
+    assert add_marginals([str(out), *cohort_args]) == 0
+    assert (out / "model.safetensors").read_bytes() == weights
+    model = EHRDiffModel.load(out, device="cpu")  # the weights still verify
+    gcs = next(c for c in model.encoding.columns if c.name == "gcs")
+    assert gcs.space == "scaled" and gcs.marginal.support == (3.0, 8.0, 14.0, 15.0)
+    lactate = next(c for c in model.encoding.columns if c.name == "lactate")
+    assert lactate.marginal.decimals == 1
+    table = model.generate(GenerationSettings(n=300, steps=4, seed=0)).table.static
+    assert set(table["gcs"].dropna()) <= {3.0, 8.0, 14.0, 15.0}
+    np.testing.assert_allclose(table["lactate"], table["lactate"].round(1))
+    assert (
+        "tools.add_marginals"
+        in json.loads(manifest_path.read_text())["metrics"]["marginals_added_by"]
+    )
+
+    other = tmp_path / "other.csv"
+    other.write_text("\n".join(lines[:150]) + "\n")
+    with pytest.raises(SystemExit, match="fingerprint"):
+        add_marginals([str(out), "--cohort", "wide_table", "--input", f"table={other}",
+                       "--option", "id_column=id", "--option", "label_column=y"])  # fmt: skip

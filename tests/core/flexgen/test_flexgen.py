@@ -57,9 +57,7 @@ def test_encoding_round_trip_is_exact_within_scaling() -> None:
 @pytest.mark.parametrize("kind", ["lstm", "cnn"])
 def test_vae_learns_to_reconstruct_the_toy_cohort(kind: str) -> None:
     cohort = toy_cohort(240)
-    # 160 epochs: in the normal-score space the targets are narrow (sd 0.125) and the Bernoulli
-    # likelihood learns them more slowly than min-max values (80 epochs sufficed there).
-    cfg = replace(TINY, temporal_kind=kind, vae_epochs=160, diffusion_iters=1)
+    cfg = replace(TINY, temporal_kind=kind, vae_epochs=80, diffusion_iters=1)
     model = train_flexgen(cohort, cfg).model
     enc = model.encoding
     x_s = torch.from_numpy(enc.static_inputs(cohort))
@@ -69,7 +67,8 @@ def test_vae_learns_to_reconstruct_the_toy_cohort(kind: str) -> None:
         t_hat = torch.sigmoid(model.temporal_vae.decode(model.temporal_vae.encode(x_t)[0])).numpy()
     decoded = enc.decode_static(s_hat, cohort.record_ids)
     assert (decoded["Unit"].astype(str) == cohort.static["Unit"].astype(str)).mean() > 0.9
-    assert np.abs(decoded["Age"] - cohort.static["Age"]).median() < 8.0  # range 18..95
+    # <= : decoded ages are whole years now (the column's precision), so the error is too.
+    assert np.abs(decoded["Age"] - cohort.static["Age"]).median() <= 8.0  # range 18..95
     d = len(enc.temporal.variables)
     mask = x_t[..., d:].numpy() > 0
     err = np.abs(t_hat[..., :d] - x_t[..., :d].numpy())[mask].mean()
