@@ -44,7 +44,9 @@ def test_demo_cohort_two_sets_side_by_side_and_report():
     worst = rows.loc["Per-column fidelity (worst column's KS or TV)"]
     assert 0 < worst["EHRDiff"] <= 1
     assert "Per-column fidelity" in [h.value for h in at.subheader]
-    columns = at.dataframe(key="review_columns_EHRDiff").value
+    per_set = [d.value for d in at.dataframe if "Off-support share" in d.value.columns]
+    assert len(per_set) == 2  # one table per set, EHRDiff's first (the sets' order)
+    columns = per_set[0]
     assert columns["Distance"].dropna().is_monotonic_decreasing
     assert columns["Distance"].iloc[0] == worst["EHRDiff"]
     gcs = columns.set_index("Column").loc["GCS_max"]
@@ -93,7 +95,7 @@ def test_release_gate_blocks_a_training_copy_until_a_reasoned_override():
     at.number_input(key="review_boot").set_value(20)
     at.button(key="review_run").click().run()
     assert not at.exception
-    gate = at.dataframe[1].value
+    gate = next(d.value for d in at.dataframe if "check" in d.value.columns)
     copies = gate.set_index("check").loc["Exact copies of training records"]
     assert copies["result"] == "fail" and copies["leak estimate"] > 0.9
     labels = {d.label for d in at.get("download_button")}
