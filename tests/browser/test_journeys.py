@@ -39,6 +39,9 @@ def test_ehr_journey_demo_generate_review_and_report(server, browser, tmp_path):
     ).first.wait_for()
     j.button("Run review")
     j.see("Release gate")
+    j.see("Per-column fidelity: worst 20")
+    page.get_by_text("Per-column fidelity", exact=True).first.scroll_into_view_if_needed()
+    j.shot("per-column")
     page.get_by_text("Release gate").first.scroll_into_view_if_needed()
     j.shot("reviewed")
     with page.expect_download(timeout=STEP_TIMEOUT_MS) as download:
@@ -48,6 +51,7 @@ def test_ehr_journey_demo_generate_review_and_report(server, browser, tmp_path):
     text = path.read_text(encoding="utf-8")
     assert "Synthetic data review" in text and "Release gate" in text
     assert "Independent marginals (baseline)" in text and "Plotly.newPlot" in text
+    assert "Per-column table (worst first; click a header to sort)" in text
     context.close()
 
 
