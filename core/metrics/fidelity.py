@@ -176,30 +176,35 @@ def mmd(
     )
 
 
+def _observed_values(real: pd.Series, synth: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Non-missing values at six significant digits: a real 0.4 stored as float32 (0.40000001)
+    and a decoded 0.4 are one value, else KS counts a whole spike between them."""
+    a, b = real.to_numpy(dtype=float), synth.to_numpy(dtype=float)
+    return significant(a[~np.isnan(a)], 6), significant(b[~np.isnan(b)], 6)
+
+
+def _ks_and_wasserstein(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    iqr = float(np.subtract(*np.percentile(a, [75, 25]))) or float(np.std(a)) or 1.0
+    w = float(stats.wasserstein_distance(a, b))
+    return {
+        "ks": float(stats.ks_2samp(a, b).statistic),
+        "wasserstein": w,
+        "wasserstein_iqr": w / iqr,
+    }
+
+
 def numeric_marginals(real: pd.DataFrame, synth: pd.DataFrame, columns: list[str]) -> MetricResult:
     """Per numeric column: two-sample KS statistic and Wasserstein-1 distance (in column units,
     and scaled by the real interquartile range so columns are comparable). Value = mean KS."""
     rows = []
     for col in columns:
-        a = real[col].to_numpy(dtype=float)
-        b = synth[col].to_numpy(dtype=float)
-        # As in column_fidelity: a float32 0.4 and a decoded 0.4 are one value.
-        a, b = significant(a[~np.isnan(a)], 6), significant(b[~np.isnan(b)], 6)
+        a, b = _observed_values(real[col], synth[col])
         if len(a) == 0 or len(b) == 0:
             rows.append(
                 {"feature": col, "ks": np.nan, "wasserstein": np.nan, "wasserstein_iqr": np.nan}
             )
             continue
-        iqr = float(np.subtract(*np.percentile(a, [75, 25]))) or float(np.std(a)) or 1.0
-        w = float(stats.wasserstein_distance(a, b))
-        rows.append(
-            {
-                "feature": col,
-                "ks": float(stats.ks_2samp(a, b).statistic),
-                "wasserstein": w,
-                "wasserstein_iqr": w / iqr,
-            }
-        )
+        rows.append({"feature": col, **_ks_and_wasserstein(a, b)})
     table = pd.DataFrame(rows, columns=["feature", "ks", "wasserstein", "wasserstein_iqr"])
     return MetricResult(
         id="numeric_marginals_ks",
@@ -290,18 +295,14 @@ def column_fidelity(
         row |= {"feature": name, "kind": kind, "support": ""}
         a_col, b_col = real[name], synth[name]
         if kind == "numeric":
-            a = a_col.to_numpy(dtype=float)
-            b = b_col.to_numpy(dtype=float)
-            # Six significant digits: a real 0.4 stored as float32 (0.40000001) and a decoded
-            # 0.4 are one value, else KS counts a whole spike between them.
-            a, b = significant(a[~np.isnan(a)], 6), significant(b[~np.isnan(b)], 6)
+            a, b = _observed_values(a_col, b_col)
             row["measure"] = "KS"
             if len(a) and len(b):
                 is_discrete, decimals = discrete.get(name, (False, None))
-                iqr = float(np.subtract(*np.percentile(a, [75, 25]))) or float(np.std(a)) or 1.0
+                distances = _ks_and_wasserstein(a, b)
                 row |= {
-                    "distance": float(stats.ks_2samp(a, b).statistic),
-                    "wasserstein_iqr": float(stats.wasserstein_distance(a, b)) / iqr,
+                    "distance": distances["ks"],
+                    "wasserstein_iqr": distances["wasserstein_iqr"],
                     "off_support": _off_support(a, b, is_discrete, decimals),
                     "support": _support_text(a, is_discrete, decimals),
                     "spike_excess": _spike_excess(a, b),
