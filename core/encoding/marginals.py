@@ -93,10 +93,20 @@ class Marginal:
 
     @classmethod
     def fit(
-        cls, values: np.ndarray, lo: float, hi: float, min_count: int = MIN_SUPPORT_COUNT
+        cls,
+        values: np.ndarray,
+        lo: float,
+        hi: float,
+        min_count: int = MIN_SUPPORT_COUNT,
+        holders: np.ndarray | None = None,
     ) -> Marginal:
+        """``holders`` names the record each value belongs to when a record has several (the
+        cells of a series): a value then enters the support only when ``min_count`` distinct
+        records hold it, not ``min_count`` cells of one patient."""
         v = np.asarray(values, dtype=np.float64)
-        v = v[np.isfinite(v)]
+        keep = np.isfinite(v)
+        v = v[keep]
+        holders = None if holders is None else np.asarray(holders)[keep]
         if v.size == 0 or not hi > lo:
             return cls(float(lo), float(hi))
         decimals = _decimals(v)
@@ -106,8 +116,14 @@ class Marginal:
             hi = float(np.round(np.ceil(hi / step - 1e-9) * step, decimals))
         inside = np.clip(v, lo, hi)
         # Six significant digits: a 0.7 read as float32 (0.69999999) is stored as 0.7.
-        uniq, counts = np.unique(significant(inside, 6), return_counts=True)
-        common = counts >= min_count
+        uniq, inverse, counts = np.unique(
+            significant(inside, 6), return_inverse=True, return_counts=True
+        )
+        if holders is None:
+            common = counts >= min_count
+        else:
+            pairs = np.unique(np.stack([inverse, holders]), axis=1)  # (value, record) once each
+            common = np.bincount(pairs[0], minlength=len(uniq)) >= min_count
         # A long tail of rare values would all be merged onto the last kept one: continuous then.
         if len(uniq) <= MAX_SUPPORT and counts[common].sum() >= SUPPORT_SHARE * v.size:
             support = uniq[common]

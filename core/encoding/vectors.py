@@ -12,8 +12,8 @@
 - codes: 0/1 per code, decoded by thresholding at 0.5;
 - missing values: an explicit indicator dimension (shared by columns that are always missing
   together, e.g. the five summaries of one lab), decoded as NaN when above 0.5. The value slot of
-  a missing entry holds the training mean so it carries no signal of its own (in the quantile
-  space: 0.5, or uniform noise when encoding for training).
+  a missing entry holds the training mean so it carries no signal of its own (in the CDF spaces:
+  the median level, or noise from the column's own marginal when encoding for training).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class ColumnCodec:
     log: bool = False
     fill: float = 0.0
     missing_dim: int | None = None
-    space: str = "scaled"  # numeric: scaled | quantile (see the module docstring)
+    space: str = "scaled"  # numeric: one of NUMERIC_SPACES (see the module docstring)
     marginal: Marginal | None = None  # numeric: precision, support and quantiles
 
 
@@ -229,8 +229,8 @@ class VectorEncoding:
             )
 
     def encode(self, table: EHRTable, rng: np.random.Generator | None = None) -> np.ndarray:
-        """``rng`` spreads tied values over their CDF interval in the quantile space (for
-        training); without it they sit mid-way, so encoding is deterministic."""
+        """``rng`` spreads tied values over their CDF interval in the CDF spaces (for training);
+        without it they sit mid-way, so encoding is deterministic."""
         self.check_compatible(table)
         n = table.n_records
         out = np.zeros((n, self.dim), dtype=np.float32)

@@ -3,10 +3,11 @@
 - static: one [0, 1] vector per record from the EHRDiff :class:`VectorEncoding` of the static
   columns (one-hot levels, explicit missingness, top-coded numeric ranges);
 - temporal: ``[N, T, 2D]``: per variable a value channel in [0, 1] (0 where unobserved) and an
-  observation-mask channel. Values map per variable over a top-coded range, in the same two
-  spaces as static columns (:mod:`core.encoding.marginals`): min-max with log1p for positive
-  heavy-tailed variables (``scaled``, the older models) or through the variable's CDF
-  (``quantile``); decoding lands on the variable's support and precision either way.
+  observation-mask channel. Values map per variable over a top-coded range, in the spaces of
+  static columns (:mod:`core.encoding.marginals`): min-max with log1p for positive heavy-tailed
+  variables (``scaled``, the default) or through the variable's CDF (``quantile``, ``normal``);
+  decoding lands on the variable's support and precision either way. A series value enters the
+  support only when enough distinct records hold it, not enough cells.
 
 A record *has* a modality when any of its static values, or any temporal cell, is observed; a
 record with neither part observed carries no information and is refused.
@@ -90,14 +91,16 @@ class TemporalScaling:
     ) -> TemporalScaling:
         lo, hi, log, marginals = [], [], [], []
         for j in range(len(temporal.variables)):
-            v = temporal.values[rows, :, j][temporal.mask[rows, :, j]].astype(np.float64)
+            observed = temporal.mask[rows, :, j]
+            v = temporal.values[rows, :, j][observed].astype(np.float64)
+            holders = np.nonzero(observed)[0]  # the record of each cell
             if v.size == 0:
                 v = np.zeros(1)
             heavy = bool(
                 v.min() >= 0 and np.quantile(v, 0.99) > HEAVY_TAIL_RATIO * max(np.median(v), 1e-9)
             )
             a, b = published_range(v)
-            marginals.append(Marginal.fit(v, a, b))
+            marginals.append(Marginal.fit(v, a, b, holders=holders if holders.size else None))
             if heavy:
                 a, b = float(np.log1p(a)), float(np.log1p(b))
             lo.append(a)

@@ -142,3 +142,18 @@ def test_ks_counts_a_float32_value_and_its_decoded_twin_as_one_value():
     synth = pd.DataFrame({"FiO2": np.array([0.4, 0.5] * 200, dtype=np.float64)})
     assert numeric_marginals(real, synth, ["FiO2"]).value == 0.0
     assert column_fidelity(real, synth, [("FiO2", "numeric")], {"FiO2": (True, 1)}).value == 0.0
+
+
+def test_a_series_value_of_one_patient_is_not_support_however_many_cells_hold_it():
+    from core.data.cohort import TemporalData
+    from core.flexgen.encoding import TemporalScaling
+
+    rng = np.random.default_rng(0)
+    values = rng.choice([3.0, 8.0, 15.0], size=(60, 24, 1))
+    values[0, :, 0] = 4.0  # one patient's 24 cells, more than k, yet one patient
+    temporal = TemporalData(
+        values.astype(np.float32), np.ones_like(values, bool), ("GCS",), (None,), 1.0
+    )
+    marginal = TemporalScaling.fit(temporal, np.arange(60)).marginals[0]
+    assert marginal.support == (3.0, 8.0, 15.0)
+    assert (values == 4.0).sum() >= MIN_SUPPORT_COUNT
