@@ -57,13 +57,17 @@ def build_code_cohort(
     """
     record_codes, record_uniques = pd.factorize(record_keys, sort=True)
     code_codes, vocab = pd.factorize(codes, sort=True)
-    data = np.ones(len(record_codes), dtype=np.uint8)
+    # factorize marks a missing key or code as -1: such rows carry no code.
+    entries = (record_codes >= 0) & (code_codes >= 0)
+    data = np.ones(int(entries.sum()), dtype=np.uint8)
     matrix = sp.coo_array(
-        (data, (record_codes, code_codes)), shape=(len(record_uniques), len(vocab))
+        (data, (record_codes[entries], code_codes[entries])),
+        shape=(len(record_uniques), len(vocab)),
     ).tocsr()
     matrix.sum_duplicates()
     matrix.data[:] = 1
     first_patient = pd.Series(patient_keys.to_numpy()).groupby(record_codes).first()
+    first_patient = first_patient[first_patient.index >= 0]
     record_ids = np.asarray([str(r) for r in record_uniques], dtype=object)
     patient_ids = np.asarray([str(p) for p in first_patient.to_numpy()], dtype=object)
     label_arr = None
