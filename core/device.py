@@ -7,6 +7,9 @@ Order of preference is cuda > mps > cpu. ``CSS_DEVICE`` (``auto``, ``cpu``, ``cu
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -86,6 +89,26 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     gen = torch.Generator(device=torch.device(device))
     gen.manual_seed(seed)
     return gen
+
+
+_CONSTRUCTION = threading.Lock()
+
+
+@contextmanager
+def seeded_construction(seed: int) -> Iterator[None]:
+    """Initialise modules from ``torch.manual_seed(seed)`` without racing other threads.
+
+    Layer initialisers draw from torch's global generator. Two trainings started at once (the
+    app runs two) would interleave their draws and neither would be reproducible; here the
+    global generator is seeded, used by this block alone and restored, under one lock. Anything
+    random after construction must use an explicit generator."""
+    with _CONSTRUCTION:
+        state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            torch.random.set_rng_state(state)
 
 
 def describe_device(device: torch.device) -> str:

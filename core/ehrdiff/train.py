@@ -34,7 +34,7 @@ from core.cli import (
     load_cohort_from_args,
 )
 from core.data.records import EHRTable
-from core.device import make_generator, select_device
+from core.device import make_generator, seeded_construction, select_device
 from core.diffusion.edm import EMA, EDMConfig, EDMDenoiser, edm_loss
 from core.distributed import command_line, training_processes
 from core.ehrdiff.network import EHRDiffMLP, NetworkConfig
@@ -142,11 +142,11 @@ def train_ehrdiff(
         if denoiser.net.config.n_classes != n_classes:
             raise ConfigError("The model to fine-tune and the cohort disagree on the label.")
     else:
-        torch.manual_seed(config.seed)  # parameter init; sampling below uses explicit generators
         sigma_data = config.sigma_data or float(x_all.std().clamp(min=0.05))
-        net = EHRDiffMLP(
-            NetworkConfig(encoding.dim, tuple(config.units), config.embed_dim, n_classes)
-        )
+        with seeded_construction(config.seed):  # sampling below uses explicit generators
+            net = EHRDiffMLP(
+                NetworkConfig(encoding.dim, tuple(config.units), config.embed_dim, n_classes)
+            )
         denoiser = EDMDenoiser(net, EDMConfig(sigma_data=sigma_data)).to(device)
     ema = EMA(denoiser, config.ema_decay)
     trained = DistributedDataParallel(denoiser) if distributed else denoiser

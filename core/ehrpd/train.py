@@ -30,7 +30,7 @@ from core.cli import (
     load_cohort_from_args,
 )
 from core.data.visits import VisitCohort
-from core.device import make_generator, select_device
+from core.device import make_generator, seeded_construction, select_device
 from core.diffusion.ddpm import DDPMSchedule
 from core.diffusion.edm import EMA
 from core.distributed import command_line, training_processes, wrap
@@ -115,17 +115,17 @@ def train_ehrpd(
         labels = torch.where(known, batch.labels, torch.full_like(batch.labels, n_classes)).to(
             device
         )
-    torch.manual_seed(config.seed)  # parameter init; batches and noise use explicit generators
-    net = EHRPDNet(
-        EHRPDConfig(
-            dim=encoding.dim,
-            max_visits=encoding.max_visits,
-            n_classes=n_classes,
-            d_model=config.d_model,
-            layers=config.layers,
-            denoiser_hidden=config.denoiser_hidden,
-        )
-    ).to(device)
+    with seeded_construction(config.seed):  # batches and noise use explicit generators
+        net = EHRPDNet(
+            EHRPDConfig(
+                dim=encoding.dim,
+                max_visits=encoding.max_visits,
+                n_classes=n_classes,
+                d_model=config.d_model,
+                layers=config.layers,
+                denoiser_hidden=config.denoiser_hidden,
+            )
+        ).to(device)
     ema = EMA(net, config.ema_decay)
     trained = wrap(net, device, dist.get_world_size() if distributed else 1)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=0.0)

@@ -51,8 +51,13 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=-1)
 
 
-def reparameterise(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+def reparameterise(
+    mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """``mu + sigma * eps`` with ``eps`` from ``generator`` (drawn where the generator lives), so
+    trainings running at once each keep their own reproducible noise."""
+    eps = torch.randn(mu.shape, generator=generator, device=generator.device).to(mu.device)
+    return mu + eps * (0.5 * logvar).exp()
 
 
 class StaticVAE(nn.Module):

@@ -33,7 +33,7 @@ from sklearn.neighbors import NearestNeighbors
 from core.cli import add_cohort_arguments, cohort_data_card, export_trained, load_cohort_from_args
 from core.config import JSONConfig
 from core.data.cohort import Cohort, split_cohort
-from core.device import make_generator, select_device
+from core.device import make_generator, seeded_construction, select_device
 from core.diffusion import ddpm
 from core.diffusion.ddpm import DDPMSchedule
 from core.distributed import command_line
@@ -146,7 +146,7 @@ def _fit_vae(
         for lo in range(0, n, cfg.vae_batch):
             xb = x[order[lo : lo + cfg.vae_batch]]
             mu, logvar = vae.encode(xb)
-            recon = vae.decode(reparameterise(mu, logvar))
+            recon = vae.decode(reparameterise(mu, logvar, gen))
             loss = (loss_fn(recon, xb) + cfg.kl_weight * kl_divergence(mu, logvar)).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -218,8 +218,7 @@ def train_flexgen(
     config.validate()
     start = time.perf_counter()
     device = torch.device(device) if device is not None else select_device()
-    torch.manual_seed(config.seed)  # weight initialisation; batches use their own generator
-    gen = make_generator(config.seed, "cpu")
+    gen = make_generator(config.seed, "cpu")  # batches, reparameterisation noise, label dropout
     has_s, has_t = check_trainable(cohort)
     labels_np = cohort.labels if config.conditional else None
     if labels_np is not None:
@@ -247,18 +246,19 @@ def train_flexgen(
         np.intersect1d(rows, np.flatnonzero(has_s)),
         np.intersect1d(rows, np.flatnonzero(has_t)),
     )
-    static_vae = StaticVAE(
-        FlexVAEConfig(encoding.static_dim, config.static_latent, config.vae_hidden, "mlp")
-    ).to(device)
-    temporal_vae = TemporalVAE(
-        FlexVAEConfig(
-            encoding.temporal_channels,
-            config.temporal_latent,
-            config.vae_hidden,
-            config.temporal_kind,
-            encoding.temporal.n_steps,
-        )
-    ).to(device)
+    with seeded_construction(config.seed):
+        static_vae = StaticVAE(
+            FlexVAEConfig(encoding.static_dim, config.static_latent, config.vae_hidden, "mlp")
+        ).to(device)
+        temporal_vae = TemporalVAE(
+            FlexVAEConfig(
+                encoding.temporal_channels,
+                config.temporal_latent,
+                config.vae_hidden,
+                config.temporal_kind,
+                encoding.temporal.n_steps,
+            )
+        ).to(device)
 
     def iters(n: int) -> int:
         return config.vae_epochs * math.ceil(n / config.vae_batch)
@@ -295,14 +295,18 @@ def train_flexgen(
         counts = np.bincount(known[known >= 0], minlength=n_classes)
         class_prior = tuple(float(c) for c in counts / counts.sum())
         lab = torch.from_numpy(np.where(known >= 0, known, n_classes)).to(device)
-    denoiser = LatentDenoiser(
-        DenoiserConfig(fused.shape[1], config.denoiser_hidden, config.denoiser_blocks, n_classes)
-    ).to(device)
+    with seeded_construction(config.seed + 1):
+        denoiser = LatentDenoiser(
+            DenoiserConfig(
+                fused.shape[1], config.denoiser_hidden, config.denoiser_blocks, n_classes
+            )
+        ).to(device)
     opt = torch.optim.AdamW(denoiser.parameters(), lr=config.diffusion_lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(
         opt, config.diffusion_iters, 0.1 * config.diffusion_lr
     )
     denoiser.train()
+    noise_gen = make_generator(config.seed + 2, device)  # diffusion steps and noise, on device
     for _ in range(0 if progress.stopped else config.diffusion_iters):
         idx = torch.randint(0, len(x0), (min(config.diffusion_batch, len(x0)),), generator=gen)
         idx = idx.to(device)
@@ -311,7 +315,9 @@ def train_flexgen(
             yb = lab[idx].clone()
             drop = torch.rand(len(idx), generator=gen).to(device) < config.label_dropout
             yb[drop] = n_classes
-        loss = ddpm.epsilon_loss(lambda x, t, y=yb: denoiser(x, t, y), x0[idx], config.ddpm)
+        loss = ddpm.epsilon_loss(
+            lambda x, t, y=yb: denoiser(x, t, y), x0[idx], config.ddpm, noise_gen
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -57,7 +57,8 @@ def test_encoding_round_trip_is_exact_within_scaling() -> None:
 @pytest.mark.parametrize("kind", ["lstm", "cnn"])
 def test_vae_learns_to_reconstruct_the_toy_cohort(kind: str) -> None:
     cohort = toy_cohort(240)
-    cfg = replace(TINY, temporal_kind=kind, vae_epochs=80, diffusion_iters=1)
+    # 300 epochs: at 80 the mask-density gap below held for seed 0 only (seeds 1, 2: about 0.06)
+    cfg = replace(TINY, temporal_kind=kind, vae_epochs=300, diffusion_iters=1)
     model = train_flexgen(cohort, cfg).model
     enc = model.encoding
     x_s = torch.from_numpy(enc.static_inputs(cohort))
@@ -246,3 +247,30 @@ def test_cohort_on_another_grid_does_not_fit_a_trained_model() -> None:
     model = train_flexgen(toy_cohort(80), replace(TINY, vae_epochs=1, diffusion_iters=2)).model
     with pytest.raises(CohortError, match="12 steps; the model was trained on 8"):
         model.encoding.check_compatible(toy_cohort(40, steps=12))
+
+
+def test_two_trainings_at_once_give_the_weights_of_one_alone():
+    """The app trains two models at once in threads: initialisation and reparameterisation
+    noise must not draw from a shared generator, or neither run is reproducible."""
+    import threading
+
+    cohort = toy_cohort(120)
+    cfg = replace(TINY, vae_epochs=3, diffusion_iters=20)
+
+    def weights() -> dict[str, torch.Tensor]:
+        model = train_flexgen(cohort, cfg).model
+        return {
+            **{f"s.{k}": v for k, v in model.static_vae.state_dict().items()},
+            **{f"t.{k}": v for k, v in model.temporal_vae.state_dict().items()},
+            **{f"d.{k}": v for k, v in model.denoiser.state_dict().items()},
+        }
+
+    alone = weights()
+    results: list[dict] = []
+    threads = [threading.Thread(target=lambda: results.append(weights())) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for other in results:
+        assert all(torch.equal(alone[k], other[k]) for k in alone)
