@@ -35,7 +35,7 @@ from scipy.special import ndtr, ndtri
 MIN_SUPPORT_COUNT = 10  # k: a value enters the stored support only when this many records hold it
 MAX_SUPPORT = 40  # more distinct values than this: continuous, with a precision
 SUPPORT_SHARE = 0.97  # discrete only when the kept values hold this share of the records
-PRECISION_SHARE = 0.99
+PRECISION_SHARE = 0.85  # HR_min: 88% whole numbers, the rest hourly means (58.333)
 MAX_DECIMALS = 4
 MAX_KNOTS = 64
 # The ``normal`` space: normal scores of the CDF level, 0.5 + z / 8, so z in [-4, 4] fills [0, 1]
@@ -45,7 +45,7 @@ _Z_MAX = NORMAL_SCALE / 2
 
 
 def _decimals(values: np.ndarray) -> int | None:
-    """Fewest decimals that hold 99% of the values (the odd rest, say an FiO2 of 0.3667, is
+    """Fewest decimals that hold 85% of the values (the odd rest, say an FiO2 of 0.3667, is
     rounded on decoding), or None when more than MAX_DECIMALS."""
     scale = np.maximum(np.abs(values), 1.0)
     for d in range(MAX_DECIMALS + 1):
