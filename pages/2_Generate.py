@@ -63,9 +63,8 @@ if model is not None and target is not None:
 
 # --- training -----------------------------------------------------------------------------------
 job = training.current_job()
-with st.expander(
-    "Train a model on the session cohort", expanded=not options or (job is not None and job.running)
-):
+# Open while this user has a training, running or done: its result (where it was saved) is in here.
+with st.expander("Train a model on the session cohort", expanded=not options or job is not None):
     visit_train = state.visit_train()
     can_flexgen = (
         train_table is not None and cohort.static is not None and cohort.temporal is not None
