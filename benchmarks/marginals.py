@@ -21,7 +21,6 @@ their stored CDF. The real-vs-real floor is the holdout's KS against the trainin
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -94,14 +93,6 @@ def measure(
         "mia_ci": ci,
         "per_column": pf,
     }
-
-
-def with_snap(encoding: VectorEncoding, fitted: VectorEncoding) -> VectorEncoding:
-    by_name = {c.name: c for c in fitted.columns}
-    return replace(
-        encoding,
-        columns=tuple(replace(c, marginal=by_name[c.name].marginal) for c in encoding.columns),
-    )
 
 
 def reflect(vectors: np.ndarray, encoding: VectorEncoding) -> np.ndarray:
@@ -186,7 +177,7 @@ def main() -> None:
             raw, _ = model.generate_vectors(settings, clamp=False)
             folded = reflect(raw, model.encoding)
             if space == {"scaled"}:
-                snapped = with_snap(model.encoding, VectorEncoding.fit(train))
+                snapped = model.encoding.with_marginals(VectorEncoding.fit(train))
                 variants["clip+snap"] = snapped.decode(out.vectors, ids, labels)
                 variants["reflect"] = model.encoding.decode(folded, ids, labels)
                 variants["reflect+snap"] = snapped.decode(folded, ids, labels)

@@ -32,24 +32,6 @@ from core.flexgen.encoding import FlexGenEncoding
 log = logging.getLogger(__name__)
 
 
-def _with_marginals(encoding: dict, fitted: VectorEncoding) -> dict:
-    by_name = {c.name: c for c in fitted.columns}
-    out = dict(encoding)
-    columns = []
-    for column in encoding["columns"]:
-        if column["kind"] == "numeric":
-            new = by_name[column["name"]]
-            if (column["lo"], column["hi"]) != (new.lo, new.hi):
-                raise CheckpointError(
-                    f"column '{column['name']}': the checkpoint's range differs from the one "
-                    "fitted now; is this its training cohort?"
-                )
-            column = {**column, "marginal": new.marginal.to_json()}
-        columns.append(column)
-    out["columns"] = columns
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.add_marginals", description=__doc__)
     p.add_argument("checkpoint", type=Path)
@@ -66,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     encoding = manifest["config"]["encoding"]
     if manifest["family"] == "ehrdiff":
         fitted = VectorEncoding.fit(ehr_table(cohort).subset(split.train), "scaled")
-        manifest["config"]["encoding"] = _with_marginals(encoding, fitted)
+        manifest["config"]["encoding"] = (
+            VectorEncoding.from_json(encoding).with_marginals(fitted).to_json()
+        )
     elif manifest["family"] == "flexgen-ehr":
         fitted = FlexGenEncoding.fit(cohort.subset(split.train), "scaled")
         temporal = encoding["temporal"]
@@ -74,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
             raise CheckpointError("the series ranges differ from the ones fitted now")
         manifest["config"]["encoding"] = {
             **encoding,
-            "static": _with_marginals(encoding["static"], fitted.static),
+            "static": VectorEncoding.from_json(encoding["static"])
+            .with_marginals(fitted.static)
+            .to_json(),
             "temporal": {**temporal, "marginals": [m.to_json() for m in fitted.temporal.marginals]},
         }
     else:

@@ -321,6 +321,23 @@ class VectorEncoding:
             label_classes=self.label_classes,
         )
 
+    def with_marginals(self, fitted: VectorEncoding) -> VectorEncoding:
+        """This encoding with the numeric columns' marginals of ``fitted``, an encoding fitted on
+        the same training split (an older checkpoint gains support and precision this way)."""
+        by_name = {c.name: c for c in fitted.columns}
+        columns = []
+        for c in self.columns:
+            if c.kind == "numeric":
+                new = by_name.get(c.name)
+                if new is None or (new.lo, new.hi) != (c.lo, c.hi):
+                    raise CheckpointError(
+                        f"column '{c.name}': the range fitted now differs from the encoding's; "
+                        "is this its training split?"
+                    )
+                c = replace(c, marginal=new.marginal)
+            columns.append(c)
+        return replace(self, columns=tuple(columns))
+
     # --- persistence (manifest JSON) -------------------------------------------------------------
     def to_json(self) -> dict:
         return {
