@@ -31,13 +31,20 @@ class EDMDenoiser(nn.Module):
     def forward(
         self, x: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor | None = None
     ) -> torch.Tensor:
+        """``sigma``: one noise level per row, or one for the batch (a sampler's step: the
+        network then embeds it once)."""
         sd = self.edm.sigma_data
-        sigma = sigma.to(x.dtype).reshape(-1, 1).expand(x.shape[0], 1)
+        sigma = sigma.to(x.dtype).reshape(-1, 1)
+        if len(sigma) not in (1, x.shape[0]):
+            raise ValueError(f"{len(sigma)} noise levels for {x.shape[0]} rows.")
         c_skip = sd**2 / (sigma**2 + sd**2)
         c_out = sigma * sd / (sigma**2 + sd**2).sqrt()
         c_in = 1.0 / (sigma**2 + sd**2).sqrt()
         c_noise = sigma.log().flatten() / 4.0
-        return c_skip * x + c_out * self.net(c_in * x, c_noise, labels)
+        out = self.net(c_in * x, c_noise, labels)
+        if torch.is_grad_enabled():
+            return c_skip * x + c_out * out
+        return out.mul_(c_out).add_(c_skip * x)  # in place: one output-sized buffer fewer
 
 
 def edm_loss(

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from core.config import JSONConfig
@@ -76,22 +77,42 @@ class EHRDiffMLP(nn.Module):
     def forward(
         self, x: torch.Tensor, c_noise: torch.Tensor, labels: torch.Tensor | None = None
     ) -> torch.Tensor:
-        emb = self.time_embed(c_noise)
-        if self.label_embed is not None:
-            if labels is None:
-                labels = torch.full(
-                    (x.shape[0],), self.null_label, device=x.device, dtype=torch.long
-                )
-            emb = emb + self.label_embed(labels)
-        emb = self.act(emb)
+        """``c_noise`` holds one value per row, or one for the whole batch (sampling)."""
+        cond_rows, index = self._conditioning(x, c_noise, labels)
+        # Inference may overwrite activations in place; autograd needs them kept.
+        inplace = not torch.is_grad_enabled()
         h = x
         saved: dict[int, torch.Tensor] = {}
         for i, (layer, cond, norm) in enumerate(
             zip(self.layers, self.cond, self.norms, strict=True)
         ):
-            h = layer(h) + cond(emb)
+            # The conditioning is evaluated once per distinct (noise level, label), not per row,
+            # and enters the matrix multiply as its bias.
+            bias = layer.bias + cond(cond_rows)
+            if index is not None:
+                bias = bias[index]
+            h = torch.addmm(bias, h, layer.weight.t())
             if i in self.skips:
-                h = h + saved[self.skips[i]]
-            h = self.drop(self.act(norm(h)))
+                h = h.add_(saved[self.skips[i]]) if inplace else h + saved[self.skips[i]]
+            h = F.layer_norm(h, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+            h = self.drop(F.silu(h, inplace=inplace))
             saved[i] = h
         return self.out(h)
+
+    def _conditioning(
+        self, x: torch.Tensor, c_noise: torch.Tensor, labels: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Activated embeddings of the distinct conditions, and each row's index into them (None:
+        one row per record, or one row for all)."""
+        c_noise = c_noise.reshape(-1)
+        if self.label_embed is None:
+            labels = None
+        elif labels is None:
+            labels = torch.full((x.shape[0],), self.null_label, device=x.device, dtype=torch.long)
+        index = None
+        if len(c_noise) == 1 and labels is not None:
+            labels, index = torch.unique(labels, return_inverse=True)
+        emb = self.time_embed(c_noise)
+        if labels is not None:
+            emb = emb + self.label_embed(labels)
+        return self.act(emb), index
