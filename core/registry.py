@@ -28,6 +28,9 @@ class ModelSpec:
     description: str
     requires: tuple[Modality, ...]
     checkpoint: str | None = None  # folder name under checkpoints/
+    distilled: str | None = (
+        None  # checkpoint of a model distilled from this one (fewer evaluations)
+    )
 
 
 class _HasId(Protocol):
@@ -92,6 +95,7 @@ MODELS.register(
         ),
         requires=("static", "temporal"),
         checkpoint="ehrdiff-physionet2012",
+        distilled="ehrdiff-physionet2012-distilled",
     )
 )
 MODELS.register(
@@ -103,6 +107,37 @@ MODELS.register(
         description="Binary vectors of 3-digit ICD-9 diagnosis codes per ICU stay; unconditional.",
         requires=("codes",),
         checkpoint="ehrdiff-eicu-icd9",
+        distilled="ehrdiff-eicu-icd9-distilled",
+    )
+)
+# Distilled companions: offered as the "distilled" sampler of the model above each (Generate
+# page), listed with their own cards and verification (Models page).
+MODELS.register(
+    ModelSpec(
+        id="ehrdiff-physionet2012-distilled",
+        family="ehrdiff",
+        task="generate-ehr",
+        title="EHRDiff: ICU stays (PhysioNet 2012), distilled to 1-2 evaluations",
+        description=(
+            "The PhysioNet 2012 EHRDiff model distilled (core.ehrdiff.distill) into a sampler of one "
+            "or two network evaluations, trained on its Heun-32 samples only."
+        ),
+        requires=("static", "temporal"),
+        checkpoint="ehrdiff-physionet2012-distilled",
+    )
+)
+MODELS.register(
+    ModelSpec(
+        id="ehrdiff-eicu-icd9-distilled",
+        family="ehrdiff",
+        task="generate-ehr",
+        title="EHRDiff: ICU diagnoses (eICU demo), distilled to 1-2 evaluations",
+        description=(
+            "The eICU ICD-9 EHRDiff model distilled (core.ehrdiff.distill) into a sampler of one or "
+            "two network evaluations, trained on its Heun-32 samples only."
+        ),
+        requires=("codes",),
+        checkpoint="ehrdiff-eicu-icd9-distilled",
     )
 )
 MODELS.register(

@@ -34,7 +34,7 @@ options = list(shipped) + list(stored)
 if not options:
     st.info("No model yet: load a cohort on the Cohort page and train one below.")
 choice = st.selectbox("Model", options, key="gen_model") if options else None
-model = None
+model = distilled = None
 if choice in stored:
     try:
         model = models.stored_model(stored[choice], str(device))
@@ -44,6 +44,7 @@ elif choice is not None:
     try:
         spec = shipped[choice]
         model = models.shipped_model(spec.family, spec.checkpoint, str(device))
+        distilled = models.distilled_companion(spec, str(device))
     except CoreError as exc:
         widgets.show_error(exc, "Loading the model")
 if model is not None and model.manifest is not None:
@@ -100,7 +101,9 @@ with st.expander("Train a model on the session cohort", expanded=not options or 
 
 # --- generation ---------------------------------------------------------------------------------
 sets = state.synthetic_sets()
-if model is not None:
+if distilled is not None:
+    ehrdiff_view.generation_form(model, sets, distilled)
+elif model is not None:
     VIEWS[model.family].generation_form(model, sets)
 
 # --- generated sets -----------------------------------------------------------------------------
@@ -115,7 +118,7 @@ if sets:
     elif synth.cohort is not None:  # complete patients: static row + series
         flexgen_view.show_patients(synth, stem, train_table, state.train_encoding())
     else:
-        reference = model if model is not None and model.model_id == synth.model_id else None
+        reference = model if model is not None and models.made_by(model, distilled, synth) else None
         ehrdiff_view.show_records(synth, stem, reference, train_table, compatible)
     if st.button("Remove this set", key="gen_remove"):
         del sets[view]

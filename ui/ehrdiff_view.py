@@ -7,7 +7,13 @@ import copy
 import streamlit as st
 
 from core.data.records import EHRTable
-from core.diffusion.karras import SAMPLER_LABELS, SAMPLERS, SCHEDULES, network_evaluations
+from core.diffusion.karras import (
+    DISTILLED,
+    SAMPLER_LABELS,
+    SAMPLERS,
+    SCHEDULES,
+    network_evaluations,
+)
 from core.ehrdiff.pipeline import FAMILY, MAX_RECORDS, EHRDiffModel, GenerationSettings
 from core.ehrdiff.train import NETWORK_PRESETS, TrainConfig, train_ehrdiff
 from core.errors import CoreError
@@ -74,8 +80,17 @@ def training_form(
     )
 
 
-def generation_form(model: EHRDiffModel, sets: dict) -> None:
-    """The sampling form; a submitted run lands in ``sets``."""
+def generation_form(model: EHRDiffModel, sets: dict, distilled: EHRDiffModel | None = None) -> None:
+    """The sampling form; a submitted run lands in ``sets``. ``distilled``: a model distilled from
+    ``model``, offered as a sampler beside Heun and DPM-Solver++(2M)."""
+    student = model if model.distillation is not None else distilled
+    samplers = () if model.distillation is not None else SAMPLERS
+    samplers += (DISTILLED,) if student is not None else ()
+    # Outside the form: the fields below depend on it.
+    sampler = st.selectbox(
+        "Sampler", samplers, key="gen_sampler", format_func=SAMPLER_LABELS.__getitem__
+    )
+    info = student.distillation if sampler == DISTILLED else None
     with st.form("generate"):
         c1, c2, c3, c4 = st.columns(4)
         n = c1.number_input(
@@ -86,29 +101,46 @@ def generation_form(model: EHRDiffModel, sets: dict) -> None:
             key="gen_n",
             help=f"At most {MAX_RECORDS:,} per run (memory-safe limit).",
         )
-        sampler = c2.selectbox(
-            "Sampler", SAMPLERS, key="gen_sampler", format_func=SAMPLER_LABELS.__getitem__
-        )
-        steps = c3.number_input(
-            "Steps",
-            1,
-            1000,
-            10,
-            key="gen_steps",
-            help="Heun uses 2 network evaluations per step; DPM-Solver++(2M) one.",
-        )
+        schedule = "auto"
+        if info is not None:
+            steps = c2.selectbox(
+                "Network evaluations",
+                info.evaluations,
+                key="gen_evals",
+                help="1: straight from noise to a record; 2: that record noised again to "
+                f"sigma {info.levels[-1]:.3g} and mapped once more (closer to the teacher).",
+            )
+            c3.caption(
+                f"Distilled from {info.teacher_model_id} ({info.teacher_sampler}, "
+                f"{info.teacher_steps} steps); its measured fidelity is on the model card."
+            )
+        else:
+            steps = c3.number_input(
+                "Steps",
+                1,
+                1000,
+                10,
+                key="gen_steps",
+                help="Heun uses 2 network evaluations per step; DPM-Solver++(2M) one.",
+            )
         seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed")
-        schedule = st.selectbox(
-            "Noise schedule",
-            ("auto", *SCHEDULES),
-            key="gen_schedule",
-            format_func=lambda k: (
-                "default for the sampler" if k == "auto" else SCHEDULES[k].description
-            ),
-            help="Default: the paper's EDM schedule for Heun, the tuned one for DPM-Solver++(2M).",
-        )
+        if info is None:
+            schedule = st.selectbox(
+                "Noise schedule",
+                ("auto", *SCHEDULES),
+                key="gen_schedule",
+                format_func=lambda k: (
+                    "default for the sampler" if k == "auto" else SCHEDULES[k].description
+                ),
+                help="Default: the paper's EDM schedule for Heun, the tuned one for DPM-Solver++(2M).",
+            )
         guidance, mix = widgets.label_mix_and_guidance(
-            model.n_classes, model.encoding.label_classes, model.class_prior, UNIT, "gen"
+            model.n_classes,
+            model.encoding.label_classes,
+            model.class_prior,
+            UNIT,
+            "gen",
+            fixed_guidance=None if info is None else info.guidance,
         )
         name = st.text_input(
             "Name of this synthetic set",
@@ -127,10 +159,12 @@ def generation_form(model: EHRDiffModel, sets: dict) -> None:
         label_mix=mix if model.n_classes else None,
         schedule=None if schedule == "auto" else schedule,
     )
+    source = student if info is not None else model
+    unit = "evaluations" if info is not None else "steps"
     widgets.generate_into_session(
-        lambda cb: model.generate(settings, callback=cb),
+        lambda cb: source.generate(settings, callback=cb),
         sets,
-        name.strip() or f"{model.model_id} · {sampler} {steps} steps · seed {seed}",
+        name.strip() or f"{model.model_id} · {sampler} {steps} {unit} · seed {seed}",
         UNIT,
         f"Sampling ({network_evaluations(sampler, int(steps))} network evaluations per record)",
     )

@@ -42,12 +42,35 @@ def stored_generators() -> list[StoredModel]:
 
 
 def ehr_generators() -> list[ModelSpec]:
-    """Registered EHR generators whose checkpoint ships with the app."""
+    """Registered EHR generators whose checkpoint ships with the app; a distilled model is offered
+    as a sampler of the model it was distilled from, not beside it."""
+    companions = {s.distilled for s in MODELS if s.distilled}
     return [
         s
         for s in MODELS.where(task="generate-ehr")
-        if s.family in GENERATOR_FAMILIES and s.checkpoint and (CHECKPOINTS / s.checkpoint).is_dir()
+        if s.family in GENERATOR_FAMILIES
+        and s.checkpoint
+        and s.checkpoint not in companions
+        and (CHECKPOINTS / s.checkpoint).is_dir()
     ]
+
+
+def distilled_companion(spec: ModelSpec, device: str) -> SyntheticGenerator | None:
+    """The shipped model distilled from ``spec``'s, if both ship and the companion names the
+    teacher's weights (a teacher retrained without redistilling gets none)."""
+    if not spec.distilled or not (CHECKPOINTS / spec.distilled).is_dir():
+        return None
+    teacher = shipped_model(spec.family, spec.checkpoint, device)
+    student = shipped_model(spec.family, spec.distilled, device)
+    info = getattr(student, "distillation", None)
+    if info is None or teacher.manifest is None or info.teacher_sha256 != teacher.manifest.sha256:
+        return None
+    return student
+
+
+def made_by(model: SyntheticGenerator, companion: SyntheticGenerator | None, synth) -> bool:
+    """Whether ``synth`` came from ``model`` or its distilled companion (same encoding)."""
+    return synth.model_id in {model.model_id, companion.model_id if companion else None}
 
 
 def model_card(manifest: Manifest, description: str) -> None:

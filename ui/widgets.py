@@ -50,8 +50,10 @@ def label_mix_and_guidance(
     class_prior: tuple[float, ...],
     unit: str,
     key_prefix: str,
+    fixed_guidance: float | None = None,
 ) -> tuple[float, tuple[float, float] | None]:
-    """(guidance scale, class shares) for a binary label-conditional model; (1, None) otherwise."""
+    """(guidance scale, class shares) for a binary label-conditional model; (1, None) otherwise.
+    ``fixed_guidance``: the scale a model only samples at (shown, not asked)."""
     if n_classes != 2:
         return 1.0, None
     c1, c2 = st.columns(2)
@@ -64,6 +66,9 @@ def label_mix_and_guidance(
         0.01,
         key=f"{key_prefix}_mix",
     )
+    if fixed_guidance is not None:
+        c2.caption(f"Guidance scale: {fixed_guidance:g}, the one this sampler was distilled at.")
+        return fixed_guidance, (1.0 - share, share)
     guidance = c2.slider(
         "Guidance scale",
         0.0,

@@ -8,6 +8,8 @@ Karras et al. noise schedule and run float32, batched; they draw no noise of the
 - ``heun``: EDM Algorithm 1 with S_churn = 0 (the EHRDiff default, 32 steps = 63 evaluations).
 - ``dpmpp_2m``: DPM-Solver++(2M) (Lu et al. 2022), one evaluation per step, second order by
   reusing the previous denoised estimate (multistep).
+- ``consistency``: one evaluation per level for a distilled denoiser (``DISTILLED``), which is no
+  score model: it is offered only for such a model and only at the levels it was trained on.
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ from core.progress import ProgressCallback
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SAMPLERS = ("dpmpp_2m", "heun")
-SAMPLER_LABELS = {"dpmpp_2m": "DPM-Solver++(2M) (fast)", "heun": "Heun (EHRDiff default)"}
+DISTILLED = "distilled"
+SAMPLER_LABELS = {
+    "dpmpp_2m": "DPM-Solver++(2M) (fast)",
+    "heun": "Heun (EHRDiff default)",
+    DISTILLED: "Distilled (1 or 2 evaluations)",
+}
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ def karras_sigmas(
 
 
 def network_evaluations(sampler: str, steps: int) -> int:
+    """Per record and label condition; a distilled sampler's "steps" are its evaluations."""
     return 2 * steps - 1 if sampler == "heun" else steps
 
 
@@ -80,7 +88,19 @@ def heun(
     callback: ProgressCallback | None = None,
     mean: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    x = _start(noise, sigmas, mean)
+    return heun_from(denoise, _start(noise, sigmas, mean), sigmas, callback=callback)
+
+
+@torch.no_grad()
+def heun_from(
+    denoise: Denoise,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    callback: ProgressCallback | None = None,
+) -> torch.Tensor:
+    """Heun steps from state ``x`` at ``sigmas[0]``: a trajectory stopped at any level and resumed
+    there gives the same end point (distillation reads the teacher's state mid-way)."""
     n = len(sigmas) - 1
     for i in range(n):
         s, s_next = sigmas[i], sigmas[i + 1]
@@ -123,6 +143,33 @@ def dpmpp_2m(
                 d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old_denoised
             x = (s_next / s) * x - torch.expm1(-h) * d
         old_denoised = denoised
+        if callback is not None:
+            callback(i + 1, n)
+    return x
+
+
+@torch.no_grad()
+def consistency(
+    denoise: Denoise,
+    noise: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    callback: ProgressCallback | None = None,
+    mean: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Multistep consistency sampling (Song et al. 2023, Algorithm 1) for a distilled denoiser that
+    maps x at each level of ``sigmas`` straight to the end of the teacher's ODE: one evaluation per
+    level; between levels the estimate is noised again with fresh noise from ``generator`` (drawn
+    where the generator lives, so samples do not depend on the device)."""
+    x = _start(noise, sigmas, mean)
+    n = len(sigmas) - 1
+    for i in range(n):
+        x = denoise(x, sigmas[i])
+        if sigmas[i + 1] > 0:
+            device = generator.device if generator is not None else x.device
+            fresh = torch.randn(x.shape, generator=generator, device=device).to(x.device)
+            x = x + sigmas[i + 1] * fresh
         if callback is not None:
             callback(i + 1, n)
     return x

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from core.checkpoints import Manifest, SavedModel, load_checkpoint, load_weights
+from core.config import JSONConfig
 from core.data.cohort import Cohort
 from core.data.records import EHRTable, ehr_table
 from core.device import make_generator, select_device
@@ -37,6 +38,23 @@ CHUNK = 8_192
 
 
 @dataclass(frozen=True)
+class Distillation(JSONConfig):
+    """What a distilled model was distilled from (core.ehrdiff.distill): it maps x at each of
+    ``levels`` to the end of its teacher's ODE, so it samples in ``len(levels)`` evaluations."""
+
+    teacher_model_id: str
+    teacher_sha256: str
+    teacher_sampler: str
+    teacher_steps: int
+    guidance: float
+    levels: tuple[float, ...]
+
+    @property
+    def evaluations(self) -> tuple[int, ...]:
+        return tuple(range(1, len(self.levels) + 1))
+
+
+@dataclass(frozen=True)
 class GenerationSettings:
     n: int
     sampler: str = "dpmpp_2m"
@@ -57,6 +75,9 @@ class GenerationSettings:
             raise ConfigError(
                 f"At most {MAX_RECORDS:,} records per generation (memory-safe limit); asked for {self.n:,}."
             )
+        if model.distillation is not None or self.sampler == karras.DISTILLED:
+            self._validate_distilled(model)
+            return
         if self.sampler not in karras.SAMPLERS:
             raise ConfigError(f"Unknown sampler '{self.sampler}'; choose one of {karras.SAMPLERS}.")
         if self.schedule is not None and self.schedule not in karras.SCHEDULES:
@@ -65,6 +86,29 @@ class GenerationSettings:
             )
         if not 1 <= self.steps <= 1000:
             raise ConfigError(f"Steps must be between 1 and 1000, got {self.steps}.")
+        validate_label_settings(model.n_classes, self.guidance, self.label_mix)
+
+    def _validate_distilled(self, model: EHRDiffModel) -> None:
+        info = model.distillation
+        if info is None:
+            raise ConfigError(
+                f"Model '{model.model_id}' is not distilled; sample it with {' or '.join(karras.SAMPLERS)}."
+            )
+        if self.sampler != karras.DISTILLED:
+            raise ConfigError(
+                f"Model '{model.model_id}' is distilled from '{info.teacher_model_id}' and samples "
+                f"only with the '{karras.DISTILLED}' sampler (its network is no score model)."
+            )
+        if self.steps not in info.evaluations:
+            raise ConfigError(
+                f"The distilled sampler takes {' or '.join(map(str, info.evaluations))} "
+                f"evaluations, got {self.steps}."
+            )
+        if model.n_classes and self.guidance != info.guidance:
+            raise ConfigError(
+                f"The distilled sampler was trained at guidance {info.guidance:g}; got {self.guidance:g}. "
+                "Sample its teacher for other guidance scales."
+            )
         validate_label_settings(model.n_classes, self.guidance, self.label_mix)
 
 
@@ -79,8 +123,10 @@ class EHRDiffModel(SavedModel):
         class_prior: tuple[float, ...] = (),
         manifest: Manifest | None = None,
         data_mean: np.ndarray | None = None,
+        distillation: Distillation | None = None,
     ) -> None:
         self.denoiser = denoiser.eval()
+        self.distillation = distillation
         self.encoding = encoding
         self.model_id = model_id
         self.class_prior = class_prior
@@ -125,11 +171,7 @@ class EHRDiffModel(SavedModel):
         device = self.device
         gen = make_generator(settings.seed, "cpu")  # CPU noise: identical samples on any device
         labels = draw_labels(settings.n, self.n_classes, settings.label_mix, self.class_prior, gen)
-        schedule = karras.SCHEDULES[settings.schedule_name]
-        sigma_max = min(schedule.sigma_max, self.denoiser.edm.sigma_max)
-        sigmas = karras.karras_sigmas(
-            settings.steps, self.denoiser.edm.sigma_min, sigma_max, schedule.rho, device=device
-        )
+        sigmas = self.sigmas(settings)
         start_mean = None
         if self.data_mean is not None:
             start_mean = torch.as_tensor(self.data_mean, dtype=torch.float32, device=device)
@@ -140,17 +182,33 @@ class EHRDiffModel(SavedModel):
             denoise = classifier_free(
                 self.denoiser, lab, self.denoiser.net.null_label, settings.guidance
             )
-            x = karras.sample(
-                settings.sampler,
-                denoise,
-                noise,
-                sigmas,
-                callback=chunk.callback,
-                mean=start_mean,
-            )
+            if self.distillation is not None:
+                x = karras.consistency(
+                    denoise, noise, sigmas, generator=gen, callback=chunk.callback, mean=start_mean
+                )
+            else:
+                x = karras.sample(
+                    settings.sampler,
+                    denoise,
+                    noise,
+                    sigmas,
+                    callback=chunk.callback,
+                    mean=start_mean,
+                )
             out.append((x.clamp(0.0, 1.0) if clamp else x).float().cpu())
         vectors = torch.cat(out).numpy()
         return vectors, None if labels is None else labels.numpy().astype(np.int64)
+
+    def sigmas(self, settings: GenerationSettings) -> torch.Tensor:
+        """The noise levels ``settings`` sample at, then a final 0."""
+        if self.distillation is not None:
+            levels = [*self.distillation.levels[: settings.steps], 0.0]
+            return torch.tensor(levels, dtype=torch.float32, device=self.device)
+        schedule = karras.SCHEDULES[settings.schedule_name]
+        sigma_max = min(schedule.sigma_max, self.denoiser.edm.sigma_max)
+        return karras.karras_sigmas(
+            settings.steps, self.denoiser.edm.sigma_min, sigma_max, schedule.rho, device=self.device
+        )
 
     def generate(
         self, settings: GenerationSettings, callback: ProgressCallback | None = None
@@ -180,6 +238,7 @@ class EHRDiffModel(SavedModel):
             "edm": self.denoiser.edm.to_json(),
             "encoding": self.encoding.to_json(),
             "class_prior": list(self.class_prior),
+            **({} if self.distillation is None else {"distillation": self.distillation.to_json()}),
             # Training-data means: the sampler's starting mean and the app's reference prevalences.
             "reference_means": None
             if self.data_mean is None
@@ -198,6 +257,9 @@ class EHRDiffModel(SavedModel):
             net_cfg = NetworkConfig.from_json(cfg["network"])
             edm_cfg = EDMConfig.from_json(cfg["edm"])
             encoding = VectorEncoding.from_json(cfg["encoding"])
+            distillation = (
+                Distillation.from_json(cfg["distillation"]) if "distillation" in cfg else None
+            )
         except (KeyError, TypeError) as exc:
             raise CheckpointError(
                 f"Checkpoint '{Path(folder).name}': incomplete config ({exc})."
@@ -215,5 +277,6 @@ class EHRDiffModel(SavedModel):
             tuple(cfg.get("class_prior", ())),
             manifest,
             cfg.get("reference_means"),
+            distillation,
         )
         return model.to(device)

@@ -69,3 +69,28 @@ def test_schedule_and_callback():
     )
     with pytest.raises(ValueError, match="Unknown sampler"):
         karras.sample("euler", gaussian_denoiser, torch.zeros(1, 1), sigmas)
+
+
+def gaussian_consistency(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Exact end point of the probability-flow ODE from x at sigma, for data ~ N(MU, STD^2)."""
+    return MU + STD * (x - MU) / (STD**2 + sigma**2) ** 0.5
+
+
+@pytest.mark.parametrize("levels", [[80.0, 0.0], [80.0, 0.5, 0.0]])
+def test_consistency_sampler_on_the_exact_gaussian_consistency_function(levels):
+    noise = torch.randn(20_000, 4, generator=make_generator(3))
+    x = karras.consistency(
+        gaussian_consistency, noise, torch.tensor(levels), generator=make_generator(4)
+    )
+    assert abs(float(x.mean()) - MU) < 0.01 and abs(float(x.std()) - STD) < 0.01
+    if len(levels) == 2:  # one evaluation is the teacher's ODE map from the same noise
+        ode = karras.heun(gaussian_denoiser, noise, karras.karras_sigmas(128, 0.002, 80.0))
+        assert float((ode - x).abs().max()) < 0.01
+
+
+def test_heun_resumed_mid_way_gives_the_same_end_point():
+    noise = torch.randn(500, 3, generator=make_generator(5))
+    sigmas = karras.karras_sigmas(32, 0.002, 80.0)
+    whole = karras.heun(gaussian_denoiser, noise, sigmas)
+    mid = karras.heun_from(gaussian_denoiser, noise * sigmas[0], sigmas[:21])
+    assert torch.equal(karras.heun_from(gaussian_denoiser, mid, sigmas[20:]), whole)
