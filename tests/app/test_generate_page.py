@@ -91,3 +91,22 @@ def test_tampered_checkpoint_is_refused_in_the_page(tmp_path, monkeypatch):
 def test_page_without_cohort_explains_what_to_do():
     at = open_page("pages/2_Generate.py")
     assert any("Load a cohort on the Cohort page first" in i.value for i in at.info)
+
+
+def test_distilled_sampler_of_a_shipped_model():
+    at = open_page("pages/2_Generate.py")
+    box = at.selectbox(key="gen_model")
+    box.set_value(next(o for o in box.options if "PhysioNet 2012" in o and "EHRDiff" in o)).run()
+    sampler = at.selectbox(key="gen_sampler")
+    assert "distilled" in sampler.options
+    sampler.set_value("distilled").run()
+    assert not at.exception and list(at.selectbox(key="gen_evals").options) == [1, 2]
+    at.number_input(key="gen_n").set_value(300)
+    at.selectbox(key="gen_evals").set_value(2)
+    at.text_input(key="gen_name").set_value("fast")
+    next(b for b in at.button if b.label == "Generate").click().run()
+    assert not at.exception and not at.error
+    synth = at.session_state["css.synthetic_sets"]["fast"]
+    assert synth.model_id == "ehrdiff-physionet2012-distilled" and synth.network_evaluations == 2
+    assert synth.table.n_records == 300
+    assert any("Distilled from ehrdiff-physionet2012" in c.value for c in at.caption)
