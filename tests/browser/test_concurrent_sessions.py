@@ -136,7 +136,7 @@ def test_eight_sessions_upload_and_generate_at_once(server, tmp_path):
     seconds = max(s.generated_at for s in sessions) - start
 
     log = server.log.read_text()
-    loads = log.count("loaded checkpoint ehrdiff-physionet2012")
+    loads = log.count("loaded checkpoint ehrdiff-physionet2012 (")
     assert loads == 1, f"the shipped model was loaded {loads} times"
     peak = server.peak_rss_mb()
     report = (
