@@ -3,7 +3,6 @@
 import shutil
 import time
 
-import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
@@ -94,15 +93,14 @@ def test_page_without_cohort_explains_what_to_do():
     assert any("Load a cohort on the Cohort page first" in i.value for i in at.info)
 
 
-@pytest.mark.xfail(reason="failed in the session's last full run; not yet diagnosed (see #16 note)")
 def test_distilled_sampler_of_a_shipped_model():
     at = open_page("pages/2_Generate.py")
     box = at.selectbox(key="gen_model")
     box.set_value(next(o for o in box.options if "PhysioNet 2012" in o and "EHRDiff" in o)).run()
     sampler = at.selectbox(key="gen_sampler")
-    assert "distilled" in sampler.options
+    assert "Distilled (1 or 2 evaluations)" in sampler.options  # AppTest lists the labels
     sampler.set_value("distilled").run()
-    assert not at.exception and list(at.selectbox(key="gen_evals").options) == [1, 2]
+    assert not at.exception and at.selectbox(key="gen_evals").options == ["1", "2"]
     at.number_input(key="gen_n").set_value(300)
     at.selectbox(key="gen_evals").set_value(2)
     at.text_input(key="gen_name").set_value("fast")
