@@ -24,7 +24,6 @@ AUROC within 0.01 of Heun-32 on both checkpoints; our Heun-32 within 5% of the r
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import statistics
 import sys
@@ -34,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
+from benchmarks.marginals import mia_auroc
 from core.device import describe_device, make_generator, select_device
 from core.diffusion import karras
 from core.diffusion.edm import EDMConfig, EDMDenoiser
@@ -44,7 +43,6 @@ from core.ehrdiff.pipeline import CHUNK, EHRDiffModel, GenerationSettings
 from core.encoding.vectors import VectorEncoding
 from core.metrics.fidelity import dimension_wise_probability, dimension_wise_probability_from_means
 from core.metrics.fidelity import mmd as mmd_metric
-from core.metrics.privacy import _balanced, nearest_distances
 from core.metrics.utility import tstr
 from core.registry import MODELS
 
@@ -222,18 +220,6 @@ def checkpoint_report(name: str, device: torch.device, repeats: int, dpm_steps: 
 
 
 # --- 3. per checkpoint: utility and privacy on its own split ---------------------------------------
-def mia_auroc(train: np.ndarray, holdout: np.ndarray, synth: np.ndarray, seed: int):
-    members, non_members = _balanced(train, holdout, seed)
-    d = nearest_distances(np.concatenate([members, non_members]), synth)[:, 0]
-    y = np.r_[np.ones(len(members)), np.zeros(len(non_members))]
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(400):
-        idx = rng.integers(0, len(y), len(y))
-        boots.append(roc_auc_score(y[idx], -d[idx]))
-    return float(roc_auc_score(y, -d)), tuple(np.quantile(boots, [0.025, 0.975]))
-
-
 def training_split(teacher: EHRDiffModel):
     """The teacher's training split and holdout, rebuilt from its manifest's training command,
     or None with the reason (data absent, or not the cohort it was trained on)."""
@@ -244,16 +230,13 @@ def training_split(teacher: EHRDiffModel):
 
     words = shlex.split(teacher.manifest.training_command)
     args, _ = build_parser().parse_known_args(words[3:])  # after "python -m module"
-    for pair in args.input:
-        path = ROOT / pair.split("=", 1)[1]
-        if not path.exists():
-            return None, f"{path} is absent"
-    cwd = os.getcwd()
-    os.chdir(ROOT)  # the command's paths are relative to the repository root
-    try:
-        cohort, _ = load_cohort_from_args(args)
-    finally:
-        os.chdir(cwd)
+    # The command's paths are relative to the repository root.
+    slots = dict(pair.split("=", 1) for pair in args.input)
+    for path in slots.values():
+        if not (ROOT / path).exists():
+            return None, f"{ROOT / path} is absent"
+    args.input = [f"{slot}={ROOT / path}" for slot, path in slots.items()]
+    cohort, _ = load_cohort_from_args(args)
     if cohort.fingerprint() != teacher.manifest.data_card.get("cohort_fingerprint"):
         return None, "the cohort found differs from the one the checkpoint was trained on"
     split = split_cohort(cohort, args.holdout, args.split_seed)

@@ -110,36 +110,28 @@ MODELS.register(
         distilled="ehrdiff-eicu-icd9-distilled",
     )
 )
-# Distilled companions: offered as the "distilled" sampler of the model above each (Generate
+
+
+# Distilled companions: offered as the "distilled" sampler of the model each names (Generate
 # page), listed with their own cards and verification (Models page).
-MODELS.register(
-    ModelSpec(
-        id="ehrdiff-physionet2012-distilled",
-        family="ehrdiff",
-        task="generate-ehr",
-        title="EHRDiff: ICU stays (PhysioNet 2012), distilled to 1-2 evaluations",
+def _distilled(teacher_id: str, title: str) -> ModelSpec:
+    teacher = MODELS.get(teacher_id)
+    return ModelSpec(
+        id=teacher.distilled,
+        family=teacher.family,
+        task=teacher.task,
+        title=f"{title}, distilled to 1-2 evaluations",
         description=(
-            "The PhysioNet 2012 EHRDiff model distilled (core.ehrdiff.distill) into a sampler of one "
-            "or two network evaluations, trained on its Heun-32 samples only."
+            f"{teacher_id} distilled (core.ehrdiff.distill) into a sampler of one or two network "
+            "evaluations, trained on its Heun-32 samples only."
         ),
-        requires=("static", "temporal"),
-        checkpoint="ehrdiff-physionet2012-distilled",
+        requires=teacher.requires,
+        checkpoint=teacher.distilled,
     )
-)
-MODELS.register(
-    ModelSpec(
-        id="ehrdiff-eicu-icd9-distilled",
-        family="ehrdiff",
-        task="generate-ehr",
-        title="EHRDiff: ICU diagnoses (eICU demo), distilled to 1-2 evaluations",
-        description=(
-            "The eICU ICD-9 EHRDiff model distilled (core.ehrdiff.distill) into a sampler of one or "
-            "two network evaluations, trained on its Heun-32 samples only."
-        ),
-        requires=("codes",),
-        checkpoint="ehrdiff-eicu-icd9-distilled",
-    )
-)
+
+
+MODELS.register(_distilled("ehrdiff-physionet2012", "EHRDiff: ICU stays (PhysioNet 2012)"))
+MODELS.register(_distilled("ehrdiff-eicu-icd9", "EHRDiff: ICU diagnoses (eICU demo)"))
 MODELS.register(
     ModelSpec(
         id="flexgen-physionet2012",

@@ -72,7 +72,9 @@ def network_evaluations(sampler: str, steps: int) -> int:
     return 2 * steps - 1 if sampler == "heun" else steps
 
 
-def _start(noise: torch.Tensor, sigmas: torch.Tensor, mean: torch.Tensor | None) -> torch.Tensor:
+def initial_state(
+    noise: torch.Tensor, sigmas: torch.Tensor, mean: torch.Tensor | None
+) -> torch.Tensor:
     """x at sigma_max: the forward marginal is ~ N(data mean, sigma_max^2 I). Starting from zero
     mean is harmless at sigma_max 80 but biases a short schedule by about mean / sigma_max."""
     x = noise * sigmas[0]
@@ -88,7 +90,7 @@ def heun(
     callback: ProgressCallback | None = None,
     mean: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    return heun_from(denoise, _start(noise, sigmas, mean), sigmas, callback=callback)
+    return heun_from(denoise, initial_state(noise, sigmas, mean), sigmas, callback=callback)
 
 
 @torch.no_grad()
@@ -124,7 +126,7 @@ def dpmpp_2m(
     callback: ProgressCallback | None = None,
     mean: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    x = _start(noise, sigmas, mean)
+    x = initial_state(noise, sigmas, mean)
     n = len(sigmas) - 1
     old_denoised = None
     for i in range(n):
@@ -162,7 +164,7 @@ def consistency(
     maps x at each level of ``sigmas`` straight to the end of the teacher's ODE: one evaluation per
     level; between levels the estimate is noised again with fresh noise from ``generator`` (drawn
     where the generator lives, so samples do not depend on the device)."""
-    x = _start(noise, sigmas, mean)
+    x = initial_state(noise, sigmas, mean)
     n = len(sigmas) - 1
     for i in range(n):
         x = denoise(x, sigmas[i])

@@ -42,6 +42,7 @@ from core.diffusion import karras
 from core.diffusion.edm import EMA
 from core.diffusion.guidance import classifier_free
 from core.ehrdiff.pipeline import Distillation, EHRDiffModel, GenerationSettings
+from core.ehrdiff.train import warmup_cosine_lr
 from core.errors import ConfigError
 from core.generation import chunks, draw_labels
 from core.metrics.fidelity import dimension_wise_probability_from_means
@@ -123,7 +124,7 @@ def teacher_pairs(
             denoise = classifier_free(
                 teacher.denoiser, lab, teacher.denoiser.net.null_label, config.guidance
             )
-            x = noise * sigmas[0] if mean is None else noise * sigmas[0] + mean
+            x = karras.initial_state(noise, sigmas, mean)
             starts.append(x.cpu())
             x = karras.heun_from(denoise, x, sigmas[: k + 1])
             mids.append(x.cpu())
@@ -147,13 +148,6 @@ class DistillResult:
     held_out_loss: dict[str, float]  # per level, on teacher samples the student never saw
     seconds: float
     pair_seconds: float
-
-
-def _lr_at(step: int, config: DistillConfig) -> float:
-    if step < config.warmup:
-        return config.lr * (step + 1) / config.warmup
-    progress = (step - config.warmup) / max(config.steps - config.warmup, 1)
-    return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
 def _weighted_error(student, x, sigma, labels, end) -> torch.Tensor:
@@ -180,8 +174,7 @@ def distill(
     pairs = teacher_pairs(teacher, config, pair_callback)
     device = teacher.device
     student = copy.deepcopy(teacher.denoiser).train()
-    for p in student.parameters():
-        p.requires_grad_(True)
+    student.requires_grad_(True)  # a freshly trained teacher is an EMA copy, frozen
     ema = EMA(student, config.ema_decay)
     opt = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=0.0)
     gen = make_generator(config.seed + 1, "cpu")
@@ -204,7 +197,7 @@ def distill(
             break
         idx = train[torch.randint(len(train), (2 * half,), generator=gen)]
         for group in opt.param_groups:
-            group["lr"] = _lr_at(step, config)
+            group["lr"] = warmup_cosine_lr(step, config.lr, config.warmup, config.steps, floor=0.05)
         loss = torch.cat(
             [
                 _weighted_error(student, *batch(idx[:half], 0)),

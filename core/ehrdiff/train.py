@@ -88,11 +88,12 @@ class EHRDiffTrainResult:
     seconds: float
 
 
-def _lr_at(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+def warmup_cosine_lr(step: int, lr: float, warmup: int, steps: int, floor: float = 0.1) -> float:
+    """Linear warm-up to ``lr``, then cosine decay to ``floor`` x ``lr`` at ``steps``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(steps - warmup, 1)
+    return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
 def train_ehrdiff(
@@ -167,7 +168,7 @@ def train_ehrdiff(
             drop = torch.rand(len(lab), device=device, generator=gen) < config.label_dropout
             lab[drop] = n_classes  # null label
         for group in opt.param_groups:
-            group["lr"] = _lr_at(step, config)
+            group["lr"] = warmup_cosine_lr(step, config.lr, config.warmup, config.steps)
         loss = edm_loss(trained, denoiser.edm, x_all[idx], lab, generator=gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
