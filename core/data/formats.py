@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from core.data.cohort import Cohort
 from core.data.diagnoses import load_eicu_diagnoses, load_mimic3_diagnoses, load_mimic4_diagnoses
+from core.data.eicu_stays import load_eicu_stays
 from core.data.io import Source
 from core.data.physionet2012 import load_physionet2012
 from core.data.tables import join_static, load_long_timeseries, load_wide_table
@@ -155,6 +156,15 @@ def _eicu_visits(
     )
 
 
+def _eicu_stays(
+    inputs: Mapping[str, NamedInput], options: dict[str, Any], callback: ProgressCallback | None
+) -> Cohort:
+    src, names = _optional_sources(inputs, ("patient", "vital_aperiodic", "apache_aps"))
+    return load_eicu_stays(
+        src["patient"], src["vital_aperiodic"], apache_aps=src["apache_aps"], names=names, **options
+    )
+
+
 EICU_CARD = {
     "dataset": "eICU Collaborative Research Database demo v2.0.1",
     "licence": "Open Database License (ODbL) v1.0",
@@ -200,6 +210,21 @@ FORMATS: dict[str, CohortFormat] = {
                 InputSlot("patient", "patient.csv(.gz) (optional)", False, TABLE_TYPES),
             ),
             _eicu,
+            data_card=EICU_CARD,
+        ),
+        CohortFormat(
+            "eicu_stays",
+            "eICU unit stays (static + vital signs)",
+            "One record per ICU unit stay: the `patient` table (age, gender, height, weight, unit "
+            "type) and optionally APACHE day-one physiology (`apacheApsVar`) as the static part, "
+            "`vitalAperiodic` non-invasive blood pressure as hourly series over the first 24 h. "
+            "Stays are grouped by uniquepid and labelled with hospital mortality.",
+            (
+                InputSlot("patient", "patient.csv(.gz)", True, TABLE_TYPES),
+                InputSlot("vital_aperiodic", "vitalAperiodic.csv(.gz)", True, TABLE_TYPES),
+                InputSlot("apache_aps", "apacheApsVar.csv(.gz) (optional)", False, TABLE_TYPES),
+            ),
+            _eicu_stays,
             data_card=EICU_CARD,
         ),
         CohortFormat(
