@@ -69,6 +69,31 @@ def check_trainable(cohort: Cohort) -> tuple[np.ndarray, np.ndarray]:
     return has_s, has_t
 
 
+def shared_measurements(cohort: Cohort) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Variables both parts measure (a numeric static column named like a series variable, e.g.
+    PhysioNet's admission Weight and its Weight series): ``([N, k], [N, k])`` of each record's
+    series mean and static value in original units, NaN where unknown; ``(None, None)`` if none."""
+    if cohort.static is None or cohort.temporal is None:
+        return None, None
+    t = cohort.temporal
+    series = {v.lower(): j for j, v in enumerate(t.variables)}
+    pairs = [
+        (f.name, series[f.name.lower()])
+        for f in cohort.static_features
+        if f.kind == "numeric" and f.name.lower() in series
+    ]
+    if not pairs:
+        return None, None
+    static = np.stack([cohort.static[name].to_numpy(dtype=float) for name, _ in pairs], axis=1)
+    cols = [j for _, j in pairs]
+    seen = t.mask[..., cols]
+    total = np.where(seen, np.nan_to_num(t.values[..., cols]), 0.0).sum(axis=1)
+    count = seen.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        temporal = np.where(count > 0, total / count, np.nan)
+    return temporal, static
+
+
 def static_table(cohort: Cohort) -> EHRTable:
     return EHRTable(cohort.record_ids, cohort.static, cohort.static_features, None)
 

@@ -60,7 +60,16 @@ def reparameterise(
     return mu + eps * (0.5 * logvar).exp()
 
 
-class StaticVAE(nn.Module):
+class _VAE(nn.Module):
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(decoder logits of a posterior draw, mu, logvar): one training pass, as DDP wraps it."""
+        mu, logvar = self.encode(x)
+        return self.decode(reparameterise(mu, logvar, generator)), mu, logvar
+
+
+class StaticVAE(_VAE):
     """MLP encoder/decoder on the static [0, 1] vector; the decoder returns logits."""
 
     def __init__(self, config: FlexVAEConfig) -> None:
@@ -86,7 +95,7 @@ class StaticVAE(nn.Module):
         return self.decoder(z)
 
 
-class TemporalVAE(nn.Module):
+class TemporalVAE(_VAE):
     """Encoder/decoder on ``[N, T, 2D]`` (scaled values + observation mask).
 
     The decoder returns ``[N, T, 2D]`` logits: the first D channels are values (sigmoid -> [0, 1]),

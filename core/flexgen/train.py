@@ -18,6 +18,7 @@ classifier-free guidance. Trains on the train part of the patient-level split on
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import sys
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from sklearn.neighbors import NearestNeighbors
 
 from core.cli import add_cohort_arguments, cohort_data_card, export_trained, load_cohort_from_args
@@ -36,11 +38,11 @@ from core.data.cohort import Cohort, split_cohort
 from core.device import make_generator, seeded_construction, select_device
 from core.diffusion import ddpm
 from core.diffusion.ddpm import DDPMSchedule
-from core.distributed import command_line
+from core.distributed import command_line, training_processes, wrap
 from core.encoding.vectors import NUMERIC_SPACES
 from core.errors import CohortError, ConfigError
-from core.flexgen.alignment import Alignment, AlignmentConfig, align
-from core.flexgen.encoding import FlexGenEncoding, check_trainable
+from core.flexgen.alignment import METHODS, PAPER_METHOD, Alignment, AlignmentConfig, align
+from core.flexgen.encoding import FlexGenEncoding, check_trainable, shared_measurements
 from core.flexgen.networks import (
     TEMPORAL_KINDS,
     DenoiserConfig,
@@ -49,7 +51,6 @@ from core.flexgen.networks import (
     StaticVAE,
     TemporalVAE,
     kl_divergence,
-    reparameterise,
     static_loss,
     temporal_loss,
 )
@@ -135,18 +136,22 @@ def _fit_vae(
     x: torch.Tensor,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     cfg: FlexGenConfig,
-    gen: torch.Generator,
+    order_gen: torch.Generator,
+    noise_gen: torch.Generator,
     progress: _Progress,
+    world: tuple[int, int],
 ) -> None:
+    """Minibatch training; under torchrun each process takes its share of every epoch's
+    permutation (``order_gen`` is the same in all of them) and draws its own noise."""
+    rank, size = world
+    trained = wrap(vae, x.device, size)
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.vae_lr)
     vae.train()
-    n = len(x)
     for _ in range(cfg.vae_epochs):
-        order = torch.randperm(n, generator=gen).to(x.device)
-        for lo in range(0, n, cfg.vae_batch):
+        order = torch.randperm(len(x), generator=order_gen)[rank::size].to(x.device)
+        for lo in range(0, len(order), cfg.vae_batch):
             xb = x[order[lo : lo + cfg.vae_batch]]
-            mu, logvar = vae.encode(xb)
-            recon = vae.decode(reparameterise(mu, logvar, gen))
+            recon, mu, logvar = trained(xb, noise_gen)
             loss = (loss_fn(recon, xb) + cfg.kl_weight * kl_divergence(mu, logvar)).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -155,6 +160,10 @@ def _fit_vae(
                 vae.eval()
                 return
     vae.eval()
+
+
+def _vae_steps(n: int, cfg: FlexGenConfig, world: int) -> int:
+    return cfg.vae_epochs * math.ceil(math.ceil(n / world) / cfg.vae_batch)
 
 
 @torch.no_grad()
@@ -201,34 +210,43 @@ def knn_impute(
     return x_s, x_t
 
 
-def train_flexgen(
-    cohort: Cohort,
-    config: FlexGenConfig = FlexGenConfig(),
-    *,
-    model_id: str = "flexgen-session",
-    device: torch.device | str | None = None,
-    callback: StepCallback | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> FlexGenTrainResult:
-    """Fit FLEXGEN-EHR (or a baseline variant) to ``cohort`` (already the training split).
+@dataclass(frozen=True, eq=False)
+class Autoencoders:
+    """Stage 1 of a training: the encoding, both VAEs and every record's latents. The latent
+    alignment methods share it, so an experiment can fit it once and compare them."""
 
-    ``callback(step, total, loss)`` reports progress over all stages; ``should_stop()`` ends the
-    current stage early and skips the rest of training with what was learned so far.
-    """
-    config.validate()
-    start = time.perf_counter()
-    device = torch.device(device) if device is not None else select_device()
-    gen = make_generator(config.seed, "cpu")  # batches, reparameterisation noise, label dropout
+    encoding: FlexGenEncoding
+    static_vae: StaticVAE
+    temporal_vae: TemporalVAE
+    z_s: np.ndarray
+    z_t: np.ndarray
+    has_s: np.ndarray  # as used for training (all True for the data-space variants)
+    has_t: np.ndarray
+    rows: np.ndarray  # records the latent diffusion learns from
+    stopped: bool
+    fingerprint: str  # of the configuration that fitted it, less the alignment
+
+
+def _stage_one_key(config: FlexGenConfig) -> str:
+    raw = config.to_json()
+    raw.pop("alignment", None)
+    for k in ("ddpm", "denoiser_hidden", "denoiser_blocks", "diffusion_iters", "diffusion_batch"):
+        raw.pop(k, None)
+    for k in ("diffusion_lr", "label_dropout"):
+        raw.pop(k, None)
+    return json.dumps(raw, sort_keys=True)
+
+
+def fit_autoencoders(
+    cohort: Cohort,
+    config: FlexGenConfig,
+    device: torch.device,
+    progress: _Progress | None = None,
+) -> Autoencoders:
+    """Encode the cohort, treat missing parts as the variant says, fit both VAEs."""
+    rank, world = _world()
+    progress = progress or _Progress(0, None, None)
     has_s, has_t = check_trainable(cohort)
-    labels_np = cohort.labels if config.conditional else None
-    if labels_np is not None:
-        classes = np.unique(labels_np[labels_np >= 0])
-        if len(classes) < 2:
-            name = cohort.label_name or "label"
-            raise CohortError(
-                f"the {name} has a single class ({len(classes)} distinct known value); "
-                "train without label conditioning"
-            )
     encoding = FlexGenEncoding.fit(cohort, config.numeric_space)
     values_rng = np.random.default_rng(config.seed)
     x_s = encoding.static_inputs(cohort, values_rng)
@@ -242,10 +260,8 @@ def train_flexgen(
         x_s, x_t = knn_impute(x_s, x_t, has_s, has_t, config.knn_k)
     if config.variant != "flexgen":
         has_s = has_t = np.ones(cohort.n_records, bool)
-    s_rows, t_rows = (
-        np.intersect1d(rows, np.flatnonzero(has_s)),
-        np.intersect1d(rows, np.flatnonzero(has_t)),
-    )
+    s_rows = np.intersect1d(rows, np.flatnonzero(has_s))
+    t_rows = np.intersect1d(rows, np.flatnonzero(has_t))
     with seeded_construction(config.seed):
         static_vae = StaticVAE(
             FlexVAEConfig(encoding.static_dim, config.static_latent, config.vae_hidden, "mlp")
@@ -259,31 +275,104 @@ def train_flexgen(
                 encoding.temporal.n_steps,
             )
         ).to(device)
-
-    def iters(n: int) -> int:
-        return config.vae_epochs * math.ceil(n / config.vae_batch)
-
-    progress = _Progress(
-        iters(len(s_rows)) + iters(len(t_rows)) + config.diffusion_iters, callback, should_stop
+    order_gen = make_generator(config.seed, "cpu")  # the same permutations in every process
+    noise_gen = make_generator(config.seed + 1000 * rank + 3, device)  # reparameterisation
+    xs_dev, xt_dev = torch.from_numpy(x_s).to(device), torch.from_numpy(x_t).to(device)
+    world_pair = (rank, world)
+    _fit_vae(
+        static_vae, xs_dev[s_rows], static_loss, config, order_gen, noise_gen, progress, world_pair
     )
-    xs_dev = torch.from_numpy(x_s).to(device)
-    xt_dev = torch.from_numpy(x_t).to(device)
-    _fit_vae(static_vae, xs_dev[s_rows], static_loss, config, gen, progress)
     if not progress.stopped:
         _fit_vae(
             temporal_vae,
             xt_dev[t_rows],
             lambda r, x: temporal_loss(r, x, config.value_weight),
             config,
-            gen,
+            order_gen,
+            noise_gen,
             progress,
+            world_pair,
         )
-    z_s, z_t = _latents(static_vae, xs_dev), _latents(temporal_vae, xt_dev)
+    return Autoencoders(
+        encoding,
+        static_vae,
+        temporal_vae,
+        _latents(static_vae, xs_dev),
+        _latents(temporal_vae, xt_dev),
+        has_s,
+        has_t,
+        rows,
+        progress.stopped,
+        _stage_one_key(config),
+    )
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def train_flexgen(
+    cohort: Cohort,
+    config: FlexGenConfig = FlexGenConfig(),
+    *,
+    model_id: str = "flexgen-session",
+    device: torch.device | str | None = None,
+    callback: StepCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    autoencoders: Autoencoders | None = None,
+) -> FlexGenTrainResult:
+    """Fit FLEXGEN-EHR (or a baseline variant) to ``cohort`` (already the training split).
+
+    ``callback(step, total, loss)`` reports progress over all stages; ``should_stop()`` ends the
+    current stage early and skips the rest of training with what was learned so far.
+    ``autoencoders`` (from :func:`fit_autoencoders` on this cohort with this configuration, up to
+    its alignment and diffusion settings) skips stage 1. Under torchrun every process runs this
+    with the same arguments; gradients are averaged across them.
+    """
+    config.validate()
+    start = time.perf_counter()
+    device = torch.device(device) if device is not None else select_device()
+    rank, world = _world()
+    labels_np = cohort.labels if config.conditional else None
+    if labels_np is not None:
+        classes = np.unique(labels_np[labels_np >= 0])
+        if len(classes) < 2:
+            name = cohort.label_name or "label"
+            raise CohortError(
+                f"the {name} has a single class ({len(classes)} distinct known value); "
+                "train without label conditioning"
+            )
+    stage_one = 0
+    if autoencoders is None:
+        has_s, has_t = check_trainable(cohort)
+        if config.variant != "flexgen":
+            has_s = has_t = np.ones(cohort.n_records, bool)
+        rows_n = (
+            int((has_s & has_t).sum()) if config.variant == "complete_case" else cohort.n_records
+        )
+        stage_one = _vae_steps(min(rows_n, int(has_s.sum())), config, world) + _vae_steps(
+            min(rows_n, int(has_t.sum())), config, world
+        )
+    elif (
+        autoencoders.fingerprint != _stage_one_key(config)
+        or len(autoencoders.z_s) != cohort.n_records
+    ):
+        raise ConfigError("the autoencoders were fitted with another configuration or cohort")
+    progress = _Progress(stage_one + config.diffusion_iters, callback, should_stop)
+    ae = autoencoders or fit_autoencoders(cohort, config, device, progress)
+    has_s, has_t, rows = ae.has_s, ae.has_t, ae.rows
+    z_s, z_t = ae.z_s, ae.z_t
     alignment = None
     if config.variant == "flexgen" and not (has_s.all() and has_t.all()):
-        alignment = align(z_t, z_s, has_t, has_s, labels_np, config.alignment)
-        z_s = np.where(has_s[:, None], z_s, alignment.impute_static(z_t))
-        z_t = np.where(has_t[:, None], z_t, alignment.impute_temporal(z_s))
+        shared_t, shared_s = shared_measurements(cohort)
+        alignment = align(
+            z_t, z_s, has_t, has_s, labels_np, config.alignment,
+            shared_temporal=shared_t, shared_static=shared_s,
+        )  # fmt: skip
+        z_s = np.where(has_s[:, None], z_s, alignment.impute_static(z_t, labels_np))
+        z_t = np.where(has_t[:, None], z_t, alignment.impute_temporal(z_s, labels_np))
     fused = np.concatenate([z_t, z_s], axis=1)[rows].astype(np.float32)
     mean, std = fused.mean(axis=0), fused.std(axis=0) + 1e-6
     x0 = torch.from_numpy((fused - mean) / std).to(device)
@@ -301,22 +390,25 @@ def train_flexgen(
                 fused.shape[1], config.denoiser_hidden, config.denoiser_blocks, n_classes
             )
         ).to(device)
+    trained = wrap(denoiser, device, world)
     opt = torch.optim.AdamW(denoiser.parameters(), lr=config.diffusion_lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(
         opt, config.diffusion_iters, 0.1 * config.diffusion_lr
     )
     denoiser.train()
-    noise_gen = make_generator(config.seed + 2, device)  # diffusion steps and noise, on device
+    # Batches, label dropout, diffusion steps and noise: this stage's own streams, per process.
+    batch_gen = make_generator(config.seed + 1000 * rank + 1, "cpu")
+    noise_gen = make_generator(config.seed + 1000 * rank + 2, device)
+    batch = max(1, min(config.diffusion_batch, len(x0)) // world)
     for _ in range(0 if progress.stopped else config.diffusion_iters):
-        idx = torch.randint(0, len(x0), (min(config.diffusion_batch, len(x0)),), generator=gen)
-        idx = idx.to(device)
+        idx = torch.randint(0, len(x0), (batch,), generator=batch_gen).to(device)
         yb = None
         if lab is not None:
             yb = lab[idx].clone()
-            drop = torch.rand(len(idx), generator=gen).to(device) < config.label_dropout
+            drop = torch.rand(len(idx), generator=batch_gen).to(device) < config.label_dropout
             yb[drop] = n_classes
         loss = ddpm.epsilon_loss(
-            lambda x, t, y=yb: denoiser(x, t, y), x0[idx], config.ddpm, noise_gen
+            lambda x, t, y=yb: trained(x, t, y), x0[idx], config.ddpm, noise_gen
         )
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -326,17 +418,19 @@ def train_flexgen(
             break
     training = {
         "variant": config.variant,
+        "alignment_method": config.alignment.method if config.variant == "flexgen" else None,
         "records": int(len(rows)),
         "records_with_static": int(has_s[rows].sum()),
         "records_with_temporal": int(has_t[rows].sum()),
+        "processes": world,
         "ddpm_terminal_signal": round(config.ddpm.terminal_signal, 4),
         "alignment": None if alignment is None else alignment.summary(),
         "config": config.to_json(),
     }
     model = FlexGenModel(
-        encoding,
-        static_vae,
-        temporal_vae,
+        ae.encoding,
+        ae.static_vae,
+        ae.temporal_vae,
         denoiser.eval(),
         config.ddpm,
         mean,
@@ -348,7 +442,7 @@ def train_flexgen(
     seconds = time.perf_counter() - start
     log.info("trained %s (%s) in %.1fs", model_id, config.variant, seconds)
     return FlexGenTrainResult(
-        model, np.asarray(progress.losses), progress.stopped, seconds, alignment
+        model, np.asarray(progress.losses), progress.stopped or ae.stopped, seconds, alignment
     )
 
 
@@ -361,6 +455,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="checkpoint folder to write")
     p.add_argument("--model-id", default=None)
     p.add_argument("--variant", choices=VARIANTS, default="flexgen")
+    p.add_argument(
+        "--alignment",
+        choices=tuple(METHODS),
+        default=AlignmentConfig.method,
+        help=f"how the flexgen variant imputes a missing part's latent (the paper: {PAPER_METHOD})",
+    )
     p.add_argument("--temporal-kind", choices=TEMPORAL_KINDS, default="lstm")
     p.add_argument("--vae-epochs", type=int, default=FlexGenConfig.vae_epochs)
     p.add_argument("--diffusion-iters", type=int, default=FlexGenConfig.diffusion_iters)
@@ -382,6 +482,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Trains in one process, or in each of ``torchrun --nproc_per_node=N``; rank 0 exports."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     cohort, inputs = load_cohort_from_args(args)
@@ -390,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     config = replace(
         FlexGenConfig(),
         variant=args.variant,
+        alignment=replace(AlignmentConfig(), method=args.alignment),
         temporal_kind=args.temporal_kind,
         vae_epochs=args.vae_epochs,
         diffusion_iters=args.diffusion_iters,
@@ -399,23 +501,28 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
     )
     model_id = args.model_id or args.out.name
+    with training_processes(args.device) as (device, rank, world):
 
-    def report(step: int, total: int, loss: float) -> None:
-        if step % 500 == 0 or step == total:
-            log.info("step %d/%d loss %.4f", step, total, loss)
+        def report(step: int, total: int, loss: float) -> None:
+            if rank == 0 and (step % 500 == 0 or step == total):
+                log.info("step %d/%d loss %.4f", step, total, loss)
 
-    result = train_flexgen(train, config, model_id=model_id, device=args.device, callback=report)
-    from core.flexgen.evaluate import evaluate_model  # heavy metrics import only for export
+        result = train_flexgen(train, config, model_id=model_id, device=device, callback=report)
+        if rank != 0:
+            return 0
+        from core.flexgen.evaluate import evaluate_model  # heavy metrics import only for export
 
-    export_trained(
-        result.model.save,
-        args.out,
-        data_card=cohort_data_card(args, cohort, inputs, split),
-        command=command_line("core.flexgen.train", list(sys.argv[1:] if argv is None else argv), 1),
-        metrics=evaluate_model(result.model, cohort, split, seed=args.seed),
-        seconds=result.seconds,
-        device=result.model.device,
-    )
+        export_trained(
+            result.model.save,
+            args.out,
+            data_card=cohort_data_card(args, cohort, inputs, split),
+            command=command_line(
+                "core.flexgen.train", list(sys.argv[1:] if argv is None else argv), world
+            ),
+            metrics=evaluate_model(result.model, cohort, split, seed=args.seed),
+            seconds=result.seconds,
+            device=result.model.device,
+        )
     return 0
 
 

@@ -12,8 +12,13 @@ from core.data.records import ehr_table
 from core.diffusion import ddpm
 from core.diffusion.ddpm import DDPMSchedule
 from core.diffusion.guidance import classifier_free
-from core.errors import CheckpointError, CohortError
-from core.flexgen.alignment import AlignmentConfig, align
+from core.errors import CheckpointError, CohortError, ConfigError
+from core.flexgen.alignment import (
+    TRANSPORT_METHODS,
+    AlignmentConfig,
+    align,
+    shared_feature_cost,
+)
 from core.flexgen.encoding import FlexGenEncoding, modality_presence
 from core.flexgen.networks import DenoiserConfig, LatentDenoiser
 from core.flexgen.pipeline import FlexGenModel, FlexGenSettings
@@ -97,15 +102,16 @@ def _relative_error(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(np.linalg.norm(pred - truth) / np.linalg.norm(truth - truth.mean(axis=0)))
 
 
-def test_gw_alignment_recovers_a_planted_rotation() -> None:
+@pytest.mark.parametrize("method", TRANSPORT_METHODS)
+def test_gw_alignment_recovers_a_planted_rotation(method: str) -> None:
     z_t, z_s, has_t, has_s, labels = _planted()
-    a = align(z_t, z_s, has_t, has_s, labels, AlignmentConfig())
-    assert a.label_signed and a.seconds > 0
+    a = align(z_t, z_s, has_t, has_s, labels, AlignmentConfig(method=method))
+    assert a.label_signed and a.seconds > 0 and a.method == method
     # Known pairs: the coupling's largest entry is the true partner far above chance.
     assert a.pair_accuracy > 0.5 > 50 * a.pair_chance
     lacks_s, lacks_t = ~has_s, ~has_t
-    err_s = _relative_error(a.impute_static(z_t[lacks_s]), z_s[lacks_s])
-    err_t = _relative_error(a.impute_temporal(z_s[lacks_t]), z_t[lacks_t])
+    err_s = _relative_error(a.impute_static(z_t[lacks_s], labels[lacks_s]), z_s[lacks_s])
+    err_t = _relative_error(a.impute_temporal(z_s[lacks_t], labels[lacks_t]), z_t[lacks_t])
     # A random pairing imputes the other cloud's mean at best: relative error >= 1.
     shuffled = z_s[np.random.default_rng(1).permutation(len(z_s))]
     assert err_s < 0.4 and err_t < 0.4, (err_s, err_t)
@@ -114,8 +120,66 @@ def test_gw_alignment_recovers_a_planted_rotation() -> None:
 
 def test_gw_alignment_without_known_pairs_still_beats_random() -> None:
     z_t, z_s, has_t, has_s, labels = _planted(seed=2)
-    a = align(z_t, z_s, has_t, has_s, labels, AlignmentConfig(seed_with_pairs=False))
+    cfg = AlignmentConfig(method="gw", seed_with_pairs=False)
+    a = align(z_t, z_s, has_t, has_s, labels, cfg)
     assert _relative_error(a.impute_static(z_t[~has_s]), z_s[~has_s]) < 0.5
+
+
+def test_unregularised_gw_and_the_fused_cost_known_answers() -> None:
+    z_t, z_s, has_t, has_s, labels = _planted(seed=3)
+    a = align(z_t, z_s, has_t, has_s, labels, AlignmentConfig(method="gw", epsilon=0.0))
+    assert a.pair_accuracy > 0.5
+    # Label disagreement costs 1, a shared variable 1/3 per sd (capped at 3 sd), unknowns nothing.
+    cost = shared_feature_cost(
+        np.array([[0.0], [np.nan]]), np.array([[0.0], [3.0]]), np.array([0, 1]), np.array([0, -1])
+    )
+    sd = np.nanstd([0.0, 0.0, 3.0])
+    np.testing.assert_allclose(cost, [[0.0, min(3 / sd, 3) / 3], [1.0, 0.0]])
+
+
+def _linear_pairs(n: int = 600, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    z_t = rng.normal(size=(n, 6))
+    a_true, b_true = rng.normal(size=(6, 8)), rng.normal(size=8)  # injective: invertible back
+    labels = rng.integers(0, 2, n)
+    z_s = z_t @ a_true + b_true + 0.5 * (2 * labels[:, None] - 1) + 0.01 * rng.normal(size=(n, 8))
+    r = rng.random(n)
+    return z_t, z_s, r >= 0.2, r < 0.8, labels  # 60% paired, 20% lacking each part
+
+
+def test_ridge_map_recovers_a_planted_affine_map_and_its_label_shift() -> None:
+    z_t, z_s, has_t, has_s, labels = _linear_pairs()
+    a = align(z_t, z_s, has_t, has_s, labels, AlignmentConfig(method="ridge"))
+    assert a.method == "ridge" and a.n_pairs == int((has_t & has_s).sum())
+    lacks = ~has_s
+    err = _relative_error(a.impute_static(z_t[lacks], labels[lacks]), z_s[lacks])
+    assert err < 0.03, err
+    # Without the label the 0.5 shift per class is lost: the label is part of the map's input.
+    no_label = align(z_t, z_s, has_t, has_s, None, AlignmentConfig(method="ridge"))
+    assert _relative_error(no_label.impute_static(z_t[lacks]), z_s[lacks]) > 3 * err
+    # The reverse direction is a least-squares inverse of the same map.
+    back = a.impute_temporal(z_s[~has_t], labels[~has_t])
+    assert _relative_error(back, z_t[~has_t]) < 0.2
+
+
+def test_mlp_map_fits_a_nonlinear_pairing_that_ridge_cannot() -> None:
+    rng = np.random.default_rng(4)
+    z_t = rng.uniform(-2, 2, size=(1500, 2))
+    z_s = np.stack([np.sin(2 * z_t[:, 0]), z_t[:, 0] * z_t[:, 1]], axis=1)
+    has_t, has_s = np.ones(1500, bool), rng.random(1500) < 0.8
+    errs = {}
+    for method in ("ridge", "mlp"):
+        a = align(z_t, z_s, has_t, has_s, None, AlignmentConfig(method=method))
+        errs[method] = _relative_error(a.impute_static(z_t[~has_s]), z_s[~has_s])
+    assert errs["mlp"] < 0.35 < 0.9 < errs["ridge"], errs
+
+
+def test_supervised_maps_need_known_pairs() -> None:
+    z_t, z_s, has_t, has_s, labels = _linear_pairs()
+    with pytest.raises(ConfigError, match="at least 4 records with both parts"):
+        align(z_t, z_s, has_t, ~has_t, labels, AlignmentConfig(method="ridge"))
+    with pytest.raises(ConfigError, match="Unknown alignment method"):
+        AlignmentConfig(method="magic")
 
 
 def test_ddpm_schedule_reports_how_far_from_noise_it_ends() -> None:
