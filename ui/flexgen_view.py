@@ -11,6 +11,7 @@ from core.data.cohort import Cohort
 from core.data.records import EHRTable
 from core.encoding.vectors import VectorEncoding
 from core.errors import CoreError
+from core.flexgen.alignment import METHODS, PAPER_METHOD, AlignmentConfig
 from core.flexgen.pipeline import FAMILY, MAX_RECORDS, FlexGenModel, FlexGenSettings
 from core.flexgen.train import FlexGenConfig, train_flexgen
 from core.generation import SyntheticSet
@@ -97,8 +98,19 @@ def training_form(train: Cohort, device) -> TrainingPlan:
         disabled=not has_label,
         key="fg_train_cond",
     )
+    method = st.selectbox(
+        "Missing-part imputation",
+        tuple(METHODS),
+        index=tuple(METHODS).index(AlignmentConfig.method),
+        format_func=METHODS.get,
+        key="fg_train_align",
+        help="How a record's missing static row or series is imputed in latent space before the "
+        "generator learns from it. The model card of flexgen-physionet2012 compares them on "
+        f"held-out records; '{METHODS[PAPER_METHOD]}' is the paper's.",
+    )
     config = replace(
         FlexGenConfig(),
+        alignment=replace(AlignmentConfig(), method=method),
         vae_epochs=int(epochs),
         diffusion_iters=int(iters),
         temporal_kind=kind,

@@ -298,7 +298,9 @@ def align(
     modality are ignored). ``shared_temporal``/``shared_static`` (``[N, k]``, NaN where unknown)
     hold the variables both parts measure, read from each part; only ``fgw`` uses them.
     """
-    rng = np.random.default_rng(config.seed)
+    # Its own stream: a cohort whose missing parts were drawn with the same seed must not get
+    # a subsample that coincides with them.
+    rng = np.random.default_rng((config.seed, 0x5EED))
     n_classes = 0 if labels is None else len(np.unique(labels[labels >= 0]))
     signed = config.label_signed and labels is not None and n_classes == 2
     positive = np.max(labels[labels >= 0]) if signed else None

@@ -1,15 +1,26 @@
-"""Missing-modality experiment of FLEXGEN-EHR: hide modalities at random, train FLEXGEN-EHR and the
-two baselines on what is left, score each against the full real data.
+"""Missing-modality experiment of FLEXGEN-EHR: hide modalities at random, impute them with every
+alignment method and baseline, train the generator on what is left, score against the full data.
 
     python -m core.flexgen.experiment --cohort physionet2012 \
         --input records=../shared/data/physionet2012/set-a.tar.gz \
         --input outcomes=../shared/data/physionet2012/Outcomes-a.txt \
-        --missing-static 0,0.2,0.4 --missing-temporal 0,0.2,0.4 --out flexgen_experiment.md
+        --grid --seeds 0,1,2 --out runs/flexgen-physionet
 
-For each (p, q) pair a share p of the training records loses its static part and a disjoint share
-q its series (the holdout is never touched). ``--grid`` runs every combination; by default the
-lists are paired element-wise. Fidelity, utility and privacy are computed against the full
-(unhidden) training split and the real holdout, as in :mod:`core.flexgen.evaluate`.
+For each seed and (p, q) cell a share p of the training records loses its static part and a
+disjoint share q its series (the holdout is never touched; the split is the same for every seed).
+Per cell and seed:
+
+1. stage 1 (both VAEs) of the flexgen variant is fitted once; every method of ``--imputation``
+   is fitted on its latents and scored on the held-out records that have both parts
+   (:mod:`core.flexgen.imputation`);
+2. each variant of ``--variants`` (an alignment method, ``knn`` or ``complete_case``) trains the
+   latent diffusion (alignment methods share stage 1), generates as many patients as the training
+   split and is scored against the full training split and the real holdout
+   (:func:`core.flexgen.evaluate.score_table`).
+
+``--epsilons`` re-runs the paper's method's imputation at other entropic regularisations in the
+cell with the most hidden. Results: ``grid.csv``, ``imputation.csv``, ``per_variable.csv`` and
+``summary.md`` (means over seeds with t-intervals), rewritten after every cell.
 """
 
 from __future__ import annotations
@@ -20,34 +31,41 @@ import logging
 import shlex
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from core.cli import add_cohort_arguments, load_cohort_from_args
 from core.data.cohort import Cohort, split_cohort
 from core.data.records import ehr_table
+from core.device import select_device
 from core.diffusion.ddpm import DDPMSchedule
 from core.errors import ConfigError
+from core.flexgen.alignment import METHODS, PAPER_METHOD, AlignmentConfig
 from core.flexgen.encoding import modality_presence
 from core.flexgen.evaluate import MMD_RECORDS, score_table
+from core.flexgen.imputation import evaluate_imputation
 from core.flexgen.pipeline import FlexGenSettings
-from core.flexgen.train import VARIANTS, FlexGenConfig, train_flexgen
+from core.flexgen.train import FlexGenConfig, fit_autoencoders, train_flexgen
 from core.markdown import markdown_table
 
 log = logging.getLogger(__name__)
 
-COLUMNS = {
-    "r2_dimension_wise_probability": "R² dim-wise prob. ↑",
+DATA_VARIANTS = ("knn", "complete_case")
+SCORES = {
+    "r2_dimension_wise_probability": "R² ↑",
     "mmd": "MMD ↓",
     "tstr_auroc": "TSTR AUROC ↑",
-    "trtr_auroc": "TRTR AUROC",
     "tstr_aupr": "TSTR AUPR ↑",
-    "trtr_aupr": "TRTR AUPR",
-    "mia_accuracy": "MIA accuracy (0.5 ideal)",
+    "mia_accuracy": "MIA acc. (0.5)",
+}
+IMPUTATION_SCORES = {
+    "latent_r2": "latent R² ↑",
+    "value_r2": "value R² ↑",
+    "pair_top1": "pair top-1 ↑",
 }
 
 
@@ -60,7 +78,7 @@ def hide_modalities(cohort: Cohort, p_static: float, q_temporal: float, seed: in
         )
     has_s, has_t = modality_presence(cohort)
     both = np.flatnonzero(has_s & has_t)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng((seed, 0x41DE))  # not the stream of any training step
     order = rng.permutation(both)
     n_s, n_t = round(p_static * cohort.n_records), round(q_temporal * cohort.n_records)
     if n_s + n_t > len(order):
@@ -79,53 +97,150 @@ def hide_modalities(cohort: Cohort, p_static: float, q_temporal: float, seed: in
     )
 
 
-def run(
+def variant_config(config: FlexGenConfig, variant: str, seed: int) -> FlexGenConfig:
+    """An alignment method trains the flexgen variant with it; knn / complete_case as named."""
+    if variant in DATA_VARIANTS:
+        return replace(config, variant=variant, seed=seed)
+    if variant not in METHODS:
+        raise ConfigError(f"unknown variant '{variant}': an alignment method or {DATA_VARIANTS}")
+    return replace(
+        config,
+        variant="flexgen",
+        alignment=replace(config.alignment, method=variant, seed=seed),
+        seed=seed,
+    )
+
+
+def run_cell(
     cohort: Cohort,
-    pairs: list[tuple[float, float]],
+    p: float,
+    q: float,
+    seed: int,
     config: FlexGenConfig,
     *,
-    variants: tuple[str, ...] = VARIANTS,
+    variants: tuple[str, ...],
+    imputation: tuple[str, ...],
+    epsilons: tuple[float, ...] = (),
     holdout: float = 0.2,
     split_seed: int = 0,
-    seed: int = 0,
-    on_row: Callable[[pd.DataFrame], None] | None = None,
-) -> pd.DataFrame:
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """Grid rows, imputation rows and per-variable rows of one (p, q, seed) cell."""
+    device = select_device()
     split = split_cohort(cohort, holdout, split_seed)
-    train_full = cohort.subset(split.train)
+    train_full, held = cohort.subset(split.train), cohort.subset(split.holdout)
     table = ehr_table(cohort)
     train_t, holdout_t = table.subset(split.train), table.subset(split.holdout)
+    hidden = hide_modalities(train_full, p, q, seed)
+    cell = {"missing static": p, "missing temporal": q, "seed": seed}
+    start = time.perf_counter()
+    base = variant_config(config, PAPER_METHOD, seed)
+    ae = fit_autoencoders(hidden, base, device)
+    ae_seconds = time.perf_counter() - start
+    methods = {m: replace(base.alignment, method=m) for m in imputation}
+    for eps in epsilons:
+        methods[f"{PAPER_METHOD} eps={eps:g}"] = replace(base.alignment, epsilon=eps)
+    imp_rows, per_var = evaluate_imputation(
+        ae, hidden, held, methods, knn_k=config.knn_k, seed=seed
+    )
+    grid_rows = []
+    for variant in variants:
+        start = time.perf_counter()
+        cfg = variant_config(config, variant, seed)
+        shared = ae if cfg.variant == "flexgen" else None
+        result = train_flexgen(hidden, cfg, device=device, autoencoders=shared)
+        synth = result.model.generate(FlexGenSettings(n=len(split.train), seed=seed))
+        scores = score_table(train_t, holdout_t, synth.table, seed=seed)
+        seconds = time.perf_counter() - start + (ae_seconds if shared is not None else 0.0)
+        grid_rows.append(
+            {
+                **cell,
+                "variant": variant,
+                "records used": result.model.training["records"],
+                **scores,
+                "train s": round(seconds, 1),
+            }
+        )
+        log.info("p=%.2f q=%.2f seed %d %s: %s", p, q, seed, variant, grid_rows[-1])
+    return (
+        grid_rows,
+        [{**cell, **r} for r in imp_rows],
+        [{**cell, **r} for r in per_var],
+    )
+
+
+def mean_ci(values: pd.Series) -> tuple[float, float, float]:
+    """Mean and two-sided 95% t-interval over seeds (the interval is empty for one seed)."""
+    v = values.dropna().to_numpy(dtype=float)
+    if len(v) == 0:
+        return np.nan, np.nan, np.nan
+    m = float(v.mean())
+    if len(v) < 2:
+        return m, np.nan, np.nan
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return m, m - half, m + half
+
+
+def _summarise(frame: pd.DataFrame, keys: list[str], scores: dict[str, str]) -> pd.DataFrame:
     rows = []
-    for p, q in pairs:
-        hidden = hide_modalities(train_full, p, q, seed)
-        for variant in variants:
-            start = time.perf_counter()
-            result = train_flexgen(hidden, replace(config, variant=variant, seed=seed))
-            synth = result.model.generate(FlexGenSettings(n=len(split.train), seed=seed))
-            scores = score_table(train_t, holdout_t, synth.table, seed=seed)
-            align = result.alignment.summary() if result.alignment else {}
-            rows.append(
-                {
-                    "missing static": p,
-                    "missing temporal": q,
-                    "variant": variant,
-                    "records used": result.model.training["records"],
-                    **scores,
-                    "GW solver s": align.get("solver_seconds"),
-                    "train s": round(time.perf_counter() - start, 1),
-                }
+    for key, group in frame.groupby(keys, sort=False):
+        row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        row["seeds"] = group["seed"].nunique()
+        for col, title in scores.items():
+            if col not in group:
+                continue
+            m, lo, hi = mean_ci(group[col])
+            digits = 4 if col == "mmd" else 3
+            row[title] = (
+                ""
+                if np.isnan(m)
+                else f"{m:.{digits}f}"
+                + ("" if np.isnan(lo) else f" ({lo:.{digits}f} to {hi:.{digits}f})")
             )
-            log.info("p=%.2f q=%.2f %s: %s", p, q, variant, rows[-1])
-            if on_row is not None:
-                on_row(pd.DataFrame(rows))
-    return pd.DataFrame(rows)
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    for col in ("missing static", "missing temporal"):
+        if col in out:
+            out[col] = [f"{v:.0%}" for v in out[col]]
+    return out
 
 
-def to_markdown(frame: pd.DataFrame) -> str:
-    return markdown_table(frame.rename(columns=COLUMNS), {"MMD ↓": "{:.4f}"})
+def summary_markdown(
+    grid: pd.DataFrame, imputation: pd.DataFrame, command: str, trtr: dict[str, float]
+) -> str:
+    parts = [
+        f"Command: `{command}`",
+        f"Means over seeds with 95% t-intervals. MMD on a random {MMD_RECORDS:,} records per "
+        "set; TSTR with a random forest on the real holdout (TRTR "
+        + ", ".join(f"{k} {v:.3f}" for k, v in trtr.items())
+        + ").",
+    ]
+    if len(imputation):
+        parts += [
+            "## Imputation of a hidden part, held-out records with both parts",
+            markdown_table(
+                _summarise(
+                    imputation,
+                    ["missing static", "missing temporal", "imputed", "method"],
+                    IMPUTATION_SCORES,
+                )
+            ),
+        ]
+    if len(grid):
+        parts += [
+            "## Generation grid",
+            markdown_table(
+                _summarise(grid, ["missing static", "missing temporal", "variant"], SCORES)
+            ),
+        ]
+    return "\n\n".join(parts) + "\n"
 
 
 def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v.strip()]
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,13 +250,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--missing-static", default="0,0.2,0.4", help="comma-separated shares")
     p.add_argument("--missing-temporal", default="0,0.2,0.4", help="comma-separated shares")
     p.add_argument("--grid", action="store_true", help="every (p, q) combination")
-    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--variants", default=f"{PAPER_METHOD},ridge,knn,complete_case")
+    p.add_argument("--imputation", default=",".join(METHODS), help="alignment methods to score")
+    p.add_argument("--epsilons", default="", help="extra epsilons for the paper's method")
     p.add_argument("--temporal-kind", default="cnn", choices=("lstm", "cnn"))
     p.add_argument("--vae-epochs", type=int, default=30)
     p.add_argument("--diffusion-iters", type=int, default=6000)
+    p.add_argument("--subsample", type=int, default=AlignmentConfig.subsample)
     p.add_argument("--beta-end", type=float, default=0.2, help="last beta (the paper: 1e-2)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True, help="markdown table to write (+ .csv)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the tables")
     args = p.parse_args(argv)
     ps, qs = _floats(args.missing_static), _floats(args.missing_temporal)
     if args.grid:
@@ -157,29 +275,44 @@ def main(argv: list[str] | None = None) -> int:
         vae_epochs=args.vae_epochs,
         diffusion_iters=args.diffusion_iters,
         ddpm=DDPMSchedule(50, 1e-4, args.beta_end),
+        alignment=replace(AlignmentConfig(), subsample=args.subsample),
     )
+    for v in _names(args.variants):
+        variant_config(config, v, 0)  # refuse unknown names before any training
     command = "python -m core.flexgen.experiment " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
-
-    def write(frame: pd.DataFrame) -> None:
-        args.out.write_text(
-            f"Command: `{command}`\n\nMMD on a random {MMD_RECORDS:,} records per set; "
-            f"TSTR with a random forest on the real holdout.\n\n{to_markdown(frame)}\n"
-        )
-        frame.to_csv(args.out.with_suffix(".csv"), index=False)
-
-    frame = run(
-        cohort,
-        pairs,
-        config,
-        variants=tuple(v.strip() for v in args.variants.split(",")),
-        holdout=args.holdout,
-        split_seed=args.split_seed,
-        seed=args.seed,
-        on_row=write,
-    )
-    write(frame)
+    args.out.mkdir(parents=True, exist_ok=True)
+    tuned_at = max(pairs, key=sum)
+    grid, imputation, per_variable = [], [], []
+    for seed in map(int, _floats(args.seeds)):
+        for cell in pairs:
+            g, i, v = run_cell(
+                cohort,
+                *cell,
+                seed,
+                config,
+                variants=_names(args.variants),
+                imputation=_names(args.imputation),
+                epsilons=tuple(_floats(args.epsilons)) if cell == tuned_at else (),
+                holdout=args.holdout,
+                split_seed=args.split_seed,
+            )
+            grid += g
+            imputation += i
+            per_variable += v
+            frames = {n: pd.DataFrame(r) for n, r in
+                      (("grid", grid), ("imputation", imputation), ("per_variable", per_variable))}  # fmt: skip
+            for name, frame in frames.items():
+                frame.to_csv(args.out / f"{name}.csv", index=False)
+            trtr = {
+                k: float(frames["grid"][k].iloc[0])
+                for k in ("trtr_auroc", "trtr_aupr")
+                if len(frames["grid"]) and k in frames["grid"]
+            }
+            (args.out / "summary.md").write_text(
+                summary_markdown(frames["grid"], frames["imputation"], command, trtr)
+            )
     log.info("wrote %s", args.out)
     return 0
 

@@ -5,6 +5,7 @@ import time
 
 import pandas as pd
 
+from core.flexgen.alignment import METHODS, PAPER_METHOD, AlignmentConfig
 from tests.app.pages import load_demo, open_page
 
 
@@ -48,6 +49,9 @@ def test_flexgen_trains_in_the_page_on_the_demo_with_missing_modalities():
     at.radio(key="train_family").set_value("FLEXGEN-EHR").run()
     at.number_input(key="fg_train_epochs").set_value(1)
     at.number_input(key="fg_train_iters").set_value(100)
+    align = at.selectbox(key="fg_train_align")
+    assert align.value == AlignmentConfig.method and len(align.options) == len(METHODS)
+    align.set_value(PAPER_METHOD)  # the paper's method stays selectable
     next(b for b in at.button if b.label == "Start training").click().run()
     job = at.session_state["css.train_job"]
     deadline = time.time() + 240
@@ -56,7 +60,8 @@ def test_flexgen_trains_in_the_page_on_the_demo_with_missing_modalities():
     at.run()
     assert not job.running and job.error is None, job.error
     model = job.result.model
-    assert model.training["alignment"]["records_static"] > 0  # GW alignment ran
+    alignment = model.training["alignment"]
+    assert alignment["method"] == PAPER_METHOD and alignment["records_static"] > 0
     at.run()
     pick_model(at, job.title)
     generate_patients(at, 20, "trained here")

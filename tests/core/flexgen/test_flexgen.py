@@ -125,6 +125,18 @@ def test_gw_alignment_without_known_pairs_still_beats_random() -> None:
     assert _relative_error(a.impute_static(z_t[~has_s]), z_s[~has_s]) < 0.5
 
 
+def test_the_subsample_is_not_the_draw_that_hid_the_parts() -> None:
+    # A cohort whose missing parts came from the same seed's permutation once got a subsample
+    # made only of the records lacking their static part.
+    n = 3200
+    order = np.random.default_rng(0).permutation(n)
+    has_s, has_t = np.ones(n, bool), np.ones(n, bool)
+    has_s[order[:640]], has_t[order[640:1280]] = False, False
+    z = np.random.default_rng(1).normal(size=(n, 4))
+    a = align(z, z, has_t, has_s, None, AlignmentConfig(method="gw", subsample=500))
+    assert 350 < a.n_static < 450 and 350 < a.n_temporal < 450
+
+
 def test_unregularised_gw_and_the_fused_cost_known_answers() -> None:
     z_t, z_s, has_t, has_s, labels = _planted(seed=3)
     a = align(z_t, z_s, has_t, has_s, labels, AlignmentConfig(method="gw", epsilon=0.0))
