@@ -204,27 +204,39 @@ def _summarise(frame: pd.DataFrame, keys: list[str], scores: dict[str, str]) -> 
     return out
 
 
-def summary_markdown(
-    grid: pd.DataFrame, imputation: pd.DataFrame, command: str, trtr: dict[str, float]
-) -> str:
+def imputation_table(imputation: pd.DataFrame, cell: tuple[float, float]) -> pd.DataFrame:
+    """One cell's imputation scores, a row per method, both directions side by side."""
+    at = imputation[
+        (imputation["missing static"] == cell[0]) & (imputation["missing temporal"] == cell[1])
+    ]
+    out = None
+    for part, short in (("static", "static ← series"), ("temporal", "series ← static")):
+        table = _summarise(at[at["imputed"] == part], ["method"], IMPUTATION_SCORES)
+        table = table.rename(columns={t: f"{t} ({short})" for t in IMPUTATION_SCORES.values()})
+        out = table if out is None else out.merge(table.drop(columns="seeds"), on="method")
+    return out
+
+
+def summary_markdown(grid: pd.DataFrame, imputation: pd.DataFrame, commands: list[str]) -> str:
+    trtr = ", ".join(
+        f"{k.upper().replace('_', ' ')} {grid[k].mean():.3f}"
+        for k in ("trtr_auroc", "trtr_aupr")
+        if len(grid) and k in grid
+    )
     parts = [
-        f"Command: `{command}`",
+        "Commands: " + "; ".join(f"`{c}`" for c in commands),
         f"Means over seeds with 95% t-intervals. MMD on a random {MMD_RECORDS:,} records per "
-        "set; TSTR with a random forest on the real holdout (TRTR "
-        + ", ".join(f"{k} {v:.3f}" for k, v in trtr.items())
-        + ").",
+        f"set; TSTR with a random forest on the real holdout ({trtr}).",
     ]
     if len(imputation):
-        parts += [
-            "## Imputation of a hidden part, held-out records with both parts",
-            markdown_table(
-                _summarise(
-                    imputation,
-                    ["missing static", "missing temporal", "imputed", "method"],
-                    IMPUTATION_SCORES,
-                )
-            ),
-        ]
+        cells = imputation[["missing static", "missing temporal"]].drop_duplicates()
+        for cell in cells.itertuples(index=False):
+            parts += [
+                f"## Imputation, {cell[0]:.0%} static and {cell[1]:.0%} series hidden "
+                "(held-out records with both parts; pair chance 1/n = "
+                f"{imputation['pair_chance'].iloc[0]:.4f})",
+                markdown_table(imputation_table(imputation, tuple(cell))),
+            ]
     if len(grid):
         parts += [
             "## Generation grid",
@@ -233,6 +245,26 @@ def summary_markdown(
             ),
         ]
     return "\n\n".join(parts) + "\n"
+
+
+def write_results(folder: Path, rows: dict[str, list[dict]], commands: list[str]) -> None:
+    frames = {name: pd.DataFrame(r) for name, r in rows.items()}
+    for name, frame in frames.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    (folder / "summary.md").write_text(
+        summary_markdown(frames["grid"], frames["imputation"], commands)
+    )
+
+
+def merge(folders: list[Path], out: Path) -> None:
+    """One summary over runs of the same experiment split by seed."""
+    rows: dict[str, list[dict]] = {}
+    for name in ("grid", "imputation", "per_variable"):
+        frames = [pd.read_csv(f / f"{name}.csv") for f in folders]
+        rows[name] = pd.concat(frames, ignore_index=True).to_dict("records")
+    commands = [(f / "command.txt").read_text().strip() for f in folders]
+    out.mkdir(parents=True, exist_ok=True)
+    write_results(out, rows, commands)
 
 
 def _floats(text: str) -> list[float]:
@@ -245,6 +277,14 @@ def _names(text: str) -> tuple[str, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["merge"]:
+        m = argparse.ArgumentParser(prog="python -m core.flexgen.experiment merge")
+        m.add_argument("folders", nargs="+", type=Path)
+        m.add_argument("--out", type=Path, required=True)
+        merged = m.parse_args(argv[1:])
+        merge(merged.folders, merged.out)
+        return 0
     p = argparse.ArgumentParser(prog="python -m core.flexgen.experiment", description=__doc__)
     add_cohort_arguments(p)
     p.add_argument("--missing-static", default="0,0.2,0.4", help="comma-separated shares")
@@ -279,10 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     for v in _names(args.variants):
         variant_config(config, v, 0)  # refuse unknown names before any training
-    command = "python -m core.flexgen.experiment " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
+    command = "python -m core.flexgen.experiment " + shlex.join(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "command.txt").write_text(command + "\n")
     tuned_at = max(pairs, key=sum)
     grid, imputation, per_variable = [], [], []
     for seed in map(int, _floats(args.seeds)):
@@ -301,18 +340,8 @@ def main(argv: list[str] | None = None) -> int:
             grid += g
             imputation += i
             per_variable += v
-            frames = {n: pd.DataFrame(r) for n, r in
-                      (("grid", grid), ("imputation", imputation), ("per_variable", per_variable))}  # fmt: skip
-            for name, frame in frames.items():
-                frame.to_csv(args.out / f"{name}.csv", index=False)
-            trtr = {
-                k: float(frames["grid"][k].iloc[0])
-                for k in ("trtr_auroc", "trtr_aupr")
-                if len(frames["grid"]) and k in frames["grid"]
-            }
-            (args.out / "summary.md").write_text(
-                summary_markdown(frames["grid"], frames["imputation"], command, trtr)
-            )
+            rows = {"grid": grid, "imputation": imputation, "per_variable": per_variable}
+            write_results(args.out, rows, [command])
     log.info("wrote %s", args.out)
     return 0
 

@@ -5,9 +5,15 @@
         --input outcomes=../shared/data/physionet2012/Outcomes-a.txt \
         --out checkpoints/flexgen-physionet2012
 
+``torchrun --nproc_per_node=N -m core.flexgen.train ...`` trains data-parallel (gloo on CPU,
+nccl on GPU): every process takes its share of each epoch and batch, gradients are averaged, each
+draws its own noise from its own generator, rank 0 exports.
+
 Stages: (1) static VAE on records with static data, temporal VAE on records with a series;
 (2) missing-modality handling, one of
-    ``flexgen``       latents of a missing modality imputed through the GW alignment (the paper),
+    ``flexgen``       latents of a missing modality imputed in latent space by the alignment
+                      method (``--alignment``: a map fitted on the records with both parts, or
+                      the paper's Gromov-Wasserstein transport; :mod:`core.flexgen.alignment`),
     ``complete_case`` records missing either modality dropped,
     ``knn``           the missing modality imputed in data space from the k nearest records that
                       have both (the EHR-M-GAN treatment), then every record treated as complete;
