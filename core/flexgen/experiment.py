@@ -217,6 +217,16 @@ def imputation_table(imputation: pd.DataFrame, cell: tuple[float, float]) -> pd.
     return out
 
 
+def imputation_by_cell(imputation: pd.DataFrame, part: str, score: str) -> pd.DataFrame:
+    """Mean over seeds of one score, a row per method and a column per (p, q) cell."""
+    at = imputation[imputation["imputed"] == part]
+    table = at.pivot_table(
+        index="method", columns=["missing static", "missing temporal"], values=score, sort=False
+    )
+    table.columns = [f"{p:.0%} / {q:.0%}" for p, q in table.columns]
+    return table.reset_index()
+
+
 def summary_markdown(grid: pd.DataFrame, imputation: pd.DataFrame, commands: list[str]) -> str:
     trtr = ", ".join(
         f"{k.upper().replace('_', ' ')} {grid[k].mean():.3f}"
@@ -229,6 +239,13 @@ def summary_markdown(grid: pd.DataFrame, imputation: pd.DataFrame, commands: lis
         f"set; TSTR with a random forest on the real holdout ({trtr}).",
     ]
     if len(imputation):
+        for part, title in (("static", "static part from the series"),
+                            ("temporal", "series from the static part")):  # fmt: skip
+            parts += [
+                f"## Latent R² imputing the {title}, per cell (static / series hidden), "
+                "mean over seeds",
+                markdown_table(imputation_by_cell(imputation, part, "latent_r2")),
+            ]
         cells = imputation[["missing static", "missing temporal"]].drop_duplicates()
         for cell in cells.itertuples(index=False):
             parts += [
