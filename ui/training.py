@@ -135,6 +135,9 @@ def progress_panel() -> None:
                 f"Trained **{current.note}** in {current.result.seconds:.0f} s{stop} and saved it "
                 "in the model store: pick it as a model above or see it on the Models page."
             )
+            note = getattr(current.result, "missing_parts_note", None)
+            if note:
+                st.caption(note)
         if current.error:
             st.error(f"**Training failed.** {current.error}")
 

@@ -116,6 +116,26 @@ class FlexGenTrainResult:
     seconds: float
     alignment: Alignment | None
 
+    @property
+    def missing_parts_note(self) -> str | None:
+        """One line on how the records missing a part were treated, for the training panel."""
+        t = self.model.training
+        lacks_s = t["records"] - t["records_with_static"]
+        lacks_t = t["records"] - t["records_with_temporal"]
+        if self.alignment is not None:
+            a = self.alignment
+            return (
+                f"{lacks_s:,} missing static row(s) and {lacks_t:,} missing series imputed in "
+                f"latent space by {METHODS[a.method].lower()} ({a.n_pairs:,} records with both "
+                f"parts known; {a.seconds:.1f} s)."
+            )
+        variant = t["variant"]
+        if variant == "complete_case":
+            return f"Complete-case: trained on the {t['records']:,} records with both parts."
+        if variant == "knn":
+            return "Missing parts filled from the nearest records with both parts (kNN)."
+        return None
+
 
 class _Progress:
     def __init__(

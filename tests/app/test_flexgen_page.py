@@ -63,6 +63,15 @@ def test_flexgen_trains_in_the_page_on_the_demo_with_missing_modalities():
     alignment = model.training["alignment"]
     assert alignment["method"] == PAPER_METHOD and alignment["records_static"] > 0
     at.run()
+    t = model.training
+    lacks_s, lacks_t = (
+        t["records"] - t["records_with_static"],
+        t["records"] - t["records_with_temporal"],
+    )
+    assert lacks_s > 0 and lacks_t > 0
+    note = f"{lacks_s} missing static row(s) and {lacks_t} missing series imputed in latent space"
+    assert any(note in c.value for c in at.caption), [c.value for c in at.caption]
+    at.run()
     pick_model(at, job.title)
     generate_patients(at, 20, "trained here")
     assert at.session_state["css.synthetic_sets"]["trained here"].cohort.n_records == 20
