@@ -211,8 +211,11 @@ def imputation_table(imputation: pd.DataFrame, cell: tuple[float, float]) -> pd.
     ]
     out = None
     for part, short in (("static", "static ← series"), ("temporal", "series ← static")):
-        table = _summarise(at[at["imputed"] == part], ["method"], IMPUTATION_SCORES)
-        table = table.rename(columns={t: f"{t} ({short})" for t in IMPUTATION_SCORES.values()})
+        scores = dict(IMPUTATION_SCORES)
+        if part == "static" and "train_pair_top1" in at:  # one coupling serves both directions
+            scores["train_pair_top1"] = "coupling top-1, training pairs"
+        table = _summarise(at[at["imputed"] == part], ["method"], scores)
+        table = table.rename(columns={t: f"{t} ({short})" for t in scores.values()})
         out = table if out is None else out.merge(table.drop(columns="seeds"), on="method")
     return out
 
