@@ -140,8 +140,9 @@ MODELS.register(
         title="FLEXGEN-EHR: ICU stays with 48-hour series (PhysioNet 2012)",
         description=(
             "Complete synthetic patients: static row (age, sex, height, ICU type, weight) plus "
-            "hourly series of 37 vitals and labs over 48 h with their observation mask; trained "
-            "with missing modalities aligned by Gromov-Wasserstein; conditional on in-hospital death."
+            "hourly series of 37 vitals and labs over 48 h with their observation mask; a missing "
+            "part's latent imputed by a ridge map from the records with both parts (the card "
+            "compares it with the paper's Gromov-Wasserstein); conditional on in-hospital death."
         ),
         requires=("static", "temporal"),
         checkpoint="flexgen-physionet2012",

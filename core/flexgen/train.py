@@ -173,8 +173,9 @@ def _fit_vae(
     trained = wrap(vae, x.device, size)
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.vae_lr)
     vae.train()
+    usable = len(x) // size * size  # equal shares: every process must run as many steps
     for _ in range(cfg.vae_epochs):
-        order = torch.randperm(len(x), generator=order_gen)[rank::size].to(x.device)
+        order = torch.randperm(len(x), generator=order_gen)[:usable][rank::size].to(x.device)
         for lo in range(0, len(order), cfg.vae_batch):
             xb = x[order[lo : lo + cfg.vae_batch]]
             recon, mu, logvar = trained(xb, noise_gen)
@@ -189,7 +190,7 @@ def _fit_vae(
 
 
 def _vae_steps(n: int, cfg: FlexGenConfig, world: int) -> int:
-    return cfg.vae_epochs * math.ceil(math.ceil(n / world) / cfg.vae_batch)
+    return cfg.vae_epochs * math.ceil(n // world / cfg.vae_batch)
 
 
 @torch.no_grad()
@@ -373,11 +374,11 @@ def train_flexgen(
     stage_one = 0
     if autoencoders is None:
         has_s, has_t = check_trainable(cohort)
-        if config.variant != "flexgen":
-            has_s = has_t = np.ones(cohort.n_records, bool)
         rows_n = (
             int((has_s & has_t).sum()) if config.variant == "complete_case" else cohort.n_records
         )
+        if config.variant != "flexgen":
+            has_s = has_t = np.ones(cohort.n_records, bool)
         stage_one = _vae_steps(min(rows_n, int(has_s.sum())), config, world) + _vae_steps(
             min(rows_n, int(has_t.sum())), config, world
         )

@@ -259,10 +259,15 @@ def test_end_to_end_with_30_percent_missing_modalities(tmp_path) -> None:
 @pytest.mark.parametrize("variant", ["complete_case", "knn"])
 def test_baseline_variants_train(variant: str) -> None:
     cohort = toy_cohort(200, missing_static=0.2, missing_temporal=0.2)
-    result = train_flexgen(cohort, replace(TINY, variant=variant))
+    steps: list[tuple[int, int]] = []
+    result = train_flexgen(
+        cohort, replace(TINY, variant=variant), callback=lambda s, t, _: steps.append((s, t))
+    )
     expected = 120 if variant == "complete_case" else 200
     assert result.model.training["records"] == expected
     assert result.alignment is None
+    assert steps[-1][0] == steps[-1][1]  # the progress bar ends full
+    assert "nearest" in result.missing_parts_note or "Complete-case" in result.missing_parts_note
     assert result.model.generate(FlexGenSettings(n=10)).cohort.n_records == 10
 
 
