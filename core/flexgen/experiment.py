@@ -190,8 +190,9 @@ def _summarise(frame: pd.DataFrame, keys: list[str], scores: dict[str, str]) -> 
                 continue
             m, lo, hi = mean_ci(group[col])
             digits = 4 if col == "mmd" else 3
+            failed = "failed" in group and group["failed"].notna().any()
             row[title] = (
-                ""
+                ("diverged" if failed else "")
                 if np.isnan(m)
                 else f"{m:.{digits}f}"
                 + ("" if np.isnan(lo) else f" ({lo:.{digits}f} to {hi:.{digits}f})")

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from core.data.cohort import Cohort
+from core.errors import ConfigError
 from core.flexgen.alignment import AlignmentConfig, align
 from core.flexgen.encoding import modality_presence, shared_measurements
 from core.flexgen.train import Autoencoders, knn_impute
@@ -150,11 +151,16 @@ def evaluate_imputation(
     imputed: dict[str, dict[str, np.ndarray]] = {}  # method -> part -> latent
     decoded: dict[str, dict[str, np.ndarray]] = {}  # method -> part -> [0, 1] inputs
     extra: dict[str, dict] = {}
+    failed: dict[str, str] = {}
     for name, cfg in methods.items():
-        a = align(
-            ae.z_t, ae.z_s, ae.has_t, ae.has_s, labels_tr, cfg,
-            shared_temporal=shared_t, shared_static=shared_s,
-        )  # fmt: skip
+        try:
+            a = align(
+                ae.z_t, ae.z_s, ae.has_t, ae.has_s, labels_tr, cfg,
+                shared_temporal=shared_t, shared_static=shared_s,
+            )  # fmt: skip
+        except ConfigError as exc:  # e.g. a too small epsilon: reported, not fatal
+            failed[name] = str(exc)
+            continue
         imputed[name] = {
             "static": a.impute_static(truth.z_t, labels_ho),
             "temporal": a.impute_temporal(truth.z_s, labels_ho),
@@ -189,6 +195,10 @@ def evaluate_imputation(
         imputed.setdefault("knn", {})[part] = _encode(ae, x_hat, part)
 
     rows, per_variable = [], []
+    for name, reason in failed.items():
+        rows += [
+            {"method": name, "imputed": part, "records": n, "failed": reason} for part in DIRECTIONS
+        ]
     for name, parts in imputed.items():
         for part in DIRECTIONS:
             z_hat, z_true = parts[part], (truth.z_s if part == "static" else truth.z_t)
