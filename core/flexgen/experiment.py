@@ -279,10 +279,17 @@ def write_results(folder: Path, rows: dict[str, list[dict]], commands: list[str]
 
 def merge(folders: list[Path], out: Path) -> None:
     """One summary over runs of the same experiment split by seed."""
+    keys = {
+        "grid": ["variant"],
+        "imputation": ["method", "imputed"],
+        "per_variable": ["method", "imputed", "variable"],
+    }
     rows: dict[str, list[dict]] = {}
-    for name in ("grid", "imputation", "per_variable"):
-        frames = [pd.read_csv(f / f"{name}.csv") for f in folders]
-        rows[name] = pd.concat(frames, ignore_index=True).to_dict("records")
+    for name, key in keys.items():
+        frame = pd.concat([pd.read_csv(f / f"{name}.csv") for f in folders], ignore_index=True)
+        # A cell run twice (an interrupted run resumed) counts once.
+        frame = frame.drop_duplicates(["missing static", "missing temporal", "seed", *key])
+        rows[name] = frame.to_dict("records")
     commands = [(f / "command.txt").read_text().strip() for f in folders]
     out.mkdir(parents=True, exist_ok=True)
     write_results(out, rows, commands)

@@ -63,3 +63,4 @@ def test_one_cell_scores_every_method_and_variant(tmp_path) -> None:
     summary = (tmp_path / "all" / "summary.md").read_text()
     assert "`run a`; `run b`" in summary and "## Generation grid" in summary
     assert "| 30% | 30% | ridge | 1 |" in summary  # the same seed twice counts once
+    assert len(pd.read_csv(tmp_path / "all" / "grid.csv")) == 4
