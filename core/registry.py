@@ -141,8 +141,8 @@ MODELS.register(
         description=(
             "Complete synthetic patients: static row (age, sex, height, ICU type, weight) plus "
             "hourly series of 37 vitals and labs over 48 h with their observation mask; a missing "
-            "part's latent imputed by a ridge map from the records with both parts (the card "
-            "compares it with the paper's Gromov-Wasserstein); conditional on in-hospital death."
+            "part filled by kNN imputation from the records with both parts (the card compares it "
+            "with the paper's Gromov-Wasserstein alignment); conditional on in-hospital death."
         ),
         requires=("static", "temporal"),
         checkpoint="flexgen-physionet2012",

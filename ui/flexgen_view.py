@@ -11,9 +11,9 @@ from core.data.cohort import Cohort
 from core.data.records import EHRTable
 from core.encoding.vectors import VectorEncoding
 from core.errors import CoreError
-from core.flexgen.alignment import METHODS, PAPER_METHOD, AlignmentConfig
+from core.flexgen.alignment import METHODS, PAPER_METHOD
 from core.flexgen.pipeline import FAMILY, MAX_RECORDS, FlexGenModel, FlexGenSettings
-from core.flexgen.train import FlexGenConfig, train_flexgen
+from core.flexgen.train import HANDLING, FlexGenConfig, missing_part_handling, train_flexgen
 from core.generation import SyntheticSet
 from core.metrics.fidelity import dimension_wise_probability
 from core.report import export
@@ -98,19 +98,18 @@ def training_form(train: Cohort, device) -> TrainingPlan:
         disabled=not has_label,
         key="fg_train_cond",
     )
-    method = st.selectbox(
-        "Missing-part imputation",
-        tuple(METHODS),
-        index=tuple(METHODS).index(AlignmentConfig.method),
-        format_func=METHODS.get,
-        key="fg_train_align",
-        help="How a record's missing static row or series is imputed in latent space before the "
-        "generator learns from it. The model card of flexgen-physionet2012 compares them on "
-        f"held-out records; '{METHODS[PAPER_METHOD]}' is the paper's.",
+    handling = st.selectbox(
+        "Missing parts",
+        tuple(HANDLING),
+        format_func=HANDLING.get,
+        key="fg_train_missing",
+        help="How records missing their static row or their series enter training. kNN fills "
+        "the part from the nearest records that have both; the latent methods impute it after "
+        f"the autoencoders; '{METHODS[PAPER_METHOD]}' is the paper's. The model card of "
+        "flexgen-physionet2012 compares them on PhysioNet and the eICU demo.",
     )
     config = replace(
-        FlexGenConfig(),
-        alignment=replace(AlignmentConfig(), method=method),
+        missing_part_handling(FlexGenConfig(), handling),
         vae_epochs=int(epochs),
         diffusion_iters=int(iters),
         temporal_kind=kind,

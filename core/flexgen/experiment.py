@@ -49,12 +49,16 @@ from core.flexgen.encoding import modality_presence
 from core.flexgen.evaluate import MMD_RECORDS, score_table
 from core.flexgen.imputation import evaluate_imputation
 from core.flexgen.pipeline import FlexGenSettings
-from core.flexgen.train import FlexGenConfig, fit_autoencoders, train_flexgen
+from core.flexgen.train import (
+    FlexGenConfig,
+    fit_autoencoders,
+    missing_part_handling,
+    train_flexgen,
+)
 from core.markdown import markdown_table
 
 log = logging.getLogger(__name__)
 
-DATA_VARIANTS = ("knn", "complete_case")
 SCORES = {
     "r2_dimension_wise_probability": "R² ↑",
     "mmd": "MMD ↓",
@@ -99,16 +103,8 @@ def hide_modalities(cohort: Cohort, p_static: float, q_temporal: float, seed: in
 
 def variant_config(config: FlexGenConfig, variant: str, seed: int) -> FlexGenConfig:
     """An alignment method trains the flexgen variant with it; knn / complete_case as named."""
-    if variant in DATA_VARIANTS:
-        return replace(config, variant=variant, seed=seed)
-    if variant not in METHODS:
-        raise ConfigError(f"unknown variant '{variant}': an alignment method or {DATA_VARIANTS}")
-    return replace(
-        config,
-        variant="flexgen",
-        alignment=replace(config.alignment, method=variant, seed=seed),
-        seed=seed,
-    )
+    cfg = missing_part_handling(config, variant)
+    return replace(cfg, seed=seed, alignment=replace(cfg.alignment, seed=seed))
 
 
 def run_cell(

@@ -5,7 +5,8 @@ import time
 
 import pandas as pd
 
-from core.flexgen.alignment import METHODS, PAPER_METHOD, AlignmentConfig
+from core.flexgen.alignment import PAPER_METHOD
+from core.flexgen.train import HANDLING, FlexGenConfig
 from tests.app.pages import load_demo, open_page
 
 
@@ -49,9 +50,11 @@ def test_flexgen_trains_in_the_page_on_the_demo_with_missing_modalities():
     at.radio(key="train_family").set_value("FLEXGEN-EHR").run()
     at.number_input(key="fg_train_epochs").set_value(1)
     at.number_input(key="fg_train_iters").set_value(100)
-    align = at.selectbox(key="fg_train_align")
-    assert align.value == AlignmentConfig.method and len(align.options) == len(METHODS)
-    align.set_value(PAPER_METHOD)  # the paper's method stays selectable
+    handling = at.selectbox(key="fg_train_missing")
+    assert handling.value == FlexGenConfig.variant == "knn" and len(handling.options) == len(
+        HANDLING
+    )
+    handling.set_value(PAPER_METHOD)  # the paper's method stays selectable
     next(b for b in at.button if b.label == "Start training").click().run()
     job = at.session_state["css.train_job"]
     deadline = time.time() + 240

@@ -27,6 +27,7 @@ from tests.core.flexgen.toy import toy_cohort
 
 TINY = replace(
     FlexGenConfig(),
+    variant="flexgen",  # the alignment path; the default kNN variant has its own tests
     temporal_kind="cnn",
     static_latent=4,
     temporal_latent=8,

@@ -43,7 +43,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
         "--cohort", "long_timeseries", "--input", f"table={series}", "--input", f"static={static}",
         "--option", "n_steps=8", "--option", "static_id_column=id", "--option", "label_column=sick",
         "--out", str(out), "--temporal-kind", "cnn", "--vae-epochs", "2", "--diffusion-iters", "20",
-        "--alignment", "ridge", "--device", "cpu",
+        "--variant", "flexgen", "--alignment", "ridge", "--device", "cpu",
     ]  # fmt: skip
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "core.flexgen.train", *args]  # fmt: skip
