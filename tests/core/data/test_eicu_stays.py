@@ -3,12 +3,16 @@ demo's exact counts when ../shared/data is present."""
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core.data.eicu_stays import APACHE_BINARY, APACHE_NUMERIC, load_eicu_stays
 from core.data.formats import NamedInput, load_cohort
-from core.errors import CohortError
+from core.errors import CohortError, CoreError
 from core.flexgen.encoding import modality_presence
 from tests.conftest import shared_path
 
@@ -75,3 +79,45 @@ def test_demo_counts_exactly() -> None:
     has_s, has_t = modality_presence(c)
     assert (c.n_records, int(has_t.sum()), len(set(c.patient_ids))) == (2520, 2311, 1841)
     assert int((c.labels == 1).sum()) == 212 and c.static.shape[1] == 28
+
+
+def _load_or_typed_error(patient: bytes, vitals: bytes, apache: bytes | None) -> None:
+    try:
+        load_eicu_stays(patient, vitals, apache_aps=apache)
+    except CoreError:
+        pass
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.binary(max_size=2048),
+    slot=st.sampled_from(("patient", "vitals", "apache")),
+    zipped=st.booleans(),
+)
+def test_random_bytes_in_any_table_raise_only_typed_errors(data, slot, zipped) -> None:
+    data = gzip.compress(data) if zipped else data
+    tables = {"patient": PATIENT.encode(), "vitals": VITALS.encode(), "apache": _apache()}
+    tables[slot] = data
+    _load_or_typed_error(tables["patient"], tables["vitals"], tables["apache"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    slot=st.sampled_from(("patient", "vitals")),
+    row=st.integers(min_value=1, max_value=6),
+    col=st.integers(min_value=0, max_value=7),
+    cell=st.sampled_from(("=cmd|' /C calc'!A0", "nan", "inf", "1e309", "\x00", "-", "")),
+    cut=st.integers(min_value=0, max_value=300),
+)
+def test_hostile_cells_and_truncation_raise_only_typed_errors(slot, row, col, cell, cut) -> None:
+    text = PATIENT if slot == "patient" else VITALS
+    lines = text.splitlines()
+    cells = lines[min(row, len(lines) - 1)].split(",")
+    cells[col % len(cells)] = cell
+    lines[min(row, len(lines) - 1)] = ",".join(cells)
+    mutated = ("\n".join(lines) + "\n").encode()
+    mutated = mutated[: len(mutated) - cut % len(mutated)]
+    patient, vitals = (
+        (mutated, VITALS.encode()) if slot == "patient" else (PATIENT.encode(), mutated)
+    )
+    _load_or_typed_error(patient, vitals, None)
