@@ -33,6 +33,13 @@ def training_processes(device_choice: str | None) -> Iterator[tuple[torch.device
             dist.destroy_process_group()
 
 
+def current_process() -> tuple[int, int]:
+    """(rank, world size) of this process: (0, 1) outside torchrun."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def wrap(module: torch.nn.Module, device: torch.device, world: int) -> torch.nn.Module:
     if world == 1:
         return module

@@ -23,7 +23,6 @@ from functools import partial
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from core.cli import (
@@ -36,7 +35,7 @@ from core.cli import (
 from core.data.records import EHRTable
 from core.device import make_generator, seeded_construction, select_device
 from core.diffusion.edm import EMA, EDMConfig, EDMDenoiser, edm_loss
-from core.distributed import command_line, training_processes
+from core.distributed import command_line, current_process, training_processes
 from core.ehrdiff.network import EHRDiffMLP, NetworkConfig
 from core.ehrdiff.pipeline import EHRDiffModel, GenerationSettings
 from core.encoding.vectors import NUMERIC_SPACES, VectorEncoding
@@ -115,8 +114,7 @@ def train_ehrdiff(
     """
     config.validate()
     device = torch.device(device) if device is not None else select_device()
-    distributed = dist.is_available() and dist.is_initialized()
-    rank = dist.get_rank() if distributed else 0
+    rank, world = current_process()
     if init_from is not None:
         encoding = init_from.encoding
     encoding = encoding or VectorEncoding.fit(table, config.numeric_space)
@@ -150,7 +148,7 @@ def train_ehrdiff(
             )
         denoiser = EDMDenoiser(net, EDMConfig(sigma_data=sigma_data)).to(device)
     ema = EMA(denoiser, config.ema_decay)
-    trained = DistributedDataParallel(denoiser) if distributed else denoiser
+    trained = DistributedDataParallel(denoiser) if world > 1 else denoiser
     opt = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=0.0)
     gen = make_generator(config.seed + 1000 * rank, device)
 

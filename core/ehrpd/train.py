@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from core.cli import (
     add_cohort_arguments,
@@ -33,7 +32,7 @@ from core.data.visits import VisitCohort
 from core.device import make_generator, seeded_construction, select_device
 from core.diffusion.ddpm import DDPMSchedule
 from core.diffusion.edm import EMA
-from core.distributed import command_line, training_processes, wrap
+from core.distributed import command_line, current_process, training_processes, wrap
 from core.ehrpd.encoding import VisitEncoding
 from core.ehrpd.networks import EHRPDConfig, EHRPDNet
 from core.ehrpd.pipeline import EHRPDModel
@@ -96,8 +95,7 @@ def train_ehrpd(
     if cohort.n_patients < 2:
         raise ConfigError("Training needs at least two patients.")
     device = torch.device(device) if device is not None else select_device()
-    distributed = dist.is_available() and dist.is_initialized()
-    rank = dist.get_rank() if distributed else 0
+    rank, world = current_process()
     encoding = VisitEncoding.fit(
         cohort,
         min_patients=config.min_patients,
@@ -127,7 +125,7 @@ def train_ehrpd(
             )
         ).to(device)
     ema = EMA(net, config.ema_decay)
-    trained = wrap(net, device, dist.get_world_size() if distributed else 1)
+    trained = wrap(net, device, world)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=0.0)
     warm = max(1, min(100, config.steps // 20))
     sched = torch.optim.lr_scheduler.LambdaLR(

@@ -27,7 +27,7 @@ from core.data.cohort import Cohort
 from core.errors import ConfigError
 from core.flexgen.alignment import AlignmentConfig, align
 from core.flexgen.encoding import modality_presence, shared_measurements
-from core.flexgen.train import Autoencoders, knn_impute
+from core.flexgen.train import Autoencoders, knn_impute, posterior_means
 
 BASELINES = ("label_mean", "knn", "vae_ceiling")
 DIRECTIONS = ("static", "temporal")  # the part that is hidden and imputed
@@ -77,11 +77,10 @@ def _decode(ae: Autoencoders, z: np.ndarray, part: str) -> np.ndarray:
     return out.cpu().numpy()
 
 
-@torch.no_grad()
 def _encode(ae: Autoencoders, x: np.ndarray, part: str) -> np.ndarray:
     vae = ae.static_vae if part == "static" else ae.temporal_vae
     device = next(vae.parameters()).device
-    return vae.encode(torch.from_numpy(x.astype(np.float32)).to(device))[0].cpu().numpy()
+    return posterior_means(vae, torch.from_numpy(x.astype(np.float32)).to(device))
 
 
 def _value_scores(
@@ -177,9 +176,7 @@ def evaluate_imputation(
         )
         imputed.setdefault("vae_ceiling", {})[part] = truth.z_s if part == "static" else truth.z_t
     # kNN in data space: training records as donors, the held-out ones with one part removed.
-    x_s_tr = ae.encoding.static_inputs(train, np.random.default_rng(seed))
-    x_t_tr = ae.encoding.temporal_inputs(train, np.random.default_rng(seed))
-    has_s_tr, has_t_tr = modality_presence(train)
+    x_s_tr, x_t_tr, has_s_tr, has_t_tr = ae.x_s, ae.x_t, ae.has_s, ae.has_t
     n = len(both)
     for part in DIRECTIONS:
         drop_s, drop_t = part == "static", part == "temporal"

@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from sklearn.neighbors import NearestNeighbors
 
 from core.cli import add_cohort_arguments, cohort_data_card, export_trained, load_cohort_from_args
@@ -44,7 +43,7 @@ from core.data.cohort import Cohort, split_cohort
 from core.device import make_generator, seeded_construction, select_device
 from core.diffusion import ddpm
 from core.diffusion.ddpm import DDPMSchedule
-from core.distributed import command_line, training_processes, wrap
+from core.distributed import command_line, current_process, training_processes, wrap
 from core.encoding.vectors import NUMERIC_SPACES
 from core.errors import CohortError, ConfigError
 from core.flexgen.alignment import METHODS, PAPER_METHOD, Alignment, AlignmentConfig, align
@@ -73,18 +72,6 @@ HANDLING = {
     **METHODS,
     "complete_case": "Complete-case (records missing a part left out)",
 }
-
-
-def missing_part_handling(config: FlexGenConfig, choice: str) -> FlexGenConfig:
-    """``config`` with a choice of :data:`HANDLING`: ``knn`` / ``complete_case`` as variants, an
-    alignment method as the flexgen variant imputing with it."""
-    if choice in DATA_VARIANTS:
-        return replace(config, variant=choice)
-    if choice not in METHODS:
-        raise ConfigError(
-            f"unknown missing-part handling '{choice}'; expected one of {tuple(HANDLING)}"
-        )
-    return replace(config, variant="flexgen", alignment=replace(config.alignment, method=choice))
 
 
 @dataclass(frozen=True)
@@ -125,6 +112,18 @@ class FlexGenConfig(JSONConfig):
             raise ConfigError("Label dropout must be in [0, 1).")
         if self.knn_k < 1:
             raise ConfigError("k of the kNN imputation must be at least 1.")
+
+
+def missing_part_handling(config: FlexGenConfig, choice: str) -> FlexGenConfig:
+    """``config`` with a choice of :data:`HANDLING`: ``knn`` / ``complete_case`` as variants, an
+    alignment method as the flexgen variant imputing with it."""
+    if choice in DATA_VARIANTS:
+        return replace(config, variant=choice)
+    if choice not in METHODS:
+        raise ConfigError(
+            f"unknown missing-part handling '{choice}'; expected one of {tuple(HANDLING)}"
+        )
+    return replace(config, variant="flexgen", alignment=replace(config.alignment, method=choice))
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,7 +212,7 @@ def _vae_steps(n: int, cfg: FlexGenConfig, world: int) -> int:
 
 
 @torch.no_grad()
-def _latents(vae: torch.nn.Module, x: torch.Tensor, batch: int = 2048) -> np.ndarray:
+def posterior_means(vae: torch.nn.Module, x: torch.Tensor, batch: int = 2048) -> np.ndarray:
     return (
         torch.cat([vae.encode(x[i : i + batch])[0] for i in range(0, len(x), batch)]).cpu().numpy()
     )
@@ -264,6 +263,8 @@ class Autoencoders:
     encoding: FlexGenEncoding
     static_vae: StaticVAE
     temporal_vae: TemporalVAE
+    x_s: np.ndarray  # the VAE inputs (kNN-filled for the knn variant)
+    x_t: np.ndarray
     z_s: np.ndarray
     z_t: np.ndarray
     has_s: np.ndarray  # as used for training (all True for the data-space variants)
@@ -273,14 +274,27 @@ class Autoencoders:
     fingerprint: str  # of the configuration that fitted it, less the alignment
 
 
+# Settings that only the alignment and the latent diffusion read: stage 1 does not depend on them.
+_STAGE_TWO = (
+    "alignment", "ddpm", "denoiser_hidden", "denoiser_blocks", "diffusion_iters",
+    "diffusion_batch", "diffusion_lr", "label_dropout",
+)  # fmt: skip
+
+
 def _stage_one_key(config: FlexGenConfig) -> str:
-    raw = config.to_json()
-    raw.pop("alignment", None)
-    for k in ("ddpm", "denoiser_hidden", "denoiser_blocks", "diffusion_iters", "diffusion_batch"):
-        raw.pop(k, None)
-    for k in ("diffusion_lr", "label_dropout"):
-        raw.pop(k, None)
+    raw = {k: v for k, v in config.to_json().items() if k not in _STAGE_TWO}
     return json.dumps(raw, sort_keys=True)
+
+
+def _training_rows(
+    has_s: np.ndarray, has_t: np.ndarray, variant: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(has static, has series, rows trained on) as the variant treats missing parts: the
+    data-space variants see every training record as complete; complete-case keeps only those."""
+    rows = np.flatnonzero(has_s & has_t) if variant == "complete_case" else np.arange(len(has_s))
+    if variant != "flexgen":
+        has_s = has_t = np.ones(len(has_s), bool)
+    return has_s, has_t, rows
 
 
 def fit_autoencoders(
@@ -290,22 +304,18 @@ def fit_autoencoders(
     progress: _Progress | None = None,
 ) -> Autoencoders:
     """Encode the cohort, treat missing parts as the variant says, fit both VAEs."""
-    rank, world = _world()
+    rank, world = current_process()
     progress = progress or _Progress(0, None, None)
     has_s, has_t = check_trainable(cohort)
     encoding = FlexGenEncoding.fit(cohort, config.numeric_space)
     values_rng = np.random.default_rng(config.seed)
     x_s = encoding.static_inputs(cohort, values_rng)
     x_t = encoding.temporal_inputs(cohort, values_rng)
-    rows = np.arange(cohort.n_records)
-    if config.variant == "complete_case":
-        rows = np.flatnonzero(has_s & has_t)
-        if len(rows) < 2:
-            raise CohortError("complete-case training needs records with both modalities")
-    elif config.variant == "knn":
+    if config.variant == "knn":
         x_s, x_t = knn_impute(x_s, x_t, has_s, has_t, config.knn_k)
-    if config.variant != "flexgen":
-        has_s = has_t = np.ones(cohort.n_records, bool)
+    has_s, has_t, rows = _training_rows(has_s, has_t, config.variant)
+    if config.variant == "complete_case" and len(rows) < 2:
+        raise CohortError("complete-case training needs records with both modalities")
     s_rows = np.intersect1d(rows, np.flatnonzero(has_s))
     t_rows = np.intersect1d(rows, np.flatnonzero(has_t))
     with seeded_construction(config.seed):
@@ -343,20 +353,16 @@ def fit_autoencoders(
         encoding,
         static_vae,
         temporal_vae,
-        _latents(static_vae, xs_dev),
-        _latents(temporal_vae, xt_dev),
+        x_s,
+        x_t,
+        posterior_means(static_vae, xs_dev),
+        posterior_means(temporal_vae, xt_dev),
         has_s,
         has_t,
         rows,
         progress.stopped,
         _stage_one_key(config),
     )
-
-
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def train_flexgen(
@@ -380,7 +386,7 @@ def train_flexgen(
     config.validate()
     start = time.perf_counter()
     device = torch.device(device) if device is not None else select_device()
-    rank, world = _world()
+    rank, world = current_process()
     labels_np = cohort.labels if config.conditional else None
     if labels_np is not None:
         classes = np.unique(labels_np[labels_np >= 0])
@@ -392,14 +398,10 @@ def train_flexgen(
             )
     stage_one = 0
     if autoencoders is None:
-        has_s, has_t = check_trainable(cohort)
-        rows_n = (
-            int((has_s & has_t).sum()) if config.variant == "complete_case" else cohort.n_records
-        )
-        if config.variant != "flexgen":
-            has_s = has_t = np.ones(cohort.n_records, bool)
-        stage_one = _vae_steps(min(rows_n, int(has_s.sum())), config, world) + _vae_steps(
-            min(rows_n, int(has_t.sum())), config, world
+        has_s, has_t, rows = _training_rows(*check_trainable(cohort), config.variant)
+        stage_one = sum(
+            _vae_steps(len(np.intersect1d(rows, np.flatnonzero(has))), config, world)
+            for has in (has_s, has_t)
         )
     elif (
         autoencoders.fingerprint != _stage_one_key(config)
