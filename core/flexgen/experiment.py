@@ -31,7 +31,7 @@ import logging
 import shlex
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,7 @@ from scipy import stats
 
 from core.cli import add_cohort_arguments, load_cohort_from_args
 from core.data.cohort import Cohort, split_cohort
-from core.data.records import ehr_table
+from core.data.records import EHRTable, ehr_table
 from core.device import select_device
 from core.diffusion.ddpm import DDPMSchedule
 from core.errors import ConfigError
@@ -107,6 +107,27 @@ def variant_config(config: FlexGenConfig, variant: str, seed: int) -> FlexGenCon
     return replace(cfg, seed=seed, alignment=replace(cfg.alignment, seed=seed))
 
 
+@dataclass(frozen=True, eq=False)
+class SplitData:
+    """The experiment's fixed split, as cohorts (for training) and as summary tables (scoring)."""
+
+    train: Cohort
+    holdout: Cohort
+    train_table: EHRTable
+    holdout_table: EHRTable
+
+    @classmethod
+    def of(cls, cohort: Cohort, holdout: float = 0.2, split_seed: int = 0) -> SplitData:
+        split = split_cohort(cohort, holdout, split_seed)
+        table = ehr_table(cohort)
+        return cls(
+            cohort.subset(split.train),
+            cohort.subset(split.holdout),
+            table.subset(split.train),
+            table.subset(split.holdout),
+        )
+
+
 def run_cell(
     cohort: Cohort,
     p: float,
@@ -119,14 +140,14 @@ def run_cell(
     epsilons: tuple[float, ...] = (),
     holdout: float = 0.2,
     split_seed: int = 0,
+    data: SplitData | None = None,
 ) -> tuple[list[dict], list[dict], list[dict]]:
-    """Grid rows, imputation rows and per-variable rows of one (p, q, seed) cell."""
+    """Grid rows, imputation rows and per-variable rows of one (p, q, seed) cell; ``data`` is
+    the split of ``cohort`` built once for all cells (built here when not given)."""
     device = select_device()
-    split = split_cohort(cohort, holdout, split_seed)
-    train_full, held = cohort.subset(split.train), cohort.subset(split.holdout)
-    table = ehr_table(cohort)
-    train_t, holdout_t = table.subset(split.train), table.subset(split.holdout)
-    hidden = hide_modalities(train_full, p, q, seed)
+    data = data or SplitData.of(cohort, holdout, split_seed)
+    held, train_t, holdout_t = data.holdout, data.train_table, data.holdout_table
+    hidden = hide_modalities(data.train, p, q, seed)
     cell = {"missing static": p, "missing temporal": q, "seed": seed}
     start = time.perf_counter()
     base = variant_config(config, PAPER_METHOD, seed)
@@ -144,7 +165,7 @@ def run_cell(
         cfg = variant_config(config, variant, seed)
         shared = ae if cfg.variant == "flexgen" else None
         result = train_flexgen(hidden, cfg, device=device, autoencoders=shared)
-        synth = result.model.generate(FlexGenSettings(n=len(split.train), seed=seed))
+        synth = result.model.generate(FlexGenSettings(n=data.train.n_records, seed=seed))
         scores = score_table(train_t, holdout_t, synth.table, seed=seed)
         seconds = time.perf_counter() - start + (ae_seconds if shared is not None else 0.0)
         grid_rows.append(
@@ -347,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "command.txt").write_text(command + "\n")
     tuned_at = max(pairs, key=sum)
+    data = SplitData.of(cohort, args.holdout, args.split_seed)
     grid, imputation, per_variable = [], [], []
     for seed in map(int, _floats(args.seeds)):
         for cell in pairs:
@@ -358,8 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                 variants=_names(args.variants),
                 imputation=_names(args.imputation),
                 epsilons=tuple(_floats(args.epsilons)) if cell == tuned_at else (),
-                holdout=args.holdout,
-                split_seed=args.split_seed,
+                data=data,
             )
             grid += g
             imputation += i
