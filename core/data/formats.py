@@ -214,7 +214,7 @@ FORMATS: dict[str, CohortFormat] = {
         ),
         CohortFormat(
             "eicu_stays",
-            "eICU unit stays (static + vital signs)",
+            "eICU stays with vital signs (static + series)",
             "One record per ICU unit stay: the `patient` table (age, gender, height, weight, unit "
             "type) and optionally APACHE day-one physiology (`apacheApsVar`) as the static part, "
             "`vitalAperiodic` non-invasive blood pressure as hourly series over the first 24 h. "
