@@ -119,3 +119,14 @@ def release_state(tmp_path_factory, monkeypatch) -> Path:
     monkeypatch.delenv("CSS_LEDGER_URL", raising=False)
     monkeypatch.delenv("CSS_SIGNING_KEY", raising=False)
     return folder
+
+
+# Module fixtures that train a toy model (several seconds each): every test using one is slow, so
+# the quick tier (-m "not slow and not browser") never trains.
+TRAINED_FIXTURES = {"bernoulli_model", "conditional_model", "teacher", "student", "planted"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if TRAINED_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

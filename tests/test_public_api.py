@@ -39,6 +39,7 @@ def test_load_model_dispatches_on_the_manifest_family(tmp_path: Path) -> None:
         core.load_model(tmp_path)
 
 
+@pytest.mark.slow
 def test_the_documented_example_runs_as_written() -> None:
     text = (ROOT / "docs" / "python-api.md").read_text()
     block = re.search(r"<!-- public-api-example -->\s*```python\n(.*?)```", text, re.S)

@@ -115,6 +115,7 @@ def test_every_format_renders_its_inputs():
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_real_data_from_server_folder(monkeypatch):
     root = shared_path()
     monkeypatch.setenv("CSS_DATA_ROOT", str(root))

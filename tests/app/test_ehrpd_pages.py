@@ -4,6 +4,7 @@ EHRPD model (timeline, MEDS download), review sequences against a visit cohort."
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from core.ehrpd.pipeline import SequenceSettings
 from core.ehrpd.train import EHRPDTrainConfig, train_ehrpd
@@ -51,6 +52,7 @@ def test_generate_page_makes_sequences_with_the_shipped_model():
     assert {"MEDS (Parquet)", "Long CSV"} <= labels
 
 
+@pytest.mark.slow
 def test_review_compares_sequences_with_the_visit_cohort():
     real = planted_chain(300, seed=0)
     model = train_ehrpd(

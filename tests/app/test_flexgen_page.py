@@ -4,6 +4,7 @@ with missing modalities; the Review page compares FLEXGEN and EHRDiff sets side 
 import time
 
 import pandas as pd
+import pytest
 
 from core.flexgen.alignment import PAPER_METHOD
 from core.flexgen.train import HANDLING, FlexGenConfig
@@ -39,6 +40,7 @@ def test_shipped_flexgen_generates_complete_patients_with_series_and_downloads()
     assert any("not real patients" in c.value for c in at.caption)
 
 
+@pytest.mark.slow
 def test_flexgen_trains_in_the_page_on_the_demo_with_missing_modalities():
     at = open_page("pages/1_Cohort.py")
     load_demo(at, "Demo: 800 synthetic ICU patients")
@@ -80,6 +82,7 @@ def test_flexgen_trains_in_the_page_on_the_demo_with_missing_modalities():
     assert at.session_state["css.synthetic_sets"]["trained here"].cohort.n_records == 20
 
 
+@pytest.mark.slow
 def test_review_compares_flexgen_and_ehrdiff_side_by_side():
     at = open_page("pages/1_Cohort.py")
     load_demo(at, "Demo: 2,000 synthetic ICU stays")

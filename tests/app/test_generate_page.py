@@ -3,6 +3,7 @@
 import shutil
 import time
 
+import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
@@ -33,6 +34,7 @@ def test_shipped_model_generates_without_any_cohort():
     assert any("Synthetic data: not real patients" in c.value for c in at.caption)
 
 
+@pytest.mark.slow
 def test_demo_cohort_train_then_generate_in_the_page():
     at = open_page("pages/1_Cohort.py")
     load_demo(at, "Demo: 2,000 synthetic ICU stays")

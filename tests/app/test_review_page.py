@@ -3,12 +3,15 @@
 import hashlib
 import json
 
+import pytest
+
 from tests.app.pages import load_demo, open_page
 from ui import state
 
 TIMEOUT = 300
 
 
+@pytest.mark.slow
 def test_demo_cohort_two_sets_side_by_side_and_report():
     at = open_page(timeout=TIMEOUT)
     load_demo(at, "ICU stays")
@@ -76,6 +79,7 @@ def test_uploaded_set_with_wrong_columns_is_refused_by_name():
     )
 
 
+@pytest.mark.slow
 def test_release_gate_blocks_a_training_copy_until_a_reasoned_override():
     from core.report.export import to_csv_bytes
 
@@ -140,6 +144,7 @@ def test_release_gate_blocks_a_training_copy_until_a_reasoned_override():
     assert checks.loc["released file", "result"] == "ok"
 
 
+@pytest.mark.slow
 def test_a_second_session_reviewing_the_same_set_gets_the_shared_result():
     """The review cache is shared by sessions; the second one must not replay the first one's
     progress bar (st.cache_resource did, and crashed it)."""

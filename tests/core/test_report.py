@@ -32,6 +32,7 @@ def cohort_csv(tmp_path):
     return path, spath
 
 
+@pytest.mark.slow
 def test_cli_writes_a_self_contained_report(cohort_csv, tmp_path, capsys):
     real, synth = cohort_csv
     out = tmp_path / "out" / "report.html"
@@ -70,6 +71,7 @@ def test_table_from_frame_names_schema_problems(cohort_csv):
         table_from_frame(good.iloc[:0], table, "empty.csv")
 
 
+@pytest.mark.slow
 def test_cli_release_gate_fails_a_training_copy_and_records_an_override(cohort_csv, tmp_path):
     from core.data.cohort import split_cohort
 

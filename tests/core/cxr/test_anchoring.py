@@ -146,6 +146,7 @@ def test_pseudo_pairs_have_no_ehr_and_gaps_in_range(tiny_setup, tmp_path: Path) 
     assert not torch.allclose(data.z0, data.z1)
 
 
+@pytest.mark.slow
 def test_crossvalidation_holds_every_patient_out_once(tiny_setup, tmp_path: Path) -> None:
     _, ae, pairs, inits = tiny_setup
     folds = patient_folds([p.patient_id for p in pairs], 3, seed=0)
@@ -221,6 +222,7 @@ def _fake_hannover(root: Path, n_patients: int = 6) -> None:
     pd.DataFrame(rows).to_csv(root / "data.csv", index=False)
 
 
+@pytest.mark.slow
 def test_crossvalidation_command_writes_tables_and_a_verdict(tiny_setup, tmp_path: Path) -> None:
     import json
 

@@ -9,7 +9,7 @@ from core.ehrdiff.train import TrainConfig, train_ehrdiff
 from core.errors import CheckpointError, ConfigError
 
 TINY = TrainConfig(
-    units=(64, 64), embed_dim=32, steps=1500, batch_size=256, lr=2e-3, warmup=50, ema_decay=0.99
+    units=(64, 64), embed_dim=32, steps=600, batch_size=256, lr=2e-3, warmup=50, ema_decay=0.99
 )
 
 

@@ -36,6 +36,7 @@ def args_for(csv: Path, out: Path, steps: int = 30) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_cli_is_reproducible_and_writes_a_model_card(toy_csv, tmp_path):
     assert main(args_for(toy_csv, tmp_path / "a")) == 0
     assert main(args_for(toy_csv, tmp_path / "b")) == 0

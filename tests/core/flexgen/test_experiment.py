@@ -35,6 +35,7 @@ def test_score_known_answers() -> None:
     assert m == 2.0 and hi - m == pytest.approx(4.303 / np.sqrt(3), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_one_cell_scores_every_method_and_variant(tmp_path) -> None:
     cohort = toy_cohort(240)
     config = replace(TINY, diffusion_iters=60)

@@ -61,6 +61,7 @@ def test_encoding_round_trip_is_exact_within_scaling() -> None:
 
 
 @pytest.mark.parametrize("kind", ["lstm", "cnn"])
+@pytest.mark.slow
 def test_vae_learns_to_reconstruct_the_toy_cohort(kind: str) -> None:
     cohort = toy_cohort(240)
     # 300 epochs: at 80 the mask-density gap below held for seed 0 only (seeds 1, 2: about 0.06)
@@ -126,6 +127,7 @@ def test_gw_alignment_without_known_pairs_still_beats_random() -> None:
     assert _relative_error(a.impute_static(z_t[~has_s]), z_s[~has_s]) < 0.5
 
 
+@pytest.mark.slow
 def test_the_subsample_is_not_the_draw_that_hid_the_parts() -> None:
     # A cohort whose missing parts came from the same seed's permutation once got a subsample
     # made only of the records lacking their static part.
@@ -201,6 +203,7 @@ def test_ddpm_schedule_reports_how_far_from_noise_it_ends() -> None:
     assert DDPMSchedule(50, 1e-4, 0.2).terminal_signal < 0.07
 
 
+@pytest.mark.slow
 def test_latent_ddpm_fits_a_labelled_toy_distribution() -> None:
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)

@@ -117,6 +117,7 @@ def test_the_review_reports_the_three_risks_and_the_gate_checks_them_only_when_a
         assert check.verdict == "fail" and check.ci[0] > 0.1
 
 
+@pytest.mark.slow
 def test_independent_draws_do_not_fail_the_anonymeter_checks(real):
     """Known answer: sets that never saw the training patients fail an Anonymeter check at
     threshold 0.05 in at most 1 of 12 draws (each check's interval has 98.75% coverage)."""
