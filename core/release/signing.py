@@ -12,15 +12,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from filelock import FileLock
 
-from core.errors import ConfigError
+from core import faults
+from core.errors import ConfigError, storage_error
+
+log = logging.getLogger(__name__)
 
 SIGNED_FIELDS = ("signature",)
 
@@ -46,32 +52,107 @@ def manifest_json(manifest: dict) -> bytes:
     return json.dumps(manifest, indent=2).encode("utf-8")
 
 
+def public_path(path: Path) -> Path:
+    """Where the public half of the key at ``path`` is written."""
+    return Path(path).with_suffix(".pub.pem")
+
+
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
-    """The server's signing key; generated (and its public half written) on first start."""
+    """The server's signing key; generated (and its public half written) on first use.
+
+    Both halves are written to a temporary file, fsynced and renamed into place under a lock,
+    so a kill never leaves an empty or half-written key, and a session making its first release
+    at the same time as another waits for that key instead of reading it half-written. A
+    missing public half is derived again from the private key."""
     path = Path(path)
-    if path.exists():
-        try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except ValueError as exc:
-            raise ConfigError(f"{path} is not a PEM private key: {exc}") from exc
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ConfigError(f"{path} holds a {type(key).__name__}, not an Ed25519 key.")
-        return key
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    if path.is_file():
+        key = _read_key(path)
+        if _public_is(path, key):
+            return key
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another session made it first
-        return load_or_create_key(path)
+        with FileLock(path.parent / f"{path.name}.lock", is_singleton=True):
+            for stale in path.parent.glob(f".{path.name}.tmp-*"):
+                stale.unlink(missing_ok=True)  # a killed creation's leftover, never in use here
+            if path.is_file():
+                key = _read_key(path)
+            else:
+                key = Ed25519PrivateKey.generate()
+                pem = key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+                _write_atomically(path, pem, 0o600)
+                log.info(
+                    "created the release signing key %s (key %s)", path, key_id(key.public_key())
+                )
+                faults.point("key.after_private")
+            if not _public_is(path, key):
+                _write_atomically(public_path(path), public_pem(key.public_key()), 0o644)
+                log.info("wrote the public half of the signing key to %s", public_path(path))
     except OSError as exc:
-        raise ConfigError(f"Cannot create the release signing key at {path}: {exc}") from exc
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    path.with_suffix(".pub.pem").write_bytes(public_pem(key.public_key()))
+        raise storage_error(exc, path, "Writing the release signing key") from None
     return key
+
+
+def _read_key(path: Path) -> Ed25519PrivateKey:
+    what_to_do = (
+        "Restore it from your backup; or, to start a new key, move it aside: releases "
+        "already signed with it then verify only with its public half."
+    )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise storage_error(exc, path, "Reading the release signing key") from None
+    if not data.strip():
+        raise ConfigError(f"The release signing key {path} is empty (damaged). {what_to_do}")
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"The release signing key {path} is not a PEM private key ({exc}). {what_to_do}"
+        ) from None
+    except UnsupportedAlgorithm:
+        raise ConfigError(
+            f"The release signing key {path} is of an unknown kind. {what_to_do}"
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(
+            f"The release signing key {path} holds a {type(key).__name__}, not an Ed25519 key. "
+            f"{what_to_do}"
+        )
+    return key
+
+
+def _public_is(path: Path, key: Ed25519PrivateKey) -> bool:
+    """Whether the public half beside ``path`` is there and is ``key``'s."""
+    try:
+        return public_path(path).read_bytes() == public_pem(key.public_key())
+    except OSError:
+        return False
+
+
+def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """``data`` in a new file beside ``path``, fsynced, then renamed onto ``path``."""
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        faults.point("key.before_rename")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
