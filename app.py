@@ -11,7 +11,7 @@ from core.device import describe_device, select_device
 from core.errors import CoreError
 from core.registry import MODELS
 from core.release.signing import key_id
-from ui import auth, state, widgets
+from ui import auth, errors, state, widgets
 from ui import review as ui_review
 
 ROOT = Path(__file__).resolve().parent
@@ -100,8 +100,9 @@ REVIEW_PAGE = st.Page("pages/3_Review.py", title="Review", icon=":material/fact_
 CXR_PAGE = st.Page("pages/4_CXR_Forecast.py", title="CXR Forecast", icon=":material/radiology:")
 MODELS_PAGE = st.Page("pages/5_Models.py", title="Models", icon=":material/deployed_code:")
 LEDGER_PAGE = st.Page("pages/6_Ledger.py", title="Ledger", icon=":material/receipt_long:")
-auth.require_sign_in()
-st.navigation(
+with errors.guard("Sign-in"):
+    auth.require_sign_in()
+page = st.navigation(
     [
         st.Page(home, title="Home", icon=":material/home:", default=True),
         COHORT_PAGE,
@@ -111,4 +112,6 @@ st.navigation(
         MODELS_PAGE,
         *([LEDGER_PAGE] if auth.is_steward() else []),
     ]
-).run()
+)
+with errors.guard(f"The {page.title} page"):  # every page runs in here
+    page.run()

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-from core.checkpoints import Manifest
+from core.checkpoints import Manifest, claim
 from core.data.cohort import Cohort, CohortSplit
 from core.data.formats import FORMATS, NamedInput, load_cohort
+from core.errors import CoreError
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,21 @@ def load_cohort_from_args(args: argparse.Namespace) -> tuple[Cohort, dict[str, N
     }
     options = {k: coerce(v) for k, v in parse_pairs(args.option, "option").items()}
     return load_cohort(args.cohort, inputs, options), inputs
+
+
+def claim_output(out: Path) -> AbstractContextManager:
+    """The ``--out`` folder claimed for this training until the command ends, so a second
+    training into the same folder is refused at its start instead of silently replacing (or
+    being replaced by) this one. Only rank 0 of a ``torchrun`` claims: it alone writes. The
+    claim is an OS file lock, released when the process ends however it ends."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return nullcontext()
+    held = claim(Path(out))
+    try:
+        held.__enter__()
+    except CoreError as exc:
+        raise SystemExit(f"error: --out {out}: {exc}") from None
+    return held
 
 
 # --- the end of every training command ------------------------------------------------------------

@@ -6,6 +6,8 @@ clinician or data steward can act on.
 
 from __future__ import annotations
 
+import errno
+
 
 class CoreError(Exception):
     """Base class of every error the core raises on purpose."""
@@ -57,3 +59,27 @@ class ImageError(CoreError):
         self.source = source
         self.detail = message
         super().__init__(f"'{source}': {message}" if source else message)
+
+
+class StorageError(CoreError):
+    """A file or database could not be written or read: disk full, file too large, read-only
+    file system, permission denied. The message names the path and what to do."""
+
+
+_ADVICE = {
+    errno.ENOSPC: "the disk is full: free some space (or move the folder) and try again",
+    errno.EDQUOT: "the disk quota is used up: free some space and try again",
+    errno.EFBIG: "the file is larger than this system allows: raise the file-size limit or "
+    "write to another disk",
+    errno.EROFS: "the file system is read-only: point the setting at a writable folder",
+    errno.EACCES: "permission denied: give this server's user write access to it, or choose "
+    "another folder",
+    errno.EPERM: "operation not permitted: give this server's user write access to it, or "
+    "choose another folder",
+}
+
+
+def storage_error(exc: OSError, path: object, what: str) -> StorageError:
+    """``exc`` as a :class:`StorageError`: what failed, where, why and what to do."""
+    advice = _ADVICE.get(exc.errno or 0) or f"{exc.strerror or exc}; check the disk and try again"
+    return StorageError(f"{what} failed at {path}: {advice}.")

@@ -6,120 +6,127 @@ import streamlit as st
 from core.device import select_device
 from core.errors import CoreError
 from core.report import export
-from ui import ehrdiff_view, ehrpd_view, flexgen_view, models, state, training, widgets
+from ui import ehrdiff_view, ehrpd_view, errors, flexgen_view, models, state, training, widgets
 
-VIEWS = {view.FAMILY: view for view in (ehrdiff_view, flexgen_view, ehrpd_view)}
+with errors.guard("The Generate page"):  # nothing raw reaches the browser
+    VIEWS = {view.FAMILY: view for view in (ehrdiff_view, flexgen_view, ehrpd_view)}
 
-widgets.device_sidebar()
-st.title("Generate")
-st.caption(
-    "Synthetic records come from a diffusion model: EHRDiff (one vector per record), FLEXGEN-EHR "
-    "(complete patients: static row plus hourly series) or EHRPD (patients with visit sequences "
-    "and the gaps between visits). Pick a shipped model or train one on the session cohort's "
-    "training split, then generate as many records as you need."
-)
-try:
-    device = select_device(state.device_preference())
-except CoreError as exc:
-    widgets.show_error(exc, "Choosing the device")
-    st.stop()
-
-cohort, split, table = state.get_cohort(), state.get_split(), state.cohort_table()
-train_table = table.subset(split.train) if table is not None and split is not None else None
-
-# --- model choice -------------------------------------------------------------------------------
-shipped = {f"{s.title} (shipped)": s for s in models.ehr_generators()}
-stored = {f"{m.name} (stored)": m for m in models.stored_generators()}
-options = list(shipped) + list(stored)
-if not options:
-    st.info("No model yet: load a cohort on the Cohort page and train one below.")
-choice = st.selectbox("Model", options, key="gen_model") if options else None
-model = distilled = None
-if choice in stored:
-    try:
-        model = models.stored_model(stored[choice], str(device))
-    except CoreError as exc:
-        widgets.show_error(exc, "Loading the model")
-elif choice is not None:
-    try:
-        spec = shipped[choice]
-        model = models.shipped_model(spec.family, spec.checkpoint, str(device))
-        distilled = models.distilled_companion(spec, str(device))
-    except CoreError as exc:
-        widgets.show_error(exc, "Loading the model")
-if model is not None and model.manifest is not None:
-    models.model_card(model.manifest, shipped[choice].description if choice in shipped else "")
-
-compatible = False
-target = None if model is None else VIEWS[model.family].session_cohort()
-if model is not None and target is not None:
-    try:
-        model.check_compatible(target)
-        compatible = True
-    except CoreError as exc:
-        st.caption(
-            f":material/info: The session cohort does not fit this model ({exc}); comparisons use "
-            "the model's own reference."
-        )
-
-# --- training -----------------------------------------------------------------------------------
-job = training.current_job()
-# Open while this user has a training, running or done: its result (where it was saved) is in here.
-with st.expander("Train a model on the session cohort", expanded=not options or job is not None):
-    visit_train = state.visit_train()
-    can_flexgen = (
-        train_table is not None and cohort.static is not None and cohort.temporal is not None
+    widgets.device_sidebar()
+    st.title("Generate")
+    st.caption(
+        "Synthetic records come from a diffusion model: EHRDiff (one vector per record), FLEXGEN-EHR "
+        "(complete patients: static row plus hourly series) or EHRPD (patients with visit sequences "
+        "and the gaps between visits). Pick a shipped model or train one on the session cohort's "
+        "training split, then generate as many records as you need."
     )
-    families = [ehrdiff_view.FAMILY] if train_table is not None else []
-    families += [flexgen_view.FAMILY] if can_flexgen else []
-    families += [ehrpd_view.FAMILY] if visit_train is not None else []
-    if not families:
-        st.info("Load a cohort on the Cohort page first; training uses its training split only.")
-    else:
-        family = st.radio(
-            "Model family",
-            families,
-            format_func=lambda f: VIEWS[f].TITLE,
-            horizontal=True,
-            key="train_family",
-            help="EHRDiff and FLEXGEN-EHR train on the record cohort (FLEXGEN-EHR needs static "
-            "features and time series); EHRPD on the visit-sequence cohort.",
-        )
-        if family == flexgen_view.FAMILY:
-            plan = flexgen_view.training_form(cohort.subset(split.train), device)
-        elif family == ehrpd_view.FAMILY:
-            plan = ehrpd_view.training_form(visit_train, device)
-        else:
-            plan = ehrdiff_view.training_form(
-                train_table, cohort.label_name, model, compatible, device
+    try:
+        device = select_device(state.device_preference())
+    except CoreError as exc:
+        widgets.show_error(exc, "Choosing the device")
+        st.stop()
+
+    cohort, split, table = state.get_cohort(), state.get_split(), state.cohort_table()
+    train_table = table.subset(split.train) if table is not None and split is not None else None
+
+    # --- model choice -------------------------------------------------------------------------------
+    shipped = {f"{s.title} (shipped)": s for s in models.ehr_generators()}
+    stored = {f"{m.name} (stored)": m for m in models.stored_generators()}
+    options = list(shipped) + list(stored)
+    if not options:
+        st.info("No model yet: load a cohort on the Cohort page and train one below.")
+    choice = st.selectbox("Model", options, key="gen_model") if options else None
+    model = distilled = None
+    if choice in stored:
+        try:
+            model = models.stored_model(stored[choice], str(device))
+        except CoreError as exc:
+            widgets.show_error(exc, "Loading the model")
+    elif choice is not None:
+        try:
+            spec = shipped[choice]
+            model = models.shipped_model(spec.family, spec.checkpoint, str(device))
+            distilled = models.distilled_companion(spec, str(device))
+        except CoreError as exc:
+            widgets.show_error(exc, "Loading the model")
+    if model is not None and model.manifest is not None:
+        models.model_card(model.manifest, shipped[choice].description if choice in shipped else "")
+
+    compatible = False
+    target = None if model is None else VIEWS[model.family].session_cohort()
+    if model is not None and target is not None:
+        try:
+            model.check_compatible(target)
+            compatible = True
+        except CoreError as exc:
+            st.caption(
+                f":material/info: The session cohort does not fit this model ({exc}); comparisons use "
+                "the model's own reference."
             )
-        sequences = family == ehrpd_view.FAMILY
-        source = state.get_visits() if sequences else cohort
-        source_split = state.get_visit_split() if sequences else split
-        training.start_button(plan, source, source_split, key=f"{family}_train_start")
-    training.progress_panel()
 
-# --- generation ---------------------------------------------------------------------------------
-sets = state.synthetic_sets()
-if distilled is not None:
-    ehrdiff_view.generation_form(model, sets, distilled)
-elif model is not None:
-    VIEWS[model.family].generation_form(model, sets)
+    # --- training -----------------------------------------------------------------------------------
+    job = training.current_job()
+    # Open while this user has a training, running or done: its result (where it was saved) is in here.
+    with st.expander(
+        "Train a model on the session cohort", expanded=not options or job is not None
+    ):
+        visit_train = state.visit_train()
+        can_flexgen = (
+            train_table is not None and cohort.static is not None and cohort.temporal is not None
+        )
+        families = [ehrdiff_view.FAMILY] if train_table is not None else []
+        families += [flexgen_view.FAMILY] if can_flexgen else []
+        families += [ehrpd_view.FAMILY] if visit_train is not None else []
+        if not families:
+            st.info(
+                "Load a cohort on the Cohort page first; training uses its training split only."
+            )
+        else:
+            family = st.radio(
+                "Model family",
+                families,
+                format_func=lambda f: VIEWS[f].TITLE,
+                horizontal=True,
+                key="train_family",
+                help="EHRDiff and FLEXGEN-EHR train on the record cohort (FLEXGEN-EHR needs static "
+                "features and time series); EHRPD on the visit-sequence cohort.",
+            )
+            if family == flexgen_view.FAMILY:
+                plan = flexgen_view.training_form(cohort.subset(split.train), device)
+            elif family == ehrpd_view.FAMILY:
+                plan = ehrpd_view.training_form(visit_train, device)
+            else:
+                plan = ehrdiff_view.training_form(
+                    train_table, cohort.label_name, model, compatible, device
+                )
+            sequences = family == ehrpd_view.FAMILY
+            source = state.get_visits() if sequences else cohort
+            source_split = state.get_visit_split() if sequences else split
+            training.start_button(plan, source, source_split, key=f"{family}_train_start")
+        training.progress_panel()
 
-# --- generated sets -----------------------------------------------------------------------------
-if sets:
-    st.divider()
-    st.subheader("Synthetic sets in this session")
-    view = st.selectbox("Show", list(sets), key="gen_view")
-    synth = sets[view]
-    stem = export.file_stem(view)
-    if synth.visits is not None:  # patients with visit sequences
-        ehrpd_view.show_sequences(synth, stem)
-    elif synth.cohort is not None:  # complete patients: static row + series
-        flexgen_view.show_patients(synth, stem, train_table, state.train_encoding())
-    else:
-        reference = model if model is not None and models.made_by(model, distilled, synth) else None
-        ehrdiff_view.show_records(synth, stem, reference, train_table, compatible)
-    if st.button("Remove this set", key="gen_remove"):
-        del sets[view]
-        st.rerun()
+    # --- generation ---------------------------------------------------------------------------------
+    sets = state.synthetic_sets()
+    if distilled is not None:
+        ehrdiff_view.generation_form(model, sets, distilled)
+    elif model is not None:
+        VIEWS[model.family].generation_form(model, sets)
+
+    # --- generated sets -----------------------------------------------------------------------------
+    if sets:
+        st.divider()
+        st.subheader("Synthetic sets in this session")
+        view = st.selectbox("Show", list(sets), key="gen_view")
+        synth = sets[view]
+        stem = export.file_stem(view)
+        if synth.visits is not None:  # patients with visit sequences
+            ehrpd_view.show_sequences(synth, stem)
+        elif synth.cohort is not None:  # complete patients: static row + series
+            flexgen_view.show_patients(synth, stem, train_table, state.train_encoding())
+        else:
+            reference = (
+                model if model is not None and models.made_by(model, distilled, synth) else None
+            )
+            ehrdiff_view.show_records(synth, stem, reference, train_table, compatible)
+        if st.button("Remove this set", key="gen_remove"):
+            del sets[view]
+            st.rerun()

@@ -29,310 +29,309 @@ from core.report.review_report import (
     make_context,
     to_json,
 )
+from ui import errors, state, widgets
 from ui import review as ui_review
-from ui import state, widgets
 
-widgets.device_sidebar()
-st.title("Review")
-st.caption(
-    "Compare synthetic sets with the real cohort: fidelity and utility against the training split, privacy "
-    "against training (members) vs holdout (non-members) patients."
-)
-ref = ui_review.reference()
-if ref is None:
-    st.info(
-        "Load a cohort on the Cohort page first (the demo cohort works); its split is what the review compares against."
+with errors.guard("The Review page"):  # nothing raw reaches the browser
+    widgets.device_sidebar()
+    st.title("Review")
+    st.caption(
+        "Compare synthetic sets with the real cohort: fidelity and utility against the training split, privacy "
+        "against training (members) vs holdout (non-members) patients."
     )
-    st.stop()
-cohort, split, table = ref.cohort, ref.split, ref.table
-train, holdout, encoding = ref.train, ref.holdout, ref.encoding
-sets = state.synthetic_sets()
+    ref = ui_review.reference()
+    if ref is None:
+        st.info(
+            "Load a cohort on the Cohort page first (the demo cohort works); its split is what the review compares against."
+        )
+        st.stop()
+    cohort, split, table = ref.cohort, ref.split, ref.table
+    train, holdout, encoding = ref.train, ref.holdout, ref.encoding
+    sets = state.synthetic_sets()
 
-with st.container(border=True):
-    st.markdown(
-        f"**Real cohort:** {cohort.name}: {len(split.train):,} training and {len(split.holdout):,} holdout {ref.unit} (seed {split.seed})."
-    )
-    c1, c2 = st.columns(2)
-    upload = c1.file_uploader(
-        "Add a synthetic set from a file (CSV or Parquet with the cohort's columns)",
-        type=["csv", "parquet", "gz"],
-        key="review_upload",
-        help=f"Up to {state.upload_limit_mb()} MB. Columns must match the real cohort's; the id and label columns are optional.",
-    )
-    if upload is not None and state.upload_is_new(upload.file_id):
-        try:
-            frame = read_table(upload.getvalue(), upload.name)
-            synth_table = table_from_frame(frame, table, upload.name)
-            name = state.unique_name(f"Upload: {upload.name}", sets)
-            sets[name] = SyntheticSet(
-                synth_table,
-                encoding.encode(synth_table),
-                f"uploaded file {upload.name}",
-                None,
-                0.0,
-                0,
-                origin={"file sha256": hashlib.sha256(upload.getvalue()).hexdigest()},
-            )
-            state.mark_upload_added(upload.file_id)
-            state.choose_for_review(name)
-            st.toast(f"Added {name}")
-        except CoreError as exc:
-            widgets.show_error(exc, "Reading the synthetic set")
-    with c2:
-        st.write("Baseline")
-        if st.button(
-            "Add independent-marginals baseline",
-            key="review_baseline",
-            help="Every column resampled independently from the training data: right marginals, no correlations.",
-        ):
-            base, vectors = independent_marginals(
-                train, len(split.train), seed=0, encoding=encoding
-            )
-            name = state.unique_name("Independent marginals (baseline)", sets)
-            state.choose_for_review(name)
-            sets[name] = SyntheticSet(
-                base,
-                vectors,
-                "baseline: independent marginals",
-                None,
-                0.0,
-                0,
-                origin={
-                    "definition": "every column resampled independently from the training split",
-                    "seed": 0,
-                },
-            )
-
-    compatible, reasons = [], {}
-    for name, s in sets.items():
-        try:
-            encoding.check_compatible(s.table)
-            compatible.append(name)
-        except CohortError as exc:
-            reasons[name] = str(exc)
-    for name, why in reasons.items():
-        st.caption(f":material/block: **{name}** cannot be compared with this cohort: {why}")
-    state.prune_review_choice(compatible)
-    chosen = st.multiselect("Synthetic sets to review", compatible, key=state.REVIEW_CHOICE)
-    c1, c2, c3 = st.columns(3)
-    seed = int(c1.number_input("Seed", 0, 2**31 - 1, 0, key="review_seed"))
-    mmd_sub = c2.selectbox(
-        "MMD", ("exact (all records)", "subsample 2,000 records"), key="review_mmd"
-    )
-    boot = int(c3.number_input("Bootstrap resamples (CIs)", 20, 2000, 200, 20, key="review_boot"))
-    run = st.button("Run review", type="primary", disabled=not chosen, key="review_run")
-
-settings = ReviewSettings(
-    seed=seed, mmd_max_records=None if mmd_sub.startswith("exact") else 2000, bootstrap=boot
-)
-if run:
-    bar = st.progress(0.0, text="Computing metrics")
-    reviews = []
-    try:
-        for k, name in enumerate(chosen):
-            bar.progress(k / len(chosen), text=f"Reviewing {name} ({k + 1} of {len(chosen)})")
-            synth = sets[name]
-            key = (
-                cohort.fingerprint(),
-                split.seed,
-                split.holdout_fraction,
-                table_fingerprint(synth.table),
-                settings,
-            )
-
-            def report(i: int, total: int, label: str, k: int = k, name: str = name) -> None:
-                done = (k + i / max(total, 1)) / len(chosen)
-                bar.progress(done, text=f"{name}: {label} ({k + 1} of {len(chosen)} sets)")
-
-            reviews.append(
-                ui_review.run_review(
-                    name,
-                    train,
-                    holdout,
-                    synth.table,
-                    encoding,
-                    settings,
-                    key,
-                    report,
-                    ref.sequences_for(synth),
+    with st.container(border=True):
+        st.markdown(
+            f"**Real cohort:** {cohort.name}: {len(split.train):,} training and {len(split.holdout):,} holdout {ref.unit} (seed {split.seed})."
+        )
+        c1, c2 = st.columns(2)
+        upload = c1.file_uploader(
+            "Add a synthetic set from a file (CSV or Parquet with the cohort's columns)",
+            type=["csv", "parquet", "gz"],
+            key="review_upload",
+            help=f"Up to {state.upload_limit_mb()} MB. Columns must match the real cohort's; the id and label columns are optional.",
+        )
+        if upload is not None and state.upload_is_new(upload.file_id):
+            try:
+                frame = read_table(upload.getvalue(), upload.name)
+                synth_table = table_from_frame(frame, table, upload.name)
+                name = state.unique_name(f"Upload: {upload.name}", sets)
+                sets[name] = SyntheticSet(
+                    synth_table,
+                    encoding.encode(synth_table),
+                    f"uploaded file {upload.name}",
+                    None,
+                    0.0,
+                    0,
+                    origin={"file sha256": hashlib.sha256(upload.getvalue()).hexdigest()},
                 )
-            )
-        state.set_review_results(chosen, reviews, settings)
-    except CoreError as exc:
-        widgets.show_error(exc, "The review")
-    finally:
-        bar.empty()
+                state.mark_upload_added(upload.file_id)
+                state.choose_for_review(name)
+                st.toast(f"Added {name}")
+            except CoreError as exc:
+                widgets.show_error(exc, "Reading the synthetic set")
+        with c2:
+            st.write("Baseline")
+            if st.button(
+                "Add independent-marginals baseline",
+                key="review_baseline",
+                help="Every column resampled independently from the training data: right marginals, no correlations.",
+            ):
+                base, vectors = independent_marginals(
+                    train, len(split.train), seed=0, encoding=encoding
+                )
+                name = state.unique_name("Independent marginals (baseline)", sets)
+                state.choose_for_review(name)
+                sets[name] = SyntheticSet(
+                    base,
+                    vectors,
+                    "baseline: independent marginals",
+                    None,
+                    0.0,
+                    0,
+                    origin={
+                        "definition": "every column resampled independently from the training split",
+                        "seed": 0,
+                    },
+                )
 
-stored = state.review_results()
-if not stored:
-    st.info(
-        "Choose one or more synthetic sets and press **Run review**. Generate sets on the Generate page, upload one, or add the baseline."
-    )
-    st.stop()
-names, reviews, used = stored
-names = [n for n in names if n in sets]
-reviews = [r for r in reviews if r.name in names]
-
-st.subheader("Summary")
-summary = summary_table(reviews)
-
-
-def highlight(row: pd.Series) -> list[str]:
-    best = best_column(row, names)
-    return [
-        "background-color: #dff2e6; font-weight: 600" if c == best and len(names) > 1 else ""
-        for c in row.index
-    ]
-
-
-st.dataframe(
-    summary.style.apply(highlight, axis=1).format({n: "{:.4g}" for n in [*names, "ideal"]}),
-    hide_index=True,
-    column_config={"id": None, "spec": None},
-    key="review_summary",
-)
-st.caption("Highlighted: the value closest to the ideal in each row.")
-with st.expander("What the metrics mean"):
-    for spec_id in dict.fromkeys(summary["spec"]):
-        st.markdown(f"**{metric_specs.title(spec_id)}.** {metric_specs.explanation(spec_id)}")
-for rv in reviews:
-    if rv.skipped:
-        st.caption(
-            f"{rv.name}: not computed: "
-            + "; ".join(f"{metric_specs.title(k)} ({v})" for k, v in rv.skipped.items())
+        compatible, reasons = [], {}
+        for name, s in sets.items():
+            try:
+                encoding.check_compatible(s.table)
+                compatible.append(name)
+            except CohortError as exc:
+                reasons[name] = str(exc)
+        for name, why in reasons.items():
+            st.caption(f":material/block: **{name}** cannot be compared with this cohort: {why}")
+        state.prune_review_choice(compatible)
+        chosen = st.multiselect("Synthetic sets to review", compatible, key=state.REVIEW_CHOICE)
+        c1, c2, c3 = st.columns(3)
+        seed = int(c1.number_input("Seed", 0, 2**31 - 1, 0, key="review_seed"))
+        mmd_sub = c2.selectbox(
+            "MMD", ("exact (all records)", "subsample 2,000 records"), key="review_mmd"
         )
-    if rv.subsampled_from:
-        st.caption(
-            f"{rv.name}: reviewed on a random subsample of {rv.n_records:,} of {rv.subsampled_from:,} records."
+        boot = int(
+            c3.number_input("Bootstrap resamples (CIs)", 20, 2000, 200, 20, key="review_boot")
         )
+        run = st.button("Run review", type="primary", disabled=not chosen, key="review_run")
 
-mmd = {rv.name: rv.get("mmd") for rv in reviews if rv.get("mmd") is not None}
-if mmd:
-    st.plotly_chart(rf.mmd_bars(mmd), key="review_mmd_bars")
-risks = anonymeter_results(reviews)
-if risks:
-    st.plotly_chart(rf.anonymeter_risks(risks), key="review_anonymeter")
-    st.caption(
-        "Anonymeter (Giomi et al., PoPETs 2023): how much more often each attack succeeds on "
-        "training patients than on holdout patients the generator never saw, out of what was "
-        "left to gain. Hover for the success rates behind each risk."
+    settings = ReviewSettings(
+        seed=seed, mmd_max_records=None if mmd_sub.startswith("exact") else 2000, bootstrap=boot
     )
-codes = code_counts(train, {rv.name: sets[rv.name].table for rv in reviews})
-for col, rv in zip(st.columns(len(reviews)), reviews, strict=True):
-    real_c, syn_c = codes[rv.name]
-    with col:
-        st.markdown(f"#### {rv.name}")
-        for i, fig in enumerate(figures_for(rv, real_c, syn_c)):
-            st.plotly_chart(fig, key=f"review_fig_{rv.name}_{i}")
+    if run:
+        bar = st.progress(0.0, text="Computing metrics")
+        reviews = []
+        try:
+            for k, name in enumerate(chosen):
+                bar.progress(k / len(chosen), text=f"Reviewing {name} ({k + 1} of {len(chosen)})")
+                synth = sets[name]
+                key = (
+                    cohort.fingerprint(),
+                    split.seed,
+                    split.holdout_fraction,
+                    table_fingerprint(synth.table),
+                    settings,
+                )
 
-per_column = {rv.name: rv.get("column_fidelity_worst") for rv in reviews}
-per_column = {name: res for name, res in per_column.items() if res is not None}
-if per_column:
-    st.subheader("Per-column fidelity")
-    st.caption(
-        "Every column's real and synthetic values compared on their own, worst first; click a "
-        "header to sort. KS above 0.10 (or total variation for categories) is visible to a "
-        "reader; an off-support share above 0 means values no real record has (a GCS of 11.37)."
+                def report(i: int, total: int, label: str, k: int = k, name: str = name) -> None:
+                    done = (k + i / max(total, 1)) / len(chosen)
+                    bar.progress(done, text=f"{name}: {label} ({k + 1} of {len(chosen)} sets)")
+
+                reviews.append(
+                    ui_review.run_review(
+                        name,
+                        train,
+                        holdout,
+                        synth.table,
+                        encoding,
+                        settings,
+                        key,
+                        report,
+                        ref.sequences_for(synth),
+                    )
+                )
+            state.set_review_results(chosen, reviews, settings)
+        except CoreError as exc:
+            widgets.show_error(exc, "The review")
+        finally:
+            bar.empty()
+
+    stored = state.review_results()
+    if not stored:
+        st.info(
+            "Choose one or more synthetic sets and press **Run review**. Generate sets on the Generate page, upload one, or add the baseline."
+        )
+        st.stop()
+    names, reviews, used = stored
+    names = [n for n in names if n in sets]
+    reviews = [r for r in reviews if r.name in names]
+
+    st.subheader("Summary")
+    summary = summary_table(reviews)
+
+    def highlight(row: pd.Series) -> list[str]:
+        best = best_column(row, names)
+        return [
+            "background-color: #dff2e6; font-weight: 600" if c == best and len(names) > 1 else ""
+            for c in row.index
+        ]
+
+    st.dataframe(
+        summary.style.apply(highlight, axis=1).format({n: "{:.4g}" for n in [*names, "ideal"]}),
+        hide_index=True,
+        column_config={"id": None, "spec": None},
+        key="review_summary",
     )
-    for tab, (name, res) in zip(st.tabs(list(per_column)), per_column.items(), strict=True):
-        with tab:
-            st.dataframe(
-                column_frame(res).style.format(precision=3, na_rep=""),
-                hide_index=True,
-                key=f"review_columns_{name}",
+    st.caption("Highlighted: the value closest to the ideal in each row.")
+    with st.expander("What the metrics mean"):
+        for spec_id in dict.fromkeys(summary["spec"]):
+            st.markdown(f"**{metric_specs.title(spec_id)}.** {metric_specs.explanation(spec_id)}")
+    for rv in reviews:
+        if rv.skipped:
+            st.caption(
+                f"{rv.name}: not computed: "
+                + "; ".join(f"{metric_specs.title(k)} ({v})" for k, v in rv.skipped.items())
+            )
+        if rv.subsampled_from:
+            st.caption(
+                f"{rv.name}: reviewed on a random subsample of {rv.n_records:,} of {rv.subsampled_from:,} records."
             )
 
-st.subheader("Release gate")
-st.caption(
-    "Privacy thresholds a data steward sets before any release. A steward releases a set: its "
-    "manifest is signed and recorded in the ledger; a set that does not pass needs an explicit "
-    "override with a reason."
-)
-thresholds = ui_review.gate_thresholds()
-verdicts = {rv.name: evaluate_gate(rv, thresholds) for rv in reviews}
-st.dataframe(
-    ui_review.gate_frame(verdicts).style.format(
-        {"leak estimate": "{:.4g}", "threshold (≤)": "{:.3g}"},
-        na_rep="",
-    ),
-    hide_index=True,
-    key="gate_table",
-)
-st.caption(
-    "Leak estimate: what the set gives away beyond data that never saw the training patients "
-    "(membership shuffled). Fail: the whole interval (98.75% per check, 95% for the four default "
-    "checks together) is above the threshold; pass: it is at or below; inconclusive: it straddles "
-    "the threshold (the holdout is too small to tell)."
-)
+    mmd = {rv.name: rv.get("mmd") for rv in reviews if rv.get("mmd") is not None}
+    if mmd:
+        st.plotly_chart(rf.mmd_bars(mmd), key="review_mmd_bars")
+    risks = anonymeter_results(reviews)
+    if risks:
+        st.plotly_chart(rf.anonymeter_risks(risks), key="review_anonymeter")
+        st.caption(
+            "Anonymeter (Giomi et al., PoPETs 2023): how much more often each attack succeeds on "
+            "training patients than on holdout patients the generator never saw, out of what was "
+            "left to gain. Hover for the success rates behind each risk."
+        )
+    codes = code_counts(train, {rv.name: sets[rv.name].table for rv in reviews})
+    for col, rv in zip(st.columns(len(reviews)), reviews, strict=True):
+        real_c, syn_c = codes[rv.name]
+        with col:
+            st.markdown(f"#### {rv.name}")
+            for i, fig in enumerate(figures_for(rv, real_c, syn_c)):
+                st.plotly_chart(fig, key=f"review_fig_{rv.name}_{i}")
 
-for rv in reviews:
-    ui_review.exposure_panel(ref, rv.name, sets[rv.name])
+    per_column = {rv.name: rv.get("column_fidelity_worst") for rv in reviews}
+    per_column = {name: res for name, res in per_column.items() if res is not None}
+    if per_column:
+        st.subheader("Per-column fidelity")
+        st.caption(
+            "Every column's real and synthetic values compared on their own, worst first; click a "
+            "header to sort. KS above 0.10 (or total variation for categories) is visible to a "
+            "reader; an off-support share above 0 means values no real record has (a GCS of 11.37)."
+        )
+        for tab, (name, res) in zip(st.tabs(list(per_column)), per_column.items(), strict=True):
+            with tab:
+                st.dataframe(
+                    column_frame(res).style.format(precision=3, na_rep=""),
+                    hide_index=True,
+                    key=f"review_columns_{name}",
+                )
 
-context = make_context(
-    cohort,
-    split,
-    used,
-    {n: sets[n].provenance for n in names},
-)
-release_name = st.selectbox("Release a synthetic set", names, key="gate_set")
-release_set = sets[release_name]
-stem = export.file_stem(release_name)
-patients = release_set.cohort is not None
-sequences = release_set.visits is not None
-filename, mime = (
-    (f"{stem}.meds.parquet", "application/octet-stream")
-    if sequences
-    else (f"{stem}.parquet", "application/octet-stream")
-    if patients
-    else (f"{stem}.csv", "text/csv")
-)
+    st.subheader("Release gate")
+    st.caption(
+        "Privacy thresholds a data steward sets before any release. A steward releases a set: its "
+        "manifest is signed and recorded in the ledger; a set that does not pass needs an explicit "
+        "override with a reason."
+    )
+    thresholds = ui_review.gate_thresholds()
+    verdicts = {rv.name: evaluate_gate(rv, thresholds) for rv in reviews}
+    st.dataframe(
+        ui_review.gate_frame(verdicts).style.format(
+            {"leak estimate": "{:.4g}", "threshold (≤)": "{:.3g}"},
+            na_rep="",
+        ),
+        hide_index=True,
+        key="gate_table",
+    )
+    st.caption(
+        "Leak estimate: what the set gives away beyond data that never saw the training patients "
+        "(membership shuffled). Fail: the whole interval (98.75% per check, 95% for the four default "
+        "checks together) is above the threshold; pass: it is at or below; inconclusive: it straddles "
+        "the threshold (the holdout is too small to tell)."
+    )
 
+    for rv in reviews:
+        ui_review.exposure_panel(ref, rv.name, sets[rv.name])
 
-def payload() -> bytes:
-    """The released file, built only when a download is clicked (not on every rerun)."""
-    if sequences:
-        return export.meds_parquet_bytes(release_set.visits)
-    if patients:
-        return export.patients_parquet_bytes(release_set.cohort)
-    return export.to_csv_bytes(release_set.table.to_frame())
+    context = make_context(
+        cohort,
+        split,
+        used,
+        {n: sets[n].provenance for n in names},
+    )
+    release_name = st.selectbox("Release a synthetic set", names, key="gate_set")
+    release_set = sets[release_name]
+    stem = export.file_stem(release_name)
+    patients = release_set.cohort is not None
+    sequences = release_set.visits is not None
+    filename, mime = (
+        (f"{stem}.meds.parquet", "application/octet-stream")
+        if sequences
+        else (f"{stem}.parquet", "application/octet-stream")
+        if patients
+        else (f"{stem}.csv", "text/csv")
+    )
 
+    def payload() -> bytes:
+        """The released file, built only when a download is clicked (not on every rerun)."""
+        if sequences:
+            return export.meds_parquet_bytes(release_set.visits)
+        if patients:
+            return export.patients_parquet_bytes(release_set.cohort)
+        return export.to_csv_bytes(release_set.table.to_frame())
 
-ui_review.release_download(
-    verdicts[release_name],
-    payload,
-    filename,
-    mime,
-    {
-        "cohort_fingerprint": context.cohort_fingerprint,
-        "split": context.split,
-        "provenance": context.sets[release_name],
-        "review_settings": context.settings,
-    },
-    id(release_set),
-)
+    ui_review.release_download(
+        verdicts[release_name],
+        payload,
+        filename,
+        mime,
+        {
+            "cohort_fingerprint": context.cohort_fingerprint,
+            "split": context.split,
+            "provenance": context.sets[release_name],
+            "review_settings": context.settings,
+        },
+        id(release_set),
+    )
 
-st.subheader("Export")
-d1, d2, d3 = st.columns(3)
-d1.download_button(
-    "Download HTML report",
-    lambda: build_html(reviews, context, codes, verdicts).encode("utf-8"),
-    "synthetic_review.html",
-    "text/html",
-    on_click="ignore",  # deferred file: a rerun would race its fetch
-    key="review_dl_html",
-)
-d2.download_button(
-    "Download metrics (JSON)",
-    lambda: to_json(reviews, context, verdicts).encode("utf-8"),
-    "synthetic_review.json",
-    "application/json",
-    on_click="ignore",
-    key="review_dl_json",
-)
-d3.download_button(
-    "Download metrics (CSV)",
-    export.to_csv_bytes(summary),
-    "synthetic_review.csv",
-    "text/csv",
-    key="review_dl_csv",
-)
+    st.subheader("Export")
+    d1, d2, d3 = st.columns(3)
+    d1.download_button(
+        "Download HTML report",
+        lambda: build_html(reviews, context, codes, verdicts).encode("utf-8"),
+        "synthetic_review.html",
+        "text/html",
+        on_click="ignore",  # deferred file: a rerun would race its fetch
+        key="review_dl_html",
+    )
+    d2.download_button(
+        "Download metrics (JSON)",
+        lambda: to_json(reviews, context, verdicts).encode("utf-8"),
+        "synthetic_review.json",
+        "application/json",
+        on_click="ignore",
+        key="review_dl_json",
+    )
+    d3.download_button(
+        "Download metrics (CSV)",
+        export.to_csv_bytes(summary),
+        "synthetic_review.csv",
+        "text/csv",
+        key="review_dl_csv",
+    )

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE = {
     "core",
     "core.errors",
+    "core.faults",
     "core.config",
     "core.progress",
     "core.device",

@@ -77,14 +77,36 @@ class EHRWindow:
 
 
 def _find_column(frame: pd.DataFrame, names: tuple[str, ...]) -> str | None:
-    lower = {c.lower().strip(): c for c in frame.columns}
+    lower = {str(c).lower().strip(): c for c in frame.columns}
     return next((lower[n] for n in names if n in lower), None)
 
 
 def window_from_frame(
     frame: pd.DataFrame, vocabulary: EHRVocabulary, label: str = "EHR window"
 ) -> EHRWindow:
-    """Validate a long or wide table against ``vocabulary``; typed errors name the problem."""
+    """Validate a long or wide table against ``vocabulary``; typed errors name the problem.
+    Whatever the table holds, nothing but a :class:`CohortError` leaves this function."""
+    if not isinstance(frame, pd.DataFrame):
+        raise CohortError("expected a table of EHR observations", source=label)
+    dupes = sorted({str(c)[:40] for c in frame.columns[frame.columns.duplicated()]})
+    if dupes:
+        raise CohortError(f"columns appear more than once: {', '.join(dupes)}", source=label)
+    frame = frame.rename(columns=str)
+    try:
+        return _window(frame, vocabulary, label)
+    except CohortError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        # pandas met cells of a kind this table cannot hold (nested, mixed or huge values);
+        # the exception's text may quote cells, so it is not repeated
+        raise CohortError(
+            "the table's columns or values are not of the expected kinds (hours and values "
+            f"numbers, variables names; {type(exc).__name__})",
+            source=label,
+        ) from None
+
+
+def _window(frame: pd.DataFrame, vocabulary: EHRVocabulary, label: str) -> EHRWindow:
     hour_col = _find_column(frame, HOUR_COLUMNS)
     if hour_col is None:
         raise CohortError(
@@ -101,8 +123,13 @@ def window_from_frame(
         value_cols = [c for c in frame.columns if c != hour_col]
         if not value_cols:
             raise CohortError("a wide EHR table needs at least one variable column", source=label)
-        long = frame.melt(id_vars=[hour_col], value_vars=value_cols, var_name="variable")
-        long = long.rename(columns={hour_col: "hours"})
+        long = pd.DataFrame(  # not melt: a column named "value" or "variable" is a variable too
+            {
+                "hours": np.tile(frame[hour_col].to_numpy(), len(value_cols)),
+                "variable": np.repeat(np.asarray(value_cols, dtype=object), len(frame)),
+                "value": np.concatenate([frame[c].to_numpy(dtype=object) for c in value_cols]),
+            }
+        )
     notes: list[str] = []
     hours = pd.to_numeric(long["hours"], errors="coerce")
     bad_hours = long["hours"].notna() & hours.isna() | np.isinf(hours.fillna(0))

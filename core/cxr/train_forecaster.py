@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from core.checkpoints import read_manifest
-from core.cli import export_trained, split_card
+from core.cli import claim_output, export_trained, split_card
 from core.cxr.augment import random_views
 from core.cxr.data import (
     DATASET_CARDS,
@@ -414,6 +414,7 @@ def _pretrain(
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    _out = claim_output(args.out)  # a second training into --out is refused
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with training_processes(args.device) as (device, rank, world):
         autoencoder, _ = CXRAutoencoder.load(args.vae, device)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.cli import export_trained, split_card
+from core.cli import claim_output, export_trained, split_card
 from core.cxr.data import dataset_cards, holdout_patients, image_folder, load_images
 from core.cxr.pipeline import CXRAutoencoder
 from core.cxr.vae import CXRVAE, CXRVAEConfig
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    _out = claim_output(args.out)  # a second training into --out is refused
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cfg = CXRVAEConfig(
         image_size=args.image_size,

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from core.checkpoints import Manifest
+from core.cli import claim_output
 from core.config import JSONConfig
 from core.device import make_generator, select_device
 from core.diffusion import karras
@@ -293,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _out = claim_output(args.out)  # a second training into --out is refused
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
     device = select_device(args.device)

@@ -24,6 +24,7 @@ import torch
 from core.cli import (
     add_cohort_arguments,
     add_training_arguments,
+    claim_output,
     cohort_data_card,
     export_trained,
     load_cohort_from_args,
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _out = claim_output(args.out)  # a second training into --out is refused
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
     with training_processes(args.device) as (device, rank, world):

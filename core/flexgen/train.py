@@ -37,7 +37,13 @@ import numpy as np
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-from core.cli import add_cohort_arguments, cohort_data_card, export_trained, load_cohort_from_args
+from core.cli import (
+    add_cohort_arguments,
+    claim_output,
+    cohort_data_card,
+    export_trained,
+    load_cohort_from_args,
+)
 from core.config import JSONConfig
 from core.data.cohort import Cohort, split_cohort
 from core.device import make_generator, seeded_construction, select_device
@@ -534,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     """Trains in one process, or in each of ``torchrun --nproc_per_node=N``; rank 0 exports."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
+    _out = claim_output(args.out)  # a second training into --out is refused
     cohort, inputs = load_cohort_from_args(args)
     split = split_cohort(cohort, args.holdout, args.split_seed)
     train = cohort.subset(split.train)

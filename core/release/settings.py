@@ -3,7 +3,9 @@
 - ``CSS_STATE_DIR``: folder for the default ledger and key (default ``~/.clinical-synthesis-studio``);
 - ``CSS_LEDGER_URL``: SQLAlchemy URL of the audit ledger (default: a SQLite file in the state
   folder; ``postgresql+psycopg://user:pass@host/db`` for a shared deployment);
-- ``CSS_SIGNING_KEY``: the Ed25519 private key's path (default ``signing-key.pem`` there).
+- ``CSS_SIGNING_KEY``: the Ed25519 private key's path (default ``signing-key.pem`` there);
+- ``CSS_PUBLIC_KEY_URL``: where recipients get the public key to verify releases against (a URL
+  or path; default the ``.pub.pem`` beside the private key), named in every release manifest.
 """
 
 from __future__ import annotations
@@ -22,3 +24,7 @@ def ledger_url() -> str:
 
 def signing_key_path() -> Path:
     return Path(os.environ.get("CSS_SIGNING_KEY") or state_dir() / "signing-key.pem")
+
+
+def public_key_location() -> str:
+    return os.environ.get("CSS_PUBLIC_KEY_URL") or str(signing_key_path().with_suffix(".pub.pem"))

@@ -9,9 +9,10 @@
 
 Sets that pass the gate (or every set, with --override) are released: their manifests are signed
 with the server key and recorded in the audit ledger (core/release/settings.py says where).
-``verify`` checks a release manifest's hash and signature, that the signing key is the trusted
-one (the server key's public half by default) and, given the released file, its sha256; it
-exits with status 1 when any check fails.
+``verify`` checks a release manifest's hash, that a trusted key signed it (``--public-key``; by
+default this server's key and the keys its ledger recorded) and, given the released file, its
+sha256. Exit status: 0 verified, 1 rejected, 3 signer unknown (intact, but no trusted key was
+found: pass the publisher's key, or ``--trust-embedded-key`` to accept the one it carries).
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ import argparse
 import getpass
 import json
 import logging
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 from core.checkpoints import sha256_file
 from core.cli import add_cohort_arguments, load_cohort_from_args, parse_pairs
@@ -32,18 +36,21 @@ from core.data.cohort import split_cohort
 from core.data.io import read_table
 from core.data.records import ehr_table, table_from_frame
 from core.encoding.vectors import VectorEncoding
-from core.errors import ConfigError
+from core.errors import ConfigError, CoreError
 from core.metrics.baselines import independent_marginals
 from core.metrics.suite import ReviewSettings, review, summary_table
 from core.release import settings as release_settings
 from core.release.gate import GateThresholds, evaluate_gate, release_manifest
-from core.release.ledger import Actor
+from core.release.ledger import Actor, Ledger
 from core.release.publish import STEWARD, publish
 from core.release.signing import load_public_key, verify_manifest
 from core.report.export import to_csv_bytes
 from core.report.review_report import build_html, code_counts, make_context, to_json
 
 log = logging.getLogger("core.report")
+
+
+SIGNER_UNKNOWN = 3  # exit status: intact, but no trusted key vouches for the signer
 
 
 def verify(argv: list[str]) -> int:
@@ -53,30 +60,69 @@ def verify(argv: list[str]) -> int:
     p.add_argument(
         "--public-key",
         type=Path,
-        default=None,
-        help="trusted Ed25519 public key (PEM); default: the server key's .pub.pem, if present",
+        action="append",
+        default=[],
+        help="trusted Ed25519 public key (PEM), repeatable; default: this server's key and "
+        "every key its ledger has signed with, where present",
+    )
+    p.add_argument(
+        "--trust-embedded-key",
+        action="store_true",
+        help="accept the key the manifest carries (proves the manifest is intact, not who "
+        "signed it: anyone can sign a forged manifest with their own key)",
     )
     args = p.parse_args(argv)
     try:
         manifest = json.loads(args.manifest.read_text(encoding="utf-8"))
-        trusted_path = args.public_key or release_settings.signing_key_path().with_suffix(
-            ".pub.pem"
+        if not isinstance(manifest, dict):
+            raise ConfigError(f"{args.manifest} does not hold a JSON object")
+        trusted = (
+            [load_public_key(k) for k in args.public_key] if args.public_key else _local_keys()
         )
-        trusted = load_public_key(trusted_path) if trusted_path.exists() else None
         released = args.released.read_bytes() if args.released else None
-    except (OSError, json.JSONDecodeError, ConfigError) as exc:
+    except (OSError, json.JSONDecodeError, RecursionError, CoreError) as exc:
         print(f"cannot verify: {exc}", file=sys.stderr)
         return 1
-    result = verify_manifest(manifest, released, trusted)
+    result = verify_manifest(
+        manifest, released, trusted, trust_embedded=args.trust_embedded_key and not trusted
+    )
     for what, ok, detail in result.checks:
         print(f"{'ok  ' if ok else 'FAIL'} {what}: {detail}")
-    if trusted is None:
-        print("note: no trusted public key given or found; the signer's key was not checked")
-    print("VERIFIED" if result.ok else "REJECTED")
-    return 0 if result.ok else 1
+    if result.ok:
+        print("VERIFIED")
+        return 0
+    if result.signer_unknown and all(ok for what, ok, _ in result.checks if what != "signing key"):
+        print(
+            "SIGNER UNKNOWN: the manifest is intact, but no trusted key says who signed it. "
+            "Get the publisher's public key (see trusted_key.published_at in the manifest) and "
+            "pass it with --public-key, or accept the embedded key with --trust-embedded-key."
+        )
+        return SIGNER_UNKNOWN
+    print("REJECTED")
+    return 1
 
 
-verify.__doc__ = "Check a release manifest's hash and signature, and the released file's hash."
+def _local_keys() -> list:
+    """This server's public key and the keys its ledger recorded, where they exist (a recipient
+    elsewhere has neither and must name the publisher's key)."""
+    keys = []
+    public = release_settings.signing_key_path().with_suffix(".pub.pem")
+    if public.exists():
+        keys.append(load_public_key(public))
+    url = release_settings.ledger_url()
+    local_file = url.startswith("sqlite:///") and Path(url.removeprefix("sqlite:///")).is_file()
+    if os.environ.get("CSS_LEDGER_URL") or local_file:
+        for kid, pem in Ledger(url).public_keys().items():
+            try:
+                keys.append(serialization.load_pem_public_key(pem.encode()))
+            except (ValueError, UnsupportedAlgorithm):
+                log.warning("the ledger's key %s is damaged; not trusted", kid)
+    return keys
+
+
+verify.__doc__ = (
+    "Check a release manifest's hash, that a trusted key signed it, and the released file's hash."
+)
 
 
 def main(argv: list[str] | None = None) -> int:

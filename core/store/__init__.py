@@ -3,8 +3,10 @@ checkpoint folders (``model.safetensors`` + ``manifest.json``, as the shipped on
 
 Root: ``CSS_MODEL_ROOT`` (default ``models`` in the state folder, ``~/.clinical-synthesis-studio``
 or ``CSS_STATE_DIR``). A model is found by its manifest and verified by hash; nothing is
-registered by hand. Writers go through a hidden temporary folder and a rename, so two sessions
-saving at once never leave a half-written model, and hidden folders are never listed.
+registered by hand. Writers claim a name (an OS file lock, see ``core.checkpoints.claim``) and
+go through a hidden temporary folder and a rename, so two sessions saving at once never leave a
+half-written model nor replace each other's, and hidden folders are never listed. Opening the
+store finishes or undoes what a killed writer left half-done.
 """
 
 from __future__ import annotations
@@ -15,22 +17,30 @@ import re
 import shutil
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import faults
 from core.checkpoints import (
+    LEFTOVER,
     MANIFEST_FILE,
     WEIGHTS_FILE,
     Manifest,
-    read_manifest,
+    claim,
+    leftovers_of,
+    parse_manifest,
+    recover_leftovers,
+    recover_name,
     verify_checkpoint,
 )
-from core.errors import CheckpointError, ConfigError
+from core.errors import CheckpointError, ConfigError, CoreError, storage_error
 
 CARD_FILE = "README.md"
 MEMBERS = (MANIFEST_FILE, WEIGHTS_FILE, CARD_FILE)
 MAX_MODEL_BYTES = 2 << 30  # a zip that expands beyond 2 GiB is refused
+SETTLE_SECONDS = 10.0  # how long a reader waits for a model being replaced
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,99}$")
 
 
@@ -83,8 +93,13 @@ def check_name(name: str) -> str:
 
 
 class ModelStore:
+    """The store at ``root``. Opening it finishes or undoes writes a killed process left
+    half-done and removes their hidden folders; ``recovered`` says what was done (the Models
+    page shows it)."""
+
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
+        self.recovered: list[str] = recover_leftovers(self.root)
 
     def _size(self, folder: Path) -> int:
         return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
@@ -92,22 +107,53 @@ class ModelStore:
     def get(self, name: str) -> StoredModel:
         folder = self.root / check_name(name)
         if not folder.is_dir():
-            raise ConfigError(f"No model '{name}' in the store at {self.root}.")
+            self._settle(folder.name)
+        try:
+            return self._describe(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ConfigError(f"No model '{name}' in the store at {self.root}.") from None
+
+    def _describe(self, folder: Path) -> StoredModel:
+        """The model in ``folder``, verified; one that cannot be read is listed as broken."""
         try:
             manifest = _verified(folder)
-            return StoredModel(name, folder, manifest, True, "verified", self._size(folder))
+            return StoredModel(folder.name, folder, manifest, True, "verified", self._size(folder))
         except CheckpointError as exc:
-            return StoredModel(name, folder, None, False, str(exc), self._size(folder))
+            return StoredModel(folder.name, folder, None, False, str(exc), self._size(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            raise
+        except OSError as exc:
+            return StoredModel(folder.name, folder, None, False, f"cannot be read: {exc}", 0)
+
+    def _settle(self, name: str) -> None:
+        """A name with a write in flight (or killed) in it: wait for its writer, then recover."""
+        found = leftovers_of(self.root, name)
+        if not found:
+            return
+        # only a replace (an ".old-" folder) hides an existing model: worth waiting for
+        replacing = any(LEFTOVER.match(p.name)["kind"] == "old" for p in found)
+        try:
+            with claim(self.root / name, wait=SETTLE_SECONDS if replacing else 0.0):
+                self.recovered += recover_name(self.root, name)
+        except CoreError:
+            pass  # still being written: listed once its writer is done
 
     def list(self, family: str | None = None) -> list[StoredModel]:
         """Every model folder (hidden ones, i.e. half-written, excluded), verified by hash; with
-        ``family``, only the verified models of that family."""
-        if not self.root.is_dir():
+        ``family``, only the verified models of that family. A model renamed or deleted while
+        it is listed is left out; one being replaced is waited for."""
+        try:
+            entries = list(self.root.iterdir())
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        names = sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
-        )
-        found = [self.get(n) for n in names if NAME.match(n)]
+        names = {p.name for p in entries if not p.name.startswith(".") and p.is_dir()}
+        names |= {m["name"] for p in entries if (m := LEFTOVER.match(p.name))}
+        found = []
+        for name in sorted(n for n in names if NAME.match(n)):
+            try:
+                found.append(self.get(name))
+            except ConfigError:  # gone meanwhile
+                continue
         return found if family is None else [m for m in found if m.ok and m.family == family]
 
     def free_name(self, base: str) -> str:
@@ -126,25 +172,34 @@ class ModelStore:
         return folder
 
     def save(self, write: Callable[[Path], object], name: str) -> StoredModel:
-        """A new model: ``write(folder)`` fills a hidden folder, which is then renamed to ``name``
-        or, when another writer took it meanwhile, to the next free ``name (k)``."""
-        tmp = self._temporary()
-        try:
-            write(tmp / "model")
-            return self.get(self._claim(tmp / "model", name))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        """A new model: ``write(folder)`` writes it under ``name`` or, when another writer has
+        that name or is writing it, the next free ``name (k)``; never replaces a model."""
+        with self._new_name(name) as final:
+            write(self.root / final)
+            return self.get(final)
 
-    def _claim(self, folder: Path, name: str) -> str:
-        """Rename ``folder`` into the store under a free name; never replaces a model."""
-        for _ in range(1000):
-            final = self.free_name(name)
-            try:
-                os.rename(folder, self.root / final)  # fails when another writer got there first
-                return final
-            except OSError:
-                if not (self.root / final).exists():
-                    raise
+    @contextmanager
+    def _new_name(self, name: str) -> Iterator[str]:
+        """A free name, claimed for the caller's write (no other writer can take it)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, self.root, "Creating the model store") from None
+        base = check_name(name[:90])
+        for k in range(1, 1000):
+            final = base if k == 1 else f"{base} ({k})"
+            if (self.root / final).exists():
+                continue
+            with ExitStack() as held:
+                try:
+                    held.enter_context(claim(self.root / final))
+                except CheckpointError:  # another writer is on it
+                    continue
+                recover_name(self.root, final)
+                if (self.root / final).exists():
+                    continue
+                yield final
+                return
         raise ConfigError(f"Could not find a free name for '{name}' in the store.")
 
     def export_zip(self, name: str) -> bytes:
@@ -178,38 +233,47 @@ class ModelStore:
                 )
             if sum(i.file_size for i in members.values()) > MAX_MODEL_BYTES:
                 raise ConfigError("The model file expands beyond 2 GiB; refused.")
-            tmp = self._temporary()
             try:
-                for member in members:
-                    (tmp / member).write_bytes(zf.read(member))
-                manifest = read_manifest(tmp)
+                manifest = parse_manifest(zf.read(MANIFEST_FILE), "the model file")
                 if manifest.family not in families:
                     raise ConfigError(
                         f"The model is of family '{manifest.family}', which this app does not "
                         f"know (known: {', '.join(sorted(families))})."
                     )
-                verify_checkpoint(tmp)
-                final = self._claim(tmp, name or manifest.model_id)
+                with self._new_name(name or manifest.model_id) as final:
+                    tmp = self.root / f".{final}.tmp-{uuid.uuid4().hex[:8]}"
+                    try:
+                        tmp.mkdir()
+                        for member in members:
+                            (tmp / member).write_bytes(zf.read(member))
+                        faults.point("store.import.after_extract")
+                        verify_checkpoint(tmp)
+                        tmp.rename(self.root / final)
+                    except OSError as exc:
+                        raise storage_error(exc, self.root, "Importing the model") from None
+                    finally:
+                        shutil.rmtree(tmp, ignore_errors=True)
             except CheckpointError as exc:
                 raise ConfigError(f"The model file is refused: {exc}") from exc
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
         return self.get(final)
 
     def rename(self, name: str, new_name: str) -> StoredModel:
         src = self.get(name).folder
-        dst = self.folder_for(new_name)
-        src.rename(dst)
+        dst = self.root / check_name(new_name)
+        with claim(src), claim(dst):
+            self.folder_for(dst.name)
+            try:
+                src.rename(dst)
+            except OSError as exc:
+                raise storage_error(exc, src, f"Renaming '{name}'") from None
         return self.get(dst.name)
 
     def delete(self, name: str) -> None:
         src = self.get(name).folder
         trash = self.root / f".{src.name}.deleted-{uuid.uuid4().hex[:8]}"
-        src.rename(trash)  # gone from the listing at once, whatever rmtree takes
-        shutil.rmtree(trash, ignore_errors=True)
-
-    def _temporary(self) -> Path:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".import-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        return tmp
+        with claim(src):
+            try:
+                src.rename(trash)  # gone from the listing at once, whatever rmtree takes
+            except OSError as exc:
+                raise storage_error(exc, src, f"Deleting '{name}'") from None
+            shutil.rmtree(trash, ignore_errors=True)

@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from core.checkpoints import MANIFEST_FILE, WEIGHTS_FILE
+from core.checkpoints import LOCKS, MANIFEST_FILE, WEIGHTS_FILE
 from core.ehrdiff.train import TrainConfig, train_ehrdiff
 from core.errors import ConfigError
 from core.loading import LOADERS, load_model
@@ -112,7 +112,8 @@ def test_two_writers_at_once_leave_a_consistent_store(model, tmp_path):
     listed = store.list()
     assert len(listed) == 16 and all(m.ok for m in listed)  # none lost, none replaced
     assert {m.name for m in listed} >= {"shared", "shared (8)", "copied", "copied (8)"}
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no leftovers
+    # no leftovers: only the per-name lock files' folder stays hidden beside the models
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [LOCKS]
 
 
 def test_a_model_the_training_command_writes_into_the_store_is_listed(model, tmp_path):

@@ -179,3 +179,95 @@ def test_postgresql_ledger_on_a_real_server(postgres, monkeypatch):
     check_ledger(ledger)
     assert time.time() - started < 30
     assert "secret" not in ledger.url
+
+
+# --- the trust anchor, the key file and a damaged or unwritable ledger -----------------------------
+def test_a_manifest_signed_by_an_unknown_key_is_not_verified_without_a_trusted_key(
+    tmp_path, capsys
+):
+    from core.release.signing import sign_manifest
+
+    stranger = load_or_create_key(tmp_path / "stranger.pem")
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(sign_manifest(manifest(), stranger, "https://example.org/k.pem")))
+    data = tmp_path / "set.csv"
+    data.write_bytes(RELEASED)
+    # a recipient with no key of this server (none made in this state folder)
+    assert not settings.signing_key_path().exists()
+    assert report_main(["verify", str(forged), str(data)]) == 3
+    out = capsys.readouterr().out
+    assert "SIGNER UNKNOWN" in out and "VERIFIED" not in out and "https://example.org/k.pem" in out
+    assert report_main(["verify", str(forged), str(data), "--trust-embedded-key"]) == 0
+    capsys.readouterr()
+    # the server's own key is not the stranger's: rejected, whatever the flag says
+    publish(manifest(), STEWARD_ACTOR)
+    assert report_main(["verify", str(forged), str(data), "--trust-embedded-key"]) == 1
+    assert "not a trusted one" in capsys.readouterr().out
+    key = tmp_path / "stranger.pub.pem"
+    assert report_main(["verify", str(forged), str(data), "--public-key", str(key)]) == 0
+
+
+def test_the_manifest_names_its_trusted_key_and_the_ledger_keeps_every_signing_key(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setenv("CSS_PUBLIC_KEY_URL", "https://hospital.example/releases.pub.pem")
+    ledger = Ledger(settings.ledger_url())
+    signed, _ = publish(manifest(), STEWARD_ACTOR, ledger=ledger)
+    kid = signed["signature"]["key_id"]
+    assert signed["trusted_key"] == {
+        "key_id": kid,
+        "published_at": "https://hospital.example/releases.pub.pem",
+    }
+    moved = {**signed, "trusted_key": {**signed["trusted_key"], "published_at": "evil"}}
+    trusted = load_public_key(settings.signing_key_path().with_suffix(".pub.pem"))
+    assert not verify_manifest(moved, RELEASED, trusted).ok  # covered by the signature
+    # a new server key: releases signed with the old one still verify by the ledger's table
+    old_key = settings.signing_key_path()
+    old_key.rename(tmp_path / "retired.pem")
+    _, _ = publish(manifest("e" * 64), STEWARD_ACTOR, ledger=ledger)
+    keys = ledger.public_keys()
+    assert len(keys) == 2 and kid in keys
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(signed))
+    assert report_main(["verify", str(path)]) == 0
+
+
+def test_an_empty_or_damaged_key_is_a_clear_error_and_a_lost_public_half_is_made_again(
+    release_state: Path,
+):
+    path = settings.signing_key_path()
+    key = load_or_create_key(path)
+    path.with_suffix(".pub.pem").unlink()
+    assert load_or_create_key(path).public_key() == key.public_key()
+    assert load_public_key(path.with_suffix(".pub.pem")) == key.public_key()
+    for damage in (b"", b"-----BEGIN PRIVATE KEY-----\ntruncated"):
+        path.write_bytes(damage)
+        with pytest.raises(ConfigError, match=f"{path}.*(move it aside|backup)"):
+            load_or_create_key(path)
+    assert not [p for p in release_state.iterdir() if ".tmp-" in p.name]
+
+
+def test_a_damaged_ledger_row_is_listed_as_damaged_and_the_rest_stay_viewable():
+    from core.release.ledger import RELEASES
+
+    ledger = Ledger(settings.ledger_url())
+    _, first = publish(manifest(), STEWARD_ACTOR, ledger=ledger)
+    _, second = publish(manifest("e" * 64), STEWARD_ACTOR, ledger=ledger)
+    with ledger.engine.begin() as conn:
+        conn.execute(RELEASES.update().where(RELEASES.c.id == first).values(manifest="{not json"))
+    states = {r["id"]: r["state"] for r in ledger.entries()}
+    assert states[second] == "ok" and states[first].startswith("damaged")
+    with pytest.raises(ConfigError, match="damaged"):
+        ledger.manifest(first)
+    assert ledger.manifest(second)["synthetic_sha256"] == "e" * 64
+
+
+def test_a_ledger_that_cannot_be_written_is_a_storage_error_without_sql(release_state: Path):
+    from core.errors import StorageError
+
+    Ledger(settings.ledger_url()).public_keys()  # creates the file and its tables
+    path = release_state / "ledger.sqlite3"
+    read_only = Ledger(f"sqlite:///file:{path}?mode=ro&uri=true")
+    with pytest.raises(StorageError, match="read-only") as caught:
+        publish(manifest(), STEWARD_ACTOR, ledger=read_only)
+    assert "INSERT" not in str(caught.value) and "synthetic_sha256" not in str(caught.value)
