@@ -27,6 +27,7 @@ from core.checkpoints import (
     verify_checkpoint,
 )
 from core.errors import CheckpointError, ConfigError
+from core.store.scrub import scrub_folder
 
 CARD_FILE = "README.md"
 MEMBERS = (MANIFEST_FILE, WEIGHTS_FILE, CARD_FILE)
@@ -49,6 +50,7 @@ class StoredModel:
     ok: bool
     detail: str  # "verified" or why not
     size_bytes: int
+    note: str = ""  # e.g. training data removed from a manifest written by an earlier version
 
     @property
     def family(self) -> str | None:
@@ -93,11 +95,12 @@ class ModelStore:
         folder = self.root / check_name(name)
         if not folder.is_dir():
             raise ConfigError(f"No model '{name}' in the store at {self.root}.")
+        note = scrub_folder(folder)  # before anything reads or exports it
         try:
             manifest = _verified(folder)
-            return StoredModel(name, folder, manifest, True, "verified", self._size(folder))
+            return StoredModel(name, folder, manifest, True, "verified", self._size(folder), note)
         except CheckpointError as exc:
-            return StoredModel(name, folder, None, False, str(exc), self._size(folder))
+            return StoredModel(name, folder, None, False, str(exc), self._size(folder), note)
 
     def list(self, family: str | None = None) -> list[StoredModel]:
         """Every model folder (hidden ones, i.e. half-written, excluded), verified by hash; with
