@@ -158,7 +158,8 @@ def cohort_flags(origin: CohortOrigin | None, split: CohortSplit) -> tuple[dict,
     options, unstated = [], []
     for key, value in origin.options:
         if isinstance(value, dict):
-            unstated.append(f"{key} ({len(value)} set in the page)")
+            if value:
+                unstated.append(f"{key} ({len(value)} set in the page)")
         elif value is not None:
             options.append(f"{key}={_flag_text(value)}")
     if unstated:
