@@ -89,7 +89,7 @@ class TrainingCohort:
         columns: list[list[tuple[int, float]]] = []
         for j in range(numeric.shape[1]):
             col = [canonical(v) if np.isfinite(v) else np.nan for v in numeric[:, j]]
-            counts = pd.Series(col).value_counts()
+            counts = pd.Series(col).value_counts().to_dict()
             keep = [
                 (i, v)
                 for i, v in enumerate(col)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from core.checkpoints import data_in_manifest
 from core.errors import ConfigError
 
 SCHEMA = sa.MetaData()
@@ -59,6 +60,9 @@ class Ledger:
 
     def record(self, manifest: dict, actor: Actor) -> int:
         """Adds one release; returns its ledger id."""
+        leaks = data_in_manifest(manifest)
+        if leaks:  # a row is kept for good: never one that may hold training data
+            raise ConfigError(f"Release manifest refused by the ledger: {'; '.join(leaks)}.")
         provenance = manifest.get("provenance", {})
         row = {
             "released_at": datetime.now(UTC).isoformat(timespec="seconds"),

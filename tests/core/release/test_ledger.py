@@ -179,3 +179,17 @@ def test_postgresql_ledger_on_a_real_server(postgres, monkeypatch):
     check_ledger(ledger)
     assert time.time() - started < 30
     assert "secret" not in ledger.url
+
+
+def test_a_release_whose_provenance_holds_a_table_is_not_recorded(tmp_path):
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {"id": ["REC-123457", "REC-123464", "REC-123471"], "hr": [91.2, 77.5, 102.7]}
+    )
+    leaky = manifest() | {"provenance": {"source": "upload", "rows": str(table)}}
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    with pytest.raises(ConfigError, match="'provenance/rows' holds the repr of a data object"):
+        ledger.record(leaky, STEWARD_ACTOR)
+    assert ledger.entries() == []
+    assert ledger.record(manifest(), STEWARD_ACTOR) == 1
