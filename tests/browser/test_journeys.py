@@ -182,7 +182,7 @@ def test_model_store_journey_train_reload_find_download_delete_upload_generate(
     j.button("Yes, delete it")
     j.see("No stored model yet")
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(model_file)
-    j.see("verified.")
+    j.see("(ehrdiff): verified.")  # the upload's own line, not the page caption
     j.shot("uploaded-back")
     context.close()
 
