@@ -6,14 +6,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.checkpoints import Manifest, claim
-from core.data.cohort import Cohort, CohortSplit
+from core.data.cohort import Cohort, CohortOrigin, CohortSplit
 from core.data.formats import FORMATS, NamedInput, load_cohort
-from core.errors import CoreError
+from core.errors import ConfigError, CoreError
 
 log = logging.getLogger(__name__)
 
@@ -130,3 +132,85 @@ def export_trained(
     manifest = save(out, data_card=data_card, training_command=command, metrics=metrics)
     log.info("wrote %s (sha256 %s): %s", out, manifest.sha256[:12], metrics)
     return manifest
+
+
+# --- the command a training in the app stands for ---------------------------------------------------
+def _flag_text(value: object) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(_flag_text(v) for v in value)
+    return str(value)
+
+
+def flags_to_argv(parser: argparse.ArgumentParser, flags: dict[str, object]) -> list[str]:
+    """The arguments of ``parser`` that set ``flags`` (argparse dests -> values): the inverse of
+    parsing. A value equal to its default is left out; an unknown dest is a ConfigError (a
+    renamed option must not silently drop a setting from a model card)."""
+    actions = {a.dest: a for a in parser._actions if a.option_strings}
+    argv: list[str] = []
+    for dest, value in flags.items():
+        action = actions.get(dest)
+        if action is None:
+            raise ConfigError(f"{parser.prog} has no option for '{dest}'.")
+        flag = max(action.option_strings, key=len)
+        if action.nargs == 0:  # store_true / store_false
+            if value == action.const:
+                argv.append(flag)
+        elif isinstance(action.default, list):  # append: one flag per value
+            for v in value:
+                argv += [flag, _flag_text(v)]
+        elif value is not None and (action.required or value != action.default):
+            argv += [flag, _flag_text(value)]
+    return argv
+
+
+def cohort_flags(origin: CohortOrigin | None, split: CohortSplit) -> tuple[dict, list[str]]:
+    """``add_cohort_arguments`` flags naming where a cohort came from (format, file names, loader
+    options) and its split; plus notes on what no flag can state (an option that is a mapping,
+    such as the column types chosen in the page, is named, not spelled out)."""
+    flags: dict[str, object] = {"holdout": split.holdout_fraction, "split_seed": split.seed}
+    notes: list[str] = []
+    if origin is None:
+        notes.append("cohort not loaded from files")
+        return {"cohort": "?"} | flags, notes
+    options, unstated = [], []
+    for key, value in origin.options:
+        if isinstance(value, dict):
+            if value:
+                unstated.append(f"{key} ({len(value)} set in the page)")
+        elif value is not None:
+            options.append(f"{key}={_flag_text(value)}")
+    if unstated:
+        notes.append("loader options without a flag: " + ", ".join(unstated))
+    files = [f"{slot}={name}" for slot, name in origin.files]
+    return {"cohort": origin.format_id, "input": files, "option": options} | flags, notes
+
+
+@dataclass(frozen=True)
+class EquivalentCommand:
+    """A training module's command line for one config: ``flags`` (argparse dests -> values of
+    ``parser``) rebuild the config through the module's ``config_from_args``."""
+
+    module: str  # "core.ehrdiff.train"
+    parser: argparse.ArgumentParser
+    flags: dict[str, object] = field(default_factory=dict)
+
+    def render(
+        self,
+        cohort: Cohort | object,
+        split: CohortSplit,
+        out: str | Path,
+        *,
+        where: str = "trained in the Generate page",
+        notes: tuple[str, ...] = (),
+    ) -> str:
+        """``python -m MODULE --cohort ... --out OUT FLAGS  # where, on cohort sha256 ...``: what
+        a model card states instead of the data; names, counts and hashes only."""
+        data, data_notes = cohort_flags(getattr(cohort, "origin", None), split)
+        argv = flags_to_argv(self.parser, data | {"out": str(out)} | self.flags)
+        facts = [
+            f"{where} on cohort sha256 {cohort.fingerprint()}",
+            f"{len(split.train):,} train / {len(split.holdout):,} holdout",
+            *data_notes,
+            *notes,
+        ]
+        return f"python -m {self.module} {shlex.join(argv)}  # " + "; ".join(facts)

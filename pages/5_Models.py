@@ -65,6 +65,8 @@ with errors.guard("The Models page"):  # nothing raw reaches the browser
         )
         name = st.selectbox("Stored model", [m.name for m in stored], key="models_pick")
         chosen = next(m for m in stored if m.name == name)
+        if chosen.note:  # e.g. training data removed from a manifest of an earlier version
+            st.info(chosen.note, icon=":material/cleaning_services:")
         if chosen.manifest is not None:
             models.model_card(chosen.manifest, f"Stored model `{chosen.name}` ({chosen.family}).")
         else:

@@ -15,7 +15,7 @@ from core.diffusion.karras import (
     network_evaluations,
 )
 from core.ehrdiff.pipeline import FAMILY, MAX_RECORDS, EHRDiffModel, GenerationSettings
-from core.ehrdiff.train import NETWORK_PRESETS, TrainConfig, train_ehrdiff
+from core.ehrdiff.train import NETWORK_PRESETS, TrainConfig, equivalent_command, train_ehrdiff
 from core.errors import CoreError
 from core.generation import SyntheticSet
 from core.metrics.fidelity import dimension_wise_probability, dimension_wise_probability_from_means
@@ -76,7 +76,14 @@ def training_form(
     # Fine-tune a private copy: the shipped model is shared by every session.
     init = copy.deepcopy(selected) if finetune and can_finetune else None
     return training.plan(
-        TITLE, config.steps, train_ehrdiff, train_table, config, device=device, init_from=init
+        TITLE,
+        config.steps,
+        train_ehrdiff,
+        train_table,
+        config,
+        command=equivalent_command(config, device),
+        device=device,
+        init_from=init,
     )
 
 

@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.data.visits import VisitCohort
 from core.ehrpd.pipeline import FAMILY, MAX_PATIENTS, EHRPDModel, SequenceSettings
-from core.ehrpd.train import EHRPDTrainConfig, train_ehrpd
+from core.ehrpd.train import EHRPDTrainConfig, equivalent_command, train_ehrpd
 from core.generation import SyntheticSet
 from core.report import export
 from core.report import visit_figures as vfigs
@@ -80,7 +80,15 @@ def training_form(train: VisitCohort, device) -> TrainingPlan:
     config = EHRPDTrainConfig(
         steps=int(steps), min_patients=int(min_patients), conditional=conditional, seed=int(seed)
     )
-    return training.plan(TITLE, config.steps, train_ehrpd, train, config, device=device)
+    return training.plan(
+        TITLE,
+        config.steps,
+        train_ehrpd,
+        train,
+        config,
+        command=equivalent_command(config, device),
+        device=device,
+    )
 
 
 def generation_form(model: EHRPDModel, sets: dict) -> None:

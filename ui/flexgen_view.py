@@ -13,7 +13,13 @@ from core.encoding.vectors import VectorEncoding
 from core.errors import CoreError
 from core.flexgen.alignment import METHODS, PAPER_METHOD
 from core.flexgen.pipeline import FAMILY, MAX_RECORDS, FlexGenModel, FlexGenSettings
-from core.flexgen.train import HANDLING, FlexGenConfig, missing_part_handling, train_flexgen
+from core.flexgen.train import (
+    HANDLING,
+    FlexGenConfig,
+    equivalent_command,
+    missing_part_handling,
+    train_flexgen,
+)
 from core.generation import SyntheticSet
 from core.metrics.fidelity import dimension_wise_probability
 from core.report import export
@@ -116,7 +122,15 @@ def training_form(train: Cohort, device) -> TrainingPlan:
         conditional=conditional,
         seed=int(seed),
     )
-    return training.plan(TITLE, 1, train_flexgen, train, config, device=device)
+    return training.plan(
+        TITLE,
+        1,
+        train_flexgen,
+        train,
+        config,
+        command=equivalent_command(config, device),
+        device=device,
+    )
 
 
 def show_patients(

@@ -8,12 +8,13 @@ the model store itself, with who trained it, on what and how, whether or not a p
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
+from core.cli import EquivalentCommand
 from core.report import generation_figures as gfigs
 from ui import auth, jobs, models, state
 
@@ -23,23 +24,34 @@ class TrainingPlan:
     family_title: str
     total: int  # steps the progress bar counts to
     run: Callable[[str, jobs.Job], Any]  # (model name, job) -> a train result with .model
-    settings: dict = field(default_factory=dict)  # what the form chose, for the model card
+    command: EquivalentCommand  # the training command the form's settings stand for
+    notes: tuple[str, ...] = ()  # what no flag states (the model fine-tuned), for the card
 
 
 def plan(
-    family_title: str, total: int, train: Callable[..., Any], *args: Any, **kwargs: Any
+    family_title: str,
+    total: int,
+    train: Callable[..., Any],
+    *args: Any,
+    command: EquivalentCommand,
+    **kwargs: Any,
 ) -> TrainingPlan:
     """A plan that calls ``train(*args, model_id=name, callback=job.report,
-    should_stop=job.stop_event.is_set, **kwargs)``: the contract of every family's trainer."""
+    should_stop=job.stop_event.is_set, **kwargs)``: the contract of every family's trainer.
+    ``command`` (the family's ``equivalent_command(config)``) is what the model card states:
+    settings as flags, the cohort by its files and fingerprint, never the data itself."""
 
     def run(name: str, job: jobs.Job) -> Any:
         return train(
             *args, model_id=name, callback=job.report, should_stop=job.stop_event.is_set, **kwargs
         )
 
-    settings = {type(a).__name__: asdict(a) for a in args if is_dataclass(a)}
-    settings |= {k: str(v) for k, v in kwargs.items()}
-    return TrainingPlan(family_title, total, run, settings)
+    init = kwargs.get("init_from")
+    notes = ()
+    if init is not None:
+        sha = init.manifest.sha256[:12] if getattr(init, "manifest", None) else "unsaved"
+        notes = (f"fine-tuned from {init.model_id} (sha256 {sha}), a step no flag states",)
+    return TrainingPlan(family_title, total, run, command, notes)
 
 
 def _owner() -> str:
@@ -57,7 +69,9 @@ def current_job() -> jobs.Job | None:
     return job
 
 
-def _store_when_done(plan: TrainingPlan, name: str, data_card: dict) -> Callable[[jobs.Job], Any]:
+def _store_when_done(
+    plan: TrainingPlan, name: str, data_card: dict, command: str
+) -> Callable[[jobs.Job], Any]:
     def work(job: jobs.Job) -> Any:
         result = plan.run(name, job)
         metrics = {
@@ -66,7 +80,6 @@ def _store_when_done(plan: TrainingPlan, name: str, data_card: dict) -> Callable
             "stopped_early": bool(result.stopped_early),
             "train_seconds": round(float(result.seconds), 1),
         }
-        command = f"Generate page, {plan.family_title}: {plan.settings}"
         stored = models.store().save(
             lambda folder: result.model.save(
                 folder, data_card=data_card, training_command=command, metrics=metrics
@@ -86,7 +99,8 @@ def start_button(plan: TrainingPlan, cohort: Any, split: Any, key: str) -> None:
     if not st.button("Start training", type="primary", disabled=busy, key=key):
         return
     actor = auth.current_actor()
-    name = models.store().free_name(f"{plan.family_title} on {cohort.name}")
+    store = models.store()
+    name = store.free_name(f"{plan.family_title} on {cohort.name}")
     data_card = {
         "source": cohort.name,
         "cohort fingerprint": cohort.fingerprint(),
@@ -95,7 +109,9 @@ def start_button(plan: TrainingPlan, cohort: Any, split: Any, key: str) -> None:
         "trained by": actor.subject if actor else "unknown",
         "trained in": "the Generate page",
     }
-    job = jobs.start(name, plan.total, _store_when_done(plan, name, data_card), owner=_owner())
+    command = plan.command.render(cohort, split, store.root / name, notes=plan.notes)
+    work = _store_when_done(plan, name, data_card, command)
+    job = jobs.start(name, plan.total, work, owner=_owner())
     st.session_state[state.TRAIN_JOB] = job
 
 

@@ -97,6 +97,17 @@ class CodeMatrix:
         return replace(self, matrix=sp.csr_array(self.matrix[index]))
 
 
+@dataclass(frozen=True)
+class CohortOrigin:
+    """Where a cohort was loaded from, as the training commands take it: the format id, the
+    file name per input slot and the loader options. Names only, never content: model cards and
+    equivalent command lines state it instead of the data."""
+
+    format_id: str
+    files: tuple[tuple[str, str], ...] = ()  # (slot, file name)
+    options: tuple[tuple[str, object], ...] = ()  # (key, value) as the loader took them
+
+
 @dataclass(frozen=True, eq=False)
 class Cohort:
     """N records with any combination of static, temporal and code data plus an optional label."""
@@ -113,6 +124,7 @@ class Cohort:
     label_classes: tuple[str, ...] = ()
     source: str = ""
     notes: tuple[str, ...] = field(default=())
+    origin: CohortOrigin | None = None  # set by core.data.formats.load_cohort
 
     def __post_init__(self) -> None:
         n = len(self.record_ids)

@@ -6,10 +6,11 @@ Pages render uploaders from ``inputs`` and call :func:`load_cohort`; they never 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import PurePath
 from typing import Any, Literal
 
-from core.data.cohort import Cohort
+from core.data.cohort import Cohort, CohortOrigin
 from core.data.diagnoses import load_eicu_diagnoses, load_mimic3_diagnoses, load_mimic4_diagnoses
 from core.data.eicu_stays import load_eicu_stays
 from core.data.io import Source
@@ -325,4 +326,10 @@ def load_cohort(
     missing = [s.label for s in fmt.inputs if s.required and s.key not in inputs]
     if missing:
         raise CohortError(f"{fmt.title} needs: {', '.join(missing)}.")
-    return fmt.loader(inputs, dict(options or {}), callback)
+    cohort = fmt.loader(inputs, dict(options or {}), callback)
+    origin = CohortOrigin(
+        format_id,
+        tuple((slot, PurePath(inputs[slot].name).name) for slot in sorted(inputs)),
+        tuple(sorted((options or {}).items())),
+    )
+    return replace(cohort, origin=origin)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from core.data.cohort import CodeMatrix, CohortSplit, split_patients
+from core.data.cohort import CodeMatrix, CohortOrigin, CohortSplit, split_patients
 from core.data.records import EHRTable
 from core.errors import CohortError
 
@@ -38,6 +38,7 @@ class VisitCohort:
     label_classes: tuple[str, ...] = ()
     source: str = ""
     notes: tuple[str, ...] = field(default=())
+    origin: CohortOrigin | None = None  # set by core.data.formats.load_cohort
 
     def __post_init__(self) -> None:
         n_p, n_v = len(self.patient_ids), len(self.visit_patient)

@@ -26,6 +26,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from core.cli import (
+    EquivalentCommand,
     add_cohort_arguments,
     add_training_arguments,
     claim_output,
@@ -221,6 +222,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        units=tuple(int(u) for u in args.units.split(",")),
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        conditional=not args.unconditional,
+        numeric_space=args.numeric_space,
+        seed=args.seed,
+    )
+
+
+def equivalent_command(config: TrainConfig, device: object = None) -> EquivalentCommand:
+    """The flags that make :func:`config_from_args` return ``config`` (the inverse, for model
+    cards of models trained in the app)."""
+    flags = {
+        "steps": config.steps,
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "units": ",".join(map(str, config.units)),
+        "unconditional": not config.conditional,
+        "numeric_space": config.numeric_space,
+        "seed": config.seed,
+        "device": None if device is None else str(device),
+    }
+    return EquivalentCommand("core.ehrdiff.train", build_parser(), flags)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _out = claim_output(args.out)  # a second training into --out is refused
@@ -242,15 +271,7 @@ def _train_and_save(
     split = split_cohort(cohort, args.holdout, args.split_seed)
     table = ehr_table(cohort)
     train_table, holdout_table = table.subset(split.train), table.subset(split.holdout)
-    config = TrainConfig(
-        units=tuple(int(u) for u in args.units.split(",")),
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        conditional=not args.unconditional,
-        numeric_space=args.numeric_space,
-        seed=args.seed,
-    )
+    config = config_from_args(args)
     model_id = args.model_id or args.out.name
 
     def report(step: int, total: int, loss: float) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from core.cli import (
+    EquivalentCommand,
     add_cohort_arguments,
     add_training_arguments,
     claim_output,
@@ -196,6 +197,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def config_from_args(args: argparse.Namespace) -> EHRPDTrainConfig:
+    return EHRPDTrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        min_patients=args.min_patients,
+        conditional=not args.unconditional,
+        seed=args.seed,
+    )
+
+
+def equivalent_command(config: EHRPDTrainConfig, device: object = None) -> EquivalentCommand:
+    """The flags that make :func:`config_from_args` return ``config``."""
+    flags = {
+        "steps": config.steps,
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "min_patients": config.min_patients,
+        "unconditional": not config.conditional,
+        "seed": config.seed,
+        "device": None if device is None else str(device),
+    }
+    return EquivalentCommand("core.ehrpd.train", build_parser(), flags)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _out = claim_output(args.out)  # a second training into --out is refused
@@ -207,14 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--cohort {args.cohort} is not a visit-sequence format")
         split = cohort.split(args.holdout, args.split_seed)
         train = cohort.subset(split.train)
-        config = EHRPDTrainConfig(
-            steps=args.steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            min_patients=args.min_patients,
-            conditional=not args.unconditional,
-            seed=args.seed,
-        )
+        config = config_from_args(args)
 
         def report(step: int, total: int, loss: float) -> None:
             if rank == 0 and (step % 500 == 0 or step == total):

@@ -38,6 +38,7 @@ import torch
 from sklearn.neighbors import NearestNeighbors
 
 from core.cli import (
+    EquivalentCommand,
     add_cohort_arguments,
     claim_output,
     cohort_data_card,
@@ -536,15 +537,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Trains in one process, or in each of ``torchrun --nproc_per_node=N``; rank 0 exports."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    args = _parser().parse_args(argv)
-    _out = claim_output(args.out)  # a second training into --out is refused
-    cohort, inputs = load_cohort_from_args(args)
-    split = split_cohort(cohort, args.holdout, args.split_seed)
-    train = cohort.subset(split.train)
-    config = replace(
+def config_from_args(args: argparse.Namespace) -> FlexGenConfig:
+    return replace(
         FlexGenConfig(),
         variant=args.variant,
         alignment=replace(AlignmentConfig(), method=args.alignment),
@@ -556,6 +550,37 @@ def main(argv: list[str] | None = None) -> int:
         numeric_space=args.numeric_space,
         seed=args.seed,
     )
+
+
+def equivalent_command(config: FlexGenConfig, device: object = None) -> EquivalentCommand:
+    """The flags that make :func:`config_from_args` return ``config`` (settings the command
+    line does not expose keep their defaults, as in the app's training form)."""
+    flags = {
+        "variant": config.variant,
+        "alignment": config.alignment.method,
+        "temporal_kind": config.temporal_kind,
+        "vae_epochs": config.vae_epochs,
+        "diffusion_iters": config.diffusion_iters,
+        "ddpm_steps": config.ddpm.steps,
+        "beta_start": config.ddpm.beta_start,
+        "beta_end": config.ddpm.beta_end,
+        "unconditional": not config.conditional,
+        "numeric_space": config.numeric_space,
+        "seed": config.seed,
+        "device": None if device is None else str(device),
+    }
+    return EquivalentCommand("core.flexgen.train", _parser(), flags)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Trains in one process, or in each of ``torchrun --nproc_per_node=N``; rank 0 exports."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args = _parser().parse_args(argv)
+    _out = claim_output(args.out)  # a second training into --out is refused
+    cohort, inputs = load_cohort_from_args(args)
+    split = split_cohort(cohort, args.holdout, args.split_seed)
+    train = cohort.subset(split.train)
+    config = config_from_args(args)
     model_id = args.model_id or args.out.name
     with training_processes(args.device) as (device, rank, world):
 

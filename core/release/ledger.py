@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from core import faults
+from core.checkpoints import data_in_manifest
 from core.errors import ConfigError, StorageError
 
 SCHEMA = sa.MetaData()
@@ -74,6 +75,9 @@ class Ledger:
     def record(self, manifest: dict, actor: Actor) -> int:
         """Adds one release (and its signing key, the first time); returns its ledger id. A
         database that cannot be written is a :class:`StorageError`."""
+        leaks = data_in_manifest(manifest)
+        if leaks:  # a row is kept for good: never one that may hold training data
+            raise ConfigError(f"Release manifest refused by the ledger: {'; '.join(leaks)}.")
         provenance = manifest.get("provenance", {})
         row = {
             "released_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -47,26 +47,16 @@ def prevalence_scatter(result: MetricResult, reference: str = "training data") -
 
 
 def codes_per_record_overlay(real: np.ndarray | None, synthetic: np.ndarray) -> go.Figure:
+    """Share of records per count of distinct codes. Binned here, so the figure (and the HTML
+    report that embeds it) holds shares, never one value per real record."""
     fig = go.Figure()
     top = int(max(synthetic.max(initial=0), 0 if real is None else real.max(initial=0))) + 1
-    bins = {"start": -0.5, "end": top + 0.5, "size": 1}
-    if real is not None:
-        fig.add_histogram(
-            x=real,
-            name="real",
-            histnorm="probability",
-            xbins=bins,
-            marker_color="#9aa5b1",
-            opacity=0.7,
-        )
-    fig.add_histogram(
-        x=synthetic,
-        name="synthetic",
-        histnorm="probability",
-        xbins=bins,
-        marker_color="#1f6f8b",
-        opacity=0.7,
-    )
+    counts = np.arange(top)
+    for values, name, color in ((real, "real", "#9aa5b1"), (synthetic, "synthetic", "#1f6f8b")):
+        if values is None or len(values) == 0:
+            continue
+        share = np.bincount(np.asarray(values, dtype=np.int64), minlength=top)[:top] / len(values)
+        fig.add_bar(x=counts, y=share, name=name, width=1.0, marker_color=color, opacity=0.7)
     fig.update_layout(
         barmode="overlay",
         title="Unique codes per record",

@@ -130,7 +130,12 @@ def to_json(
                         "higher_is_better": r.higher_is_better,
                         "ci": r.ci,
                         "version": r.version,
-                        "details": {k: v for k, v in r.details.items() if not isinstance(v, list)},
+                        # scalars only: per-record arrays stay out of the export
+                        "details": {
+                            k: v
+                            for k, v in r.details.items()
+                            if not isinstance(v, list | np.ndarray | pd.DataFrame | pd.Series)
+                        },
                     }
                     for r in rv.results
                 ],

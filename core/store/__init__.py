@@ -36,6 +36,7 @@ from core.checkpoints import (
     verify_checkpoint,
 )
 from core.errors import CheckpointError, ConfigError, CoreError, storage_error
+from core.store.scrub import scrub_folder
 
 CARD_FILE = "README.md"
 MEMBERS = (MANIFEST_FILE, WEIGHTS_FILE, CARD_FILE)
@@ -59,6 +60,7 @@ class StoredModel:
     ok: bool
     detail: str  # "verified" or why not
     size_bytes: int
+    note: str = ""  # e.g. training data removed from a manifest written by an earlier version
 
     @property
     def family(self) -> str | None:
@@ -114,10 +116,13 @@ class ModelStore:
             raise ConfigError(f"No model '{name}' in the store at {self.root}.") from None
 
     def _describe(self, folder: Path) -> StoredModel:
-        """The model in ``folder``, verified; one that cannot be read is listed as broken."""
+        """The model in ``folder``, verified; one that cannot be read is listed as broken. A
+        manifest of an earlier version that holds training data is scrubbed first."""
         try:
+            note = scrub_folder(folder)  # before anything reads or exports it
             manifest = _verified(folder)
-            return StoredModel(folder.name, folder, manifest, True, "verified", self._size(folder))
+            size = self._size(folder)
+            return StoredModel(folder.name, folder, manifest, True, "verified", size, note)
         except CheckpointError as exc:
             return StoredModel(folder.name, folder, None, False, str(exc), self._size(folder))
         except (FileNotFoundError, NotADirectoryError):

@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                 family = m.family or "?"
                 state = "verified" if m.ok else f"BROKEN: {m.detail}"
                 print(f"{m.name:<40} {family:<14} {m.size_bytes / 1e6:>8.1f} MB  {state}")
+                if m.note:
+                    print(f"    {m.note}")
         elif args.command == "verify":
             m = store.get(args.name)
             print(f"{m.name}: {'verified, sha256 ' + m.manifest.sha256 if m.ok else m.detail}")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.artifact_scan import TrainingCohort, assert_no_patient_data
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -184,6 +186,21 @@ class Journey:
         box.click()
         self.page.get_by_role("option").filter(has_text=option_text).first.click()
         self.idle()
+
+
+def demo_cohort() -> TrainingCohort:
+    """The cohort the demo journeys load (the Cohort page's first demo), as the scan sees it."""
+    return TrainingCohort.from_file(ROOT / "assets" / "demo" / "icu_stays.parquet", "record_id")
+
+
+def scan_server(server: Server, cohort: TrainingCohort, *downloads: Path) -> None:
+    """Issue 28: after a journey, no file the server wrote (its state folder: model store,
+    ledger, keys; its log) nor any download nor test output holds the cohort's record ids or
+    rows of values."""
+    result = assert_no_patient_data(
+        [server.log.parent / "state", server.log, *downloads, ARTIFACTS], cohort
+    )
+    print(f"artifact scan: {result.files} files ({len(result.skipped)} images/weights skipped)")
 
 
 def new_page(browser):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import STEP_TIMEOUT_MS, Journey, new_page
+from tests.artifact_scan import TrainingCohort
+from tests.browser.conftest import STEP_TIMEOUT_MS, Journey, demo_cohort, new_page, scan_server
 
 pytestmark = pytest.mark.browser
 
@@ -53,6 +54,7 @@ def test_ehr_journey_demo_generate_review_and_report(server, browser, tmp_path):
     assert "Independent marginals (baseline)" in text and "Plotly.newPlot" in text
     assert "Per-column table (worst first; click a header to sort)" in text
     context.close()
+    scan_server(server, demo_cohort(), path)
 
 
 def test_flexgen_journey_complete_patients_in_the_browser(server, browser):
@@ -180,7 +182,7 @@ def test_model_store_journey_train_reload_find_download_delete_upload_generate(
     j.button("Yes, delete it")
     j.see("No stored model yet")
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(model_file)
-    j.see("verified.")
+    j.see("(ehrdiff): verified.")  # the upload's own line, not the page caption
     j.shot("uploaded-back")
     context.close()
 
@@ -197,3 +199,4 @@ def test_model_store_journey_train_reload_find_download_delete_upload_generate(
     j.shot("generated-from-stored-model")
     assert page.locator('[data-testid="stException"]').count() == 0
     context.close()
+    scan_server(server, TrainingCohort.from_frame(stays, "record_id"), model_file)

@@ -18,7 +18,9 @@ from tests.browser.conftest import (
     STEP_TIMEOUT_MS,
     Journey,
     _free_port,
+    demo_cohort,
     new_page,
+    scan_server,
     start_server,
     wait_for,
 )
@@ -176,3 +178,4 @@ def test_roles_decide_who_may_release_and_the_ledger_names_them(
     )
     assert ok.returncode == 0 and "VERIFIED" in ok.stdout, ok.stdout + ok.stderr
     assert bad.returncode == 1 and "REJECTED" in bad.stdout
+    scan_server(server, demo_cohort(), manifest_path, tampered, folder / "idp.log")

@@ -69,3 +69,31 @@ def test_scan_reports_good_checkpoints(saved):
     folder, _, _ = saved
     [status] = scan_checkpoints(folder.parent)
     assert status.ok and status.folder == "toy" and "verified" in status.detail
+
+
+def _save(tmp_path, **fields):
+    base = {"model_id": "toy", "family": "ehrdiff", "config": {"dim": 3}}
+    return save_checkpoint(tmp_path / "toy", {"w": torch.ones(2)}, Manifest(**(base | fields)))
+
+
+def test_a_manifest_holding_training_data_is_refused(tmp_path):
+    """The guard under every writer: long strings and data reprs anywhere in the manifest."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"id": ["REC-123457", "REC-123464", "REC-123471"], "hr": [91.25, 77.5, 102.75]}
+    )
+    leaks = {
+        "a table's repr": {"training_command": f"page: {frame}"},
+        "an array's repr": {"training_command": repr(np.array([91.25, 77.5]))},
+        "a dict of them": {"data_card": {"table": str({"record_ids": frame["id"].to_numpy()})}},
+        "2,001 characters": {"metrics": {"note": "x" * 2001}},
+        "a nested list": {"config": {"dim": 3, "notes": ["ok", str(frame["hr"])]}},
+    }  # fmt: skip
+    for what, fields in leaks.items():
+        with pytest.raises(CheckpointError, match="refused") as exc:
+            _save(tmp_path, **fields)
+        assert "REC-" not in str(exc.value), what  # the message names the field, not the data
+        assert not (tmp_path / "toy").exists(), what
+    assert _save(tmp_path, training_command="python -m core.ehrdiff.train " + "x" * 1900).sha256

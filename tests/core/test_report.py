@@ -100,3 +100,13 @@ def test_cli_release_gate_fails_a_training_copy_and_records_an_override(cohort_c
     assert release["verdict"] == "fail (released by override)"
     assert release["override_reason"] == "test fixture, not for release"
     assert len(release["synthetic_sha256"]) == 64 and release["real_cohort_fingerprint"]
+
+
+def test_codes_per_record_figure_holds_shares_not_one_value_per_record():
+    from core.report.generation_figures import codes_per_record_overlay
+
+    real = np.array([3, 1, 3, 7, 3, 0])
+    fig = codes_per_record_overlay(real, np.array([1, 1, 2]))
+    assert len(fig.data[0].x) == len(fig.data[1].x) == 8  # counts 0..7, not the 6 records
+    assert fig.data[0].y.tolist() == pytest.approx([1 / 6, 1 / 6, 0, 3 / 6, 0, 0, 0, 1 / 6])
+    assert fig.data[1].y.tolist() == pytest.approx([0, 2 / 3, 1 / 3, 0, 0, 0, 0, 0])

@@ -271,3 +271,17 @@ def test_a_ledger_that_cannot_be_written_is_a_storage_error_without_sql(release_
     with pytest.raises(StorageError, match="read-only") as caught:
         publish(manifest(), STEWARD_ACTOR, ledger=read_only)
     assert "INSERT" not in str(caught.value) and "synthetic_sha256" not in str(caught.value)
+
+
+def test_a_release_whose_provenance_holds_a_table_is_not_recorded(tmp_path):
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {"id": ["REC-123457", "REC-123464", "REC-123471"], "hr": [91.2, 77.5, 102.7]}
+    )
+    leaky = manifest() | {"provenance": {"source": "upload", "rows": str(table)}}
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    with pytest.raises(ConfigError, match="'provenance/rows' holds the repr of a data object"):
+        ledger.record(leaky, STEWARD_ACTOR)
+    assert ledger.entries() == []
+    assert ledger.record(manifest(), STEWARD_ACTOR) == 1
