@@ -121,3 +121,20 @@ def test_a_review_matching_its_cohort_split_and_file_publishes(reviewed, tmp_pat
         signed["split"]["train"] == len(split.train) and len(signed["split"]["fingerprint"]) == 64
     )
     assert ledger.manifest(entry)["review"] == signed["review"]
+
+
+def test_every_release_file_is_built_to_the_same_bytes_each_time():
+    """The review is bound to the sha256 of the file built when it ran; the release builds the
+    file again, so a format that wrote other bytes each time could never be released."""
+    from core.report.export import meds_parquet_bytes, patients_parquet_bytes
+    from tests.core.ehrpd.planted import planted_chain
+    from tests.core.flexgen.toy import toy_cohort
+
+    builds = {
+        "csv": lambda: to_csv_bytes(ehr_table(code_cohort(50, 3, "c")).to_frame()),
+        "patients parquet": lambda: patients_parquet_bytes(toy_cohort(40)),
+        "MEDS parquet": lambda: meds_parquet_bytes(planted_chain(30)),
+    }
+    for what, build in builds.items():
+        first, second = build(), build()
+        assert len(first) > 100 and first == second, what
