@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Generic, TypeVar
 
 import streamlit as st
@@ -248,3 +248,30 @@ def bound_result(key: str, inputs: dict[str, Input], what: str = "this result") 
         changes.append(f"{label} changed since {what} (was {was_shown}, now {now_shown})")
         changed.add(name)
     return Bound(value, made_from, tuple(changes), frozenset(changed))
+
+
+_SETTING_LABELS = {"n": "the number generated", "label_mix": "the label mix", "eta": "DDIM eta"}
+
+
+def settings_inputs(settings: object) -> dict[str, Input]:
+    """Each field of a settings dataclass as an input ("the steps", "the seed", ...)."""
+    return {
+        f.name: Input.of(
+            _SETTING_LABELS.get(f.name, f"the {f.name.replace('_', ' ')}"),
+            getattr(settings, f.name),
+        )
+        for f in fields(settings)
+    }
+
+
+GENERATED = "css.generated."  # + set name: the inputs a set generated on the Generate page had
+
+
+def keep_generated(name: str, inputs: dict[str, Input]) -> None:
+    keep_bound(GENERATED + name, name, inputs)
+
+
+def generated(name: str, inputs: dict[str, Input]) -> Bound | None:
+    """The set ``name`` if the Generate page made it, with what changed since among ``inputs``
+    (the model and the settings its form holds now)."""
+    return bound_result(GENERATED + name, inputs, "it was generated")
