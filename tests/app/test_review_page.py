@@ -3,6 +3,8 @@
 import hashlib
 import json
 
+import pytest
+
 from tests.app.pages import load_demo, open_page
 from ui import state
 
@@ -174,6 +176,7 @@ def load_three_rows(at) -> None:
     assert (len(split.train), len(split.holdout)) == (2, 1)
 
 
+@pytest.mark.slow
 def test_a_changed_cohort_marks_the_review_out_of_date_and_blocks_its_release():
     """Issue 28: the Review kept the previous cohort's results and released a set from them,
     pairing the new cohort's fingerprint with the old cohort's gate checks."""
