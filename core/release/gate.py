@@ -221,7 +221,7 @@ def _short(value: object) -> str:
     if isinstance(value, str) and len(value) == 64:
         return f"{value[:12]}..."  # a sha256: its start tells them apart
     if isinstance(value, dict):
-        return ", ".join(f"{k} {_short(v)}" for k, v in value.items())
+        return ", ".join(f"{k} {_short(v)}" for k, v in sorted(value.items()))
     return str(value)
 
 
