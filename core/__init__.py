@@ -37,6 +37,7 @@ PUBLIC_API: dict[str, str] = {
     # review and release
     "review": "core.metrics.suite",
     "ReviewSettings": "core.metrics.suite",
+    "ReviewKey": "core.metrics.suite",
     "summary_table": "core.metrics.suite",
     "evaluate_gate": "core.release.gate",
     "GateThresholds": "core.release.gate",

@@ -106,10 +106,18 @@ with errors.guard("The Generate page"):  # nothing raw reaches the browser
 
     # --- generation ---------------------------------------------------------------------------------
     sets = state.synthetic_sets()
+    before = dict(sets)
+    form = None  # the settings the form holds now
     if distilled is not None:
-        ehrdiff_view.generation_form(model, sets, distilled)
+        form = ehrdiff_view.generation_form(model, sets, distilled)
     elif model is not None:
-        VIEWS[model.family].generation_form(model, sets)
+        form = VIEWS[model.family].generation_form(model, sets)
+    # A set is bound to the model and settings that made it, so that a set shown after either
+    # changed says it is from the previous ones.
+    made_with = {} if model is None else {"model": state.Input("the model", f"`{choice}`", choice)}
+    made_with |= {} if form is None else state.settings_inputs(form)
+    for name in [n for n in sets if before.get(n) is not sets[n]]:
+        state.keep_generated(name, made_with)
 
     # --- generated sets -----------------------------------------------------------------------------
     if sets:
@@ -117,6 +125,14 @@ with errors.guard("The Generate page"):  # nothing raw reaches the browser
         st.subheader("Synthetic sets in this session")
         view = st.selectbox("Show", list(sets), key="gen_view")
         synth = sets[view]
+        made = state.generated(view, made_with)
+        if made is not None and made.stale:
+            st.info(
+                f"**{view}** is from the previous settings: "
+                + "; ".join(made.changes)
+                + ". Press **Generate** for a set made with the settings above.",
+                icon=":material/history:",
+            )
         stem = export.file_stem(view)
         if synth.visits is not None:  # patients with visit sequences
             ehrpd_view.show_sequences(synth, stem)
@@ -129,4 +145,5 @@ with errors.guard("The Generate page"):  # nothing raw reaches the browser
             ehrdiff_view.show_records(synth, stem, reference, train_table, compatible)
         if st.button("Remove this set", key="gen_remove"):
             del sets[view]
+            state.drop_bound(state.GENERATED + view)
             st.rerun()

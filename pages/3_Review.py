@@ -11,12 +11,7 @@ from core.errors import CohortError, CoreError
 from core.generation import SyntheticSet
 from core.metrics import specs as metric_specs
 from core.metrics.baselines import independent_marginals
-from core.metrics.suite import (
-    ReviewSettings,
-    best_column,
-    summary_table,
-    table_fingerprint,
-)
+from core.metrics.suite import ReviewSettings, best_column, summary_table
 from core.release.gate import evaluate_gate
 from core.report import export
 from core.report import review_figures as rf
@@ -116,12 +111,18 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
         state.prune_review_choice(compatible)
         chosen = st.multiselect("Synthetic sets to review", compatible, key=state.REVIEW_CHOICE)
         c1, c2, c3 = st.columns(3)
-        seed = int(c1.number_input("Seed", 0, 2**31 - 1, 0, key="review_seed"))
+        last = state.reviewed_settings() or ReviewSettings()
+        seed = int(c1.number_input("Seed", 0, 2**31 - 1, last.seed, key="review_seed"))
         mmd_sub = c2.selectbox(
-            "MMD", ("exact (all records)", "subsample 2,000 records"), key="review_mmd"
+            "MMD",
+            ("exact (all records)", "subsample 2,000 records"),
+            index=0 if last.mmd_max_records is None else 1,
+            key="review_mmd",
         )
         boot = int(
-            c3.number_input("Bootstrap resamples (CIs)", 20, 2000, 200, 20, key="review_boot")
+            c3.number_input(
+                "Bootstrap resamples (CIs)", 20, 2000, last.bootstrap, 20, key="review_boot"
+            )
         )
         run = st.button("Run review", type="primary", disabled=not chosen, key="review_run")
 
@@ -135,13 +136,7 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
             for k, name in enumerate(chosen):
                 bar.progress(k / len(chosen), text=f"Reviewing {name} ({k + 1} of {len(chosen)})")
                 synth = sets[name]
-                key = (
-                    cohort.fingerprint(),
-                    split.seed,
-                    split.holdout_fraction,
-                    table_fingerprint(synth.table),
-                    settings,
-                )
+                key = ui_review.review_key(ref, synth, settings)
 
                 def report(i: int, total: int, label: str, k: int = k, name: str = name) -> None:
                     done = (k + i / max(total, 1)) / len(chosen)
@@ -160,21 +155,39 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
                         ref.sequences_for(synth),
                     )
                 )
-            state.set_review_results(chosen, reviews, settings)
+            state.set_review_results(
+                chosen, reviews, settings, ui_review.review_inputs(ref, chosen, sets, settings)
+            )
         except CoreError as exc:
             widgets.show_error(exc, "The review")
         finally:
             bar.empty()
 
-    stored = state.review_results()
+    # bound to the cohort, split, sets and settings on the page now
+    stored = state.review_results(lambda kept: ui_review.review_inputs(ref, kept, sets, settings))
     if not stored:
         st.info(
             "Choose one or more synthetic sets and press **Run review**. Generate sets on the Generate page, upload one, or add the baseline."
         )
         st.stop()
-    names, reviews, used = stored
+    names, reviews, used = stored.value
+    stale = stored.stale
+    if stale:
+        st.warning(
+            "**This review is out of date:** "
+            + "; ".join(stored.changes)
+            + ". Run the review again: releasing and the report are disabled until then.",
+            icon=":material/update:",
+        )
+    elif sorted(chosen) != sorted(names):
+        st.caption(
+            "The sets chosen above differ from the ones reviewed below; press **Run review** to "
+            "review the choice."
+        )
     names = [n for n in names if n in sets]
     reviews = [r for r in reviews if r.name in names]
+    if not reviews:
+        st.stop()
 
     st.subheader("Summary")
     summary = summary_table(reviews)
@@ -219,12 +232,15 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
             "left to gain. Hover for the success rates behind each risk."
         )
     codes = code_counts(train, {rv.name: sets[rv.name].table for rv in reviews})
-    for col, rv in zip(st.columns(len(reviews)), reviews, strict=True):
-        real_c, syn_c = codes[rv.name]
-        with col:
-            st.markdown(f"#### {rv.name}")
-            for i, fig in enumerate(figures_for(rv, real_c, syn_c)):
-                st.plotly_chart(fig, key=f"review_fig_{rv.name}_{i}")
+    if stale:  # the figures would draw today's cohort and sets beside the old results
+        st.caption("The figures return when the review is run again.")
+    else:
+        for col, rv in zip(st.columns(len(reviews)), reviews, strict=True):
+            real_c, syn_c = codes[rv.name]
+            with col:
+                st.markdown(f"#### {rv.name}")
+                for i, fig in enumerate(figures_for(rv, real_c, syn_c)):
+                    st.plotly_chart(fig, key=f"review_fig_{rv.name}_{i}")
 
     per_column = {rv.name: rv.get("column_fidelity_worst") for rv in reviews}
     per_column = {name: res for name, res in per_column.items() if res is not None}
@@ -266,7 +282,7 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
         "the threshold (the holdout is too small to tell)."
     )
 
-    for rv in reviews:
+    for rv in [] if stale else reviews:  # they compute on today's cohort and sets
         ui_review.exposure_panel(ref, rv.name, sets[rv.name])
 
     context = make_context(
@@ -277,30 +293,12 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
     )
     release_name = st.selectbox("Release a synthetic set", names, key="gate_set")
     release_set = sets[release_name]
-    stem = export.file_stem(release_name)
-    patients = release_set.cohort is not None
-    sequences = release_set.visits is not None
-    filename, mime = (
-        (f"{stem}.meds.parquet", "application/octet-stream")
-        if sequences
-        else (f"{stem}.parquet", "application/octet-stream")
-        if patients
-        else (f"{stem}.csv", "text/csv")
-    )
-
-    def payload() -> bytes:
-        """The released file, built only when a download is clicked (not on every rerun)."""
-        if sequences:
-            return export.meds_parquet_bytes(release_set.visits)
-        if patients:
-            return export.patients_parquet_bytes(release_set.cohort)
-        return export.to_csv_bytes(release_set.table.to_frame())
-
+    released = ui_review.release_file(release_name, release_set)
     ui_review.release_download(
         verdicts[release_name],
-        payload,
-        filename,
-        mime,
+        released.build,  # built when Release is pressed; its sha256 must be the one reviewed
+        released.filename,
+        released.mime,
         {
             "cohort_fingerprint": context.cohort_fingerprint,
             "split": context.split,
@@ -308,9 +306,12 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
             "review_settings": context.settings,
         },
         id(release_set),
+        stale=stale,
     )
 
     st.subheader("Export")
+    if stale:
+        st.caption("The report and metrics are downloadable again once the review is rerun.")
     d1, d2, d3 = st.columns(3)
     d1.download_button(
         "Download HTML report",
@@ -319,6 +320,7 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
         "text/html",
         on_click="ignore",  # deferred file: a rerun would race its fetch
         key="review_dl_html",
+        disabled=stale,
     )
     d2.download_button(
         "Download metrics (JSON)",
@@ -327,6 +329,7 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
         "application/json",
         on_click="ignore",
         key="review_dl_json",
+        disabled=stale,
     )
     d3.download_button(
         "Download metrics (CSV)",
@@ -334,4 +337,5 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
         "synthetic_review.csv",
         "text/csv",
         key="review_dl_csv",
+        disabled=stale,
     )

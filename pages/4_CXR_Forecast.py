@@ -1,5 +1,6 @@
 """CXR Forecast: a prior chest X-ray + the EHR since -> samples of the later X-ray (DDL-CXR)."""
 
+import hashlib
 import io
 import zipfile
 
@@ -65,6 +66,9 @@ with errors.guard("The CXR Forecast page"):  # nothing raw reaches the browser
         )
         prior = None
         truth = None
+        prior_file = (
+            None  # (how captions name it, sha256 of its bytes): what the forecast is bound to
+        )
         try:
             if prior_source == "Upload":
                 upload = st.file_uploader(
@@ -75,8 +79,13 @@ with errors.guard("The CXR Forecast page"):  # nothing raw reaches the browser
                 )
                 if upload is not None:
                     prior = read_radiograph(upload.getvalue(), upload.name)
+                    prior_file = (f"`{upload.name}`", hashlib.sha256(upload.getvalue()).hexdigest())
             else:
                 prior, truth = cxr.example_images()
+                prior_file = (
+                    f"`{cxr.EXAMPLE_PRIOR.name}`",
+                    cxr.example_sha256(str(cxr.EXAMPLE_PRIOR)),
+                )
                 st.caption(
                     f"A real ICU patient's radiograph; the later one was taken "
                     f"{example['gap_hours'] / 24:g} days after it. The shipped model never saw this "
@@ -101,6 +110,7 @@ with errors.guard("The CXR Forecast page"):  # nothing raw reaches the browser
             help="Long CSV: hours (since the prior image), variable, value. Or wide: an 'hour' column plus one column per variable.",
         )
         window = None
+        window_file = None  # (name, sha256), as for the prior
         try:
             if window_source == "Upload":
                 wupload = st.file_uploader(
@@ -109,14 +119,26 @@ with errors.guard("The CXR Forecast page"):  # nothing raw reaches the browser
                 )  # fmt: skip
                 if wupload is not None:
                     window = read_ehr_window(wupload.getvalue(), model.vocabulary, wupload.name)
+                    window_file = (wupload.name, hashlib.sha256(wupload.getvalue()).hexdigest())
             elif window_source == "Shipped example":
                 window = read_ehr_window(cxr.EXAMPLE_WINDOW, model.vocabulary)
+                window_file = (
+                    cxr.EXAMPLE_WINDOW.name,
+                    cxr.example_sha256(str(cxr.EXAMPLE_WINDOW)),
+                )
         except CoreError as exc:
             widgets.show_error(exc, "Reading the EHR window")
         if window is not None:
             for note in window.warnings:
                 st.warning(note, icon=":material/info:")
             st.caption(f"{window.n_observations} usable observations up to {window.last_hour:g} h.")
+            window_file = (
+                f"`{window_file[0]}` ({window.n_observations} observations up to "
+                f"{window.last_hour:g} h)",
+                window_file[1],
+            )
+        else:
+            window_file = None
 
     with st.form("cxr_settings"):
         c1, c2, c3, c4 = st.columns(4)
@@ -151,6 +173,21 @@ with errors.guard("The CXR Forecast page"):  # nothing raw reaches the browser
             )  # fmt: skip
         submitted = st.form_submit_button("Forecast", type="primary", disabled=prior is None)
 
+    inputs = cxr.forecast_inputs(
+        choices[choice],
+        prior_file,
+        window_file,
+        horizon_days,
+        {
+            "samples": n_samples,
+            "DDIM steps": steps,
+            "seed": seed,
+            "EHR": "on" if use_ehr else "off",
+            "start": ANCHORS[anchor],
+            "eta": float(eta),
+            "thresholding": "on" if threshold else "off",
+        },
+    )
     if submitted and prior is not None:
         settings = ForecastSettings(
             horizon_days * 24.0,
@@ -169,17 +206,30 @@ with errors.guard("The CXR Forecast page"):  # nothing raw reaches the browser
             )
             frame = window.frame if window is not None else empty_window()
             later = model.autoencoder.prepare(truth.pixels) if truth is not None else None
-            cxr.keep_result(result, frame, later)
+            cxr.keep_result(result, frame, later, inputs)
         except CoreError as exc:
             widgets.show_error(exc, "Forecast")
         finally:
             bar.empty()
 
-    if (last := cxr.last_result()) is not None:
-        result, frame, later = last
+    last = cxr.last_result(inputs)
+    if last is not None and last.stale:  # never beside inputs it was not made from
+        st.info(
+            f"The forecast from prior {last.made_from['prior'].shown} is not shown: "
+            + "; ".join(last.changes)
+            + ". Press **Forecast** to make one from the inputs above.",
+            icon=":material/update:",
+        )
+    elif last is not None:
+        result, frame, later = last.value
         s = result.settings
         footer = example["attribution"] if later is not None else None
+        made = last.made_from
         st.subheader("Forecast")
+        st.caption(
+            f"Forecast from prior {made['prior'].shown}, EHR window {made['window'].shown}, "
+            f"horizon {made['horizon'].shown}, model {made['model'].shown}."
+        )
         st.caption(
             f"{len(result.samples)} samples, {s.horizon_hours / 24:g} days ahead, {s.steps} DDIM steps, seed {s.seed}, "
             f"{'with' if s.use_ehr else 'without'} EHR, started from "

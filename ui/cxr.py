@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from core.cxr.pipeline import FORECAST_FAMILY, DDLCXRForecaster
 from core.data.images import RadiographImage, read_radiograph
 from core.registry import MODELS, ModelSpec
 from core.store import StoredModel
-from ui import models
+from ui import models, state
 from ui.models import CHECKPOINTS
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "assets" / "cxr_example"
@@ -78,10 +79,49 @@ def validation(checkpoint: str) -> dict:
     return dict(read_manifest(CHECKPOINTS / checkpoint).metrics.get("crossvalidation", {}))
 
 
-def keep_result(result, frame, later) -> None:
-    """The last forecast of this session: (CXRForecast, EHR window frame, true later image)."""
-    st.session_state[RESULT] = (result, frame, later)
+@st.cache_data
+def example_sha256(path: str) -> str:
+    """sha256 of a shipped example file (the prior, the EHR window): its identity as an input."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def last_result() -> tuple | None:
-    return st.session_state.get(RESULT)
+def model_id(choice: ModelSpec | StoredModel) -> tuple[str, str]:
+    """(the forecaster's id as captions name it, its identity: id and weights' sha256)."""
+    if isinstance(choice, StoredModel):
+        return choice.name, f"{choice.name}:{choice.manifest.sha256 if choice.manifest else ''}"
+    return choice.checkpoint, f"shipped:{choice.checkpoint}"
+
+
+def forecast_inputs(
+    choice: ModelSpec | StoredModel,
+    prior: tuple[str, str] | None,
+    window: tuple[str, str] | None,
+    horizon_days: float,
+    sampling: dict,
+) -> dict[str, state.Input]:
+    """What a forecast is made from: the model, the prior image and the EHR window (each as
+    (how it is shown, sha256 of its file); None: none given), the horizon and the sampling
+    settings (name -> value, shown in that order)."""
+    name, identity = model_id(choice)
+    return {
+        "model": state.Input("the model", f"`{name}`", identity),
+        "prior": state.Input("the prior image", *(prior or (state.NOTHING, ""))),
+        "window": state.Input("the EHR window", *(window or (state.NOTHING, ""))),
+        "horizon": state.Input.of("the horizon", float(horizon_days), f"{horizon_days:g} days"),
+        "sampling": state.Input.of(
+            "the sampling settings",
+            tuple(sampling.items()),
+            ", ".join(f"{k} {v}" for k, v in sampling.items()),
+        ),
+    }
+
+
+def keep_result(result, frame, later, inputs: dict[str, state.Input]) -> None:
+    """The last forecast of this session: (CXRForecast, EHR window frame, true later image),
+    bound to the ``inputs`` it was made from (:func:`forecast_inputs`)."""
+    state.keep_bound(RESULT, (result, frame, later), inputs)
+
+
+def last_result(inputs: dict[str, state.Input]) -> state.Bound | None:
+    """The last forecast, with what differs between the inputs now on the page and its own."""
+    return state.bound_result(RESULT, inputs, "this forecast")

@@ -87,9 +87,12 @@ def training_form(
     )
 
 
-def generation_form(model: EHRDiffModel, sets: dict, distilled: EHRDiffModel | None = None) -> None:
+def generation_form(
+    model: EHRDiffModel, sets: dict, distilled: EHRDiffModel | None = None
+) -> GenerationSettings:
     """The sampling form; a submitted run lands in ``sets``. ``distilled``: a model distilled from
-    ``model``, offered as a sampler beside Heun and DPM-Solver++(2M)."""
+    ``model``, offered as a sampler beside Heun and DPM-Solver++(2M). Returns the settings the
+    form holds now (what a set generated now would be made with)."""
     student = model if model.distillation is not None else distilled
     samplers = () if model.distillation is not None else SAMPLERS
     samplers += (DISTILLED,) if student is not None else ()
@@ -155,8 +158,7 @@ def generation_form(model: EHRDiffModel, sets: dict, distilled: EHRDiffModel | N
             key="gen_name",
             placeholder="e.g. ICU stays, DPM 16 steps",
         )
-        if not st.form_submit_button("Generate", type="primary"):
-            return
+        submitted = st.form_submit_button("Generate", type="primary")
     settings = GenerationSettings(
         n=int(n),
         sampler=sampler,
@@ -166,15 +168,17 @@ def generation_form(model: EHRDiffModel, sets: dict, distilled: EHRDiffModel | N
         label_mix=mix if model.n_classes else None,
         schedule=None if schedule == "auto" else schedule,
     )
-    source = student if info is not None else model
-    unit = "evaluations" if info is not None else "steps"
-    widgets.generate_into_session(
-        lambda cb: source.generate(settings, callback=cb),
-        sets,
-        name.strip() or f"{model.model_id} · {sampler} {steps} {unit} · seed {seed}",
-        UNIT,
-        f"Sampling ({network_evaluations(sampler, int(steps))} network evaluations per record)",
-    )
+    if submitted:
+        source = student if info is not None else model
+        unit = "evaluations" if info is not None else "steps"
+        widgets.generate_into_session(
+            lambda cb: source.generate(settings, callback=cb),
+            sets,
+            name.strip() or f"{model.model_id} · {sampler} {steps} {unit} · seed {seed}",
+            UNIT,
+            f"Sampling ({network_evaluations(sampler, int(steps))} network evaluations per record)",
+        )
+    return settings
 
 
 def show_records(

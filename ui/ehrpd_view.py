@@ -91,7 +91,8 @@ def training_form(train: VisitCohort, device) -> TrainingPlan:
     )
 
 
-def generation_form(model: EHRPDModel, sets: dict) -> None:
+def generation_form(model: EHRPDModel, sets: dict) -> SequenceSettings:
+    """The sampling form; a submitted run lands in ``sets``. Returns the settings it holds now."""
     with st.form("generate_ehrpd"):
         c1, c2, c3 = st.columns(3)
         n = c1.number_input(
@@ -112,8 +113,7 @@ def generation_form(model: EHRPDModel, sets: dict) -> None:
             model.n_classes, classes, model.class_prior, UNIT, "ehrpd"
         )
         name = st.text_input("Name of this synthetic set", "", key="ehrpd_name")
-        if not st.form_submit_button("Generate", type="primary"):
-            return
+        submitted = st.form_submit_button("Generate", type="primary")
     settings = SequenceSettings(
         n=int(n),
         seed=int(seed),
@@ -121,13 +121,15 @@ def generation_form(model: EHRPDModel, sets: dict) -> None:
         guidance=guidance,
         label_mix=mix if model.n_classes else None,
     )
-    widgets.generate_into_session(
-        lambda cb: model.generate(settings, callback=cb),
-        sets,
-        name.strip() or f"{model.model_id} · seed {seed}",
-        UNIT,
-        "Visit-by-visit sampling",
-    )
+    if submitted:
+        widgets.generate_into_session(
+            lambda cb: model.generate(settings, callback=cb),
+            sets,
+            name.strip() or f"{model.model_id} · seed {seed}",
+            UNIT,
+            "Visit-by-visit sampling",
+        )
+    return settings
 
 
 def show_sequences(synth: SyntheticSet, stem: str) -> None:

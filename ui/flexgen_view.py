@@ -40,8 +40,8 @@ __all__ = [
 ]
 
 
-def generation_form(model: FlexGenModel, sets: dict) -> None:
-    """The sampling form; a submitted run lands in ``sets``."""
+def generation_form(model: FlexGenModel, sets: dict) -> FlexGenSettings:
+    """The sampling form; a submitted run lands in ``sets``. Returns the settings it holds now."""
     with st.form("generate_flexgen"):
         c1, c2 = st.columns(2)
         n = c1.number_input(
@@ -66,18 +66,19 @@ def generation_form(model: FlexGenModel, sets: dict) -> None:
             f"Latent DDPM, {model.schedule.steps} ancestral steps "
             f"(betas {model.schedule.beta_start:g} to {model.schedule.beta_end:g})."
         )
-        if not st.form_submit_button("Generate", type="primary"):
-            return
+        submitted = st.form_submit_button("Generate", type="primary")
     settings = FlexGenSettings(
         n=int(n), seed=int(seed), guidance=guidance, label_mix=mix if model.n_classes else None
     )
-    widgets.generate_into_session(
-        lambda cb: model.generate(settings, callback=cb),
-        sets,
-        name.strip() or f"{model.model_id} · seed {seed}",
-        UNIT,
-        "Latent DDPM steps",
-    )
+    if submitted:
+        widgets.generate_into_session(
+            lambda cb: model.generate(settings, callback=cb),
+            sets,
+            name.strip() or f"{model.model_id} · seed {seed}",
+            UNIT,
+            "Latent DDPM steps",
+        )
+    return settings
 
 
 def session_cohort() -> Cohort | None:

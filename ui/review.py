@@ -7,6 +7,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,13 @@ from core.errors import CoreError
 from core.generation import SyntheticSet
 from core.metrics.privacy import patient_exposure, privacy_filter
 from core.metrics.specs import SequenceInputs
-from core.metrics.suite import Review, ReviewSettings, review
+from core.metrics.suite import Review, ReviewKey, ReviewSettings, review
 from core.release import settings as release_settings
 from core.release.gate import CHECKS, OPTIONAL, GateThresholds, GateVerdict, release_manifest
 from core.release.ledger import Ledger
 from core.release.publish import publish
 from core.release.signing import load_or_create_key, manifest_json
+from core.report import export
 from ui import auth, state, widgets
 
 
@@ -45,6 +47,12 @@ class RealReference:
     encoding: VectorEncoding
     visits: tuple[VisitCohort, VisitCohort, dict] | None = None  # train, holdout, vocabularies
     unit: str = "records"
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The cohort's fingerprint, computed once per reference (visit cohorts hash their
+        events on every call)."""
+        return self.cohort.fingerprint()
 
     def sequences_for(self, synth: SyntheticSet) -> SequenceInputs | None:
         if self.visits is None or synth.visits is None:
@@ -102,12 +110,14 @@ def run_review(
     synth: EHRTable,
     encoding: VectorEncoding,
     settings: ReviewSettings,
-    key: tuple,
+    key: ReviewKey,
     callback=None,
     sequences: SequenceInputs | None = None,
 ) -> Review:
-    """Cached per (cohort, split, synthetic set, settings) fingerprint in ``key``."""
-    key = (name, *key)
+    """Cached per (name, what is reviewed): ``key`` (cohort, split, file, settings), which the
+    review carries into its release manifest."""
+    reviewed = key
+    key = (name, reviewed)
     with _REVIEWS_LOCK:
         if key in _REVIEWS:
             _REVIEWS.move_to_end(key)
@@ -121,12 +131,98 @@ def run_review(
         settings=settings,
         callback=callback,
         sequences=sequences,
+        key=reviewed,
     )
     with _REVIEWS_LOCK:
         _REVIEWS[key] = result
         while len(_REVIEWS) > MAX_CACHED_REVIEWS:
             _REVIEWS.popitem(last=False)
     return result
+
+
+@dataclass(frozen=True)
+class ReleaseFile:
+    """The file a set is released as; ``build`` makes its bytes (deterministically)."""
+
+    filename: str
+    mime: str
+    build: Callable[[], bytes]
+
+
+def release_file(name: str, synth: SyntheticSet) -> ReleaseFile:
+    """Visit sequences as a MEDS shard, complete patients as Parquet, records as CSV."""
+    stem = export.file_stem(name)
+    if synth.visits is not None:
+        return ReleaseFile(
+            f"{stem}.meds.parquet",
+            "application/octet-stream",
+            lambda: export.meds_parquet_bytes(synth.visits),
+        )
+    if synth.cohort is not None:
+        return ReleaseFile(
+            f"{stem}.parquet",
+            "application/octet-stream",
+            lambda: export.patients_parquet_bytes(synth.cohort),
+        )
+    return ReleaseFile(
+        f"{stem}.csv", "text/csv", lambda: export.to_csv_bytes(synth.table.to_frame())
+    )
+
+
+SET_SHA256 = "css.set_sha256"
+
+
+def set_sha256(synth: SyntheticSet) -> str:
+    """sha256 of the file ``synth`` is released as: what its review is bound to. Built once
+    per set object (a regenerated set of the same name is another object, another file)."""
+    cache = st.session_state.setdefault(SET_SHA256, {})
+    held = cache.get(id(synth))
+    if held is None or held[0] is not synth:
+        live = {id(s) for s in state.synthetic_sets().values()}
+        for stale in [k for k in cache if k not in live]:  # removed sets
+            del cache[stale]
+        held = cache[id(synth)] = (
+            synth,
+            hashlib.sha256(release_file("", synth).build()).hexdigest(),
+        )
+    return held[1]
+
+
+def review_key(ref: RealReference, synth: SyntheticSet, settings: ReviewSettings) -> ReviewKey:
+    """What reviewing ``synth`` against ``ref`` with ``settings`` reviews."""
+    return ReviewKey.of(ref.fingerprint, ref.split, set_sha256(synth), settings)
+
+
+def _settings_shown(s: ReviewSettings) -> str:
+    mmd = "exact" if s.mmd_max_records is None else f"on {s.mmd_max_records:,} records"
+    return f"seed {s.seed}, MMD {mmd}, {s.bootstrap:,} bootstrap resamples"
+
+
+def review_inputs(
+    ref: RealReference, names: list[str], sets: dict, settings: ReviewSettings
+) -> dict[str, state.Input]:
+    """What a review of ``names`` is bound to: the cohort, its split, each set's released file
+    and the settings (a set no longer in ``sets`` shows as removed)."""
+    split = ref.split.summary()
+    inputs = {
+        "cohort": state.Input(
+            "the cohort",
+            f"`{ref.fingerprint[:12]}` ({ref.cohort.name}, {len(ref.table.record_ids):,} {ref.unit})",
+            ref.fingerprint,
+        ),
+        "split": state.Input.of(
+            "the split",
+            split,
+            f"{split['train']:,} train / {split['holdout']:,} holdout {ref.unit}, "
+            f"seed {split['seed']}",
+        ),
+        "settings": state.Input.of("the review settings", settings, _settings_shown(settings)),
+    }
+    for name in names:
+        sha = set_sha256(sets[name]) if name in sets else "removed"
+        shown = "removed" if name not in sets else f"file sha256 `{sha[:12]}`"
+        inputs[f"set:{name}"] = state.Input(f"the set '{name}'", shown, sha)
+    return inputs
 
 
 GATE_HELP = {
@@ -202,12 +298,21 @@ def release_download(
     mime: str,
     manifest_args: dict,
     set_id: int,
+    stale: bool = False,
 ) -> None:
     """Releasing one synthetic set (``set_id``: the set object's identity, so a regenerated set
     of the same name is released afresh), by a steward: the manifest is signed with the server key and
     recorded in the audit ledger, then the set and its manifest can be downloaded. A set that does
-    not pass needs an explicit, reasoned override, which the manifest and the ledger record."""
+    not pass needs an explicit, reasoned override, which the manifest and the ledger record.
+    ``stale``: the review is out of date; the Release button is shown disabled."""
     if not auth.steward_only("Releasing a synthetic set"):
+        return
+    if stale:  # the checks above are not about the cohort and set on the page now
+        st.button(RELEASE_LABEL, type="primary", key="gate_release", disabled=True)
+        st.caption(
+            "Releasing is disabled: this review is out of date. Run the review again on the "
+            "current cohort and sets."
+        )
         return
     reason = None
     if not verdict.passed:
@@ -236,7 +341,7 @@ def release_download(
         st.success(f"**{verdict.set_name}** passes the release gate.", icon=":material/verified:")
 
     key = (verdict.set_name, set_id, verdict.status, reason)
-    if st.button("Release: sign and record in the ledger", type="primary", key="gate_release"):
+    if st.button(RELEASE_LABEL, type="primary", key="gate_release"):
         data = payload()
         manifest = release_manifest(
             verdict,
@@ -274,6 +379,7 @@ def release_download(
 
 
 RELEASED = "css.released"
+RELEASE_LABEL = "Release: sign and record in the ledger"
 
 
 @st.cache_resource(show_spinner=False)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass, fields
+from typing import Generic, TypeVar
 
 import streamlit as st
 
@@ -110,13 +112,27 @@ def prune_review_choice(compatible: list[str], default: int = 3) -> None:
     st.session_state[REVIEW_CHOICE] = [n for n in chosen if n in compatible]
 
 
-def review_results() -> tuple | None:
-    """The last review run: (set names, reviews, settings)."""
-    return st.session_state.get(REVIEW_RESULTS)
+def review_results(inputs_for: Callable[[list[str]], dict[str, Input]]) -> Bound | None:
+    """The last review run, (set names, reviews, settings), with what changed since among the
+    inputs now on the page for those sets (``inputs_for(names)``: cohort, split, each set's
+    file, settings; :func:`ui.review.review_inputs`)."""
+    held = st.session_state.get(REVIEW_RESULTS)
+    if held is None:
+        return None
+    return bound_result(REVIEW_RESULTS, inputs_for(held[0][0]), "this review")
 
 
-def set_review_results(names: list[str], reviews: list, settings: object) -> None:
-    st.session_state[REVIEW_RESULTS] = (names, reviews, settings)
+def reviewed_settings() -> object | None:
+    """The settings of the last review run: the Review page's widgets start from them, so that
+    leaving the page (which resets its widgets) does not put the review out of date."""
+    held = st.session_state.get(REVIEW_RESULTS)
+    return None if held is None else held[0][2]
+
+
+def set_review_results(
+    names: list[str], reviews: list, settings: object, inputs: dict[str, Input]
+) -> None:
+    keep_bound(REVIEW_RESULTS, (names, reviews, settings), inputs)
 
 
 def unique_name(base: str, taken: dict) -> str:
@@ -158,3 +174,104 @@ def train_encoding() -> VectorEncoding | None:
         cached = (cohort, split, VectorEncoding.fit(table.subset(split.train)))
         st.session_state["css.train_encoding"] = cached
     return cached[2]
+
+
+# --- results bound to the inputs that made them -------------------------------------------------
+# A page keeps its result with the inputs it was made from; on every rerun it asks for it with
+# the inputs now on the page and learns what changed, so that no result is shown as if it
+# belonged to inputs it was not made from (issue 28: a forecast beside another patient's prior).
+
+
+def fingerprint(value: object) -> str:
+    """sha256 of bytes, or of the ``repr`` of plain data (strings, numbers, tuples, frozen
+    dataclasses of those): what identifies an input."""
+    raw = value if isinstance(value, bytes) else repr(value).encode()
+    return hashlib.sha256(raw).hexdigest()
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input of a result: what a message calls it, how it is shown, and its fingerprint."""
+
+    label: str  # "the prior image"
+    shown: str  # "`xray_0012.png`"
+    identity: str  # fingerprint of the value
+
+    @classmethod
+    def of(cls, label: str, value: object, shown: str | None = None) -> Input:
+        return cls(label, str(value) if shown is None else shown, fingerprint(value))
+
+
+NOTHING = "none"  # how an absent input is shown
+
+
+@dataclass(frozen=True)
+class Bound(Generic[T]):
+    """A kept result, the inputs it was made from, and how today's inputs differ from those."""
+
+    value: T
+    made_from: dict[str, Input]
+    changes: tuple[str, ...]  # "the horizon changed since this forecast (was 3 days, now 5 days)"
+    changed: frozenset[str]  # the names of the inputs that changed
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.changes)
+
+
+def keep_bound(key: str, value: object, inputs: dict[str, Input]) -> None:
+    """Keep ``value`` as the result made from ``inputs`` (name -> :class:`Input`)."""
+    st.session_state[key] = (value, dict(inputs))
+
+
+def drop_bound(key: str) -> None:
+    st.session_state.pop(key, None)
+
+
+def bound_result(key: str, inputs: dict[str, Input], what: str = "this result") -> Bound | None:
+    """The result kept under ``key``, with each of ``inputs`` that differs from what made it
+    named (``what``: how the sentences call the result). None when nothing is kept."""
+    held = st.session_state.get(key)
+    if held is None:
+        return None
+    value, made_from = held
+    changes, changed = [], set()
+    for name in dict.fromkeys([*made_from, *inputs]):
+        was, now = made_from.get(name), inputs.get(name)
+        if was is not None and now is not None and was.identity == now.identity:
+            continue
+        label = (was or now).label
+        was_shown = NOTHING if was is None else was.shown
+        now_shown = NOTHING if now is None else now.shown
+        if was_shown == now_shown:  # same name or value shown, other content
+            now_shown += " with other content"
+        changes.append(f"{label} changed since {what} (was {was_shown}, now {now_shown})")
+        changed.add(name)
+    return Bound(value, made_from, tuple(changes), frozenset(changed))
+
+
+_SETTING_LABELS = {"n": "the number generated", "label_mix": "the label mix", "eta": "DDIM eta"}
+
+
+def settings_inputs(settings: object) -> dict[str, Input]:
+    """Each field of a settings dataclass as an input ("the steps", "the seed", ...)."""
+    return {
+        f.name: Input.of(
+            _SETTING_LABELS.get(f.name, f"the {f.name.replace('_', ' ')}"),
+            getattr(settings, f.name),
+        )
+        for f in fields(settings)
+    }
+
+
+GENERATED = "css.generated."  # + set name: the inputs a set generated on the Generate page had
+
+
+def keep_generated(name: str, inputs: dict[str, Input]) -> None:
+    keep_bound(GENERATED + name, name, inputs)
+
+
+def generated(name: str, inputs: dict[str, Input]) -> Bound | None:
+    """The set ``name`` if the Generate page made it, with what changed since among ``inputs``
+    (the model and the settings its form holds now)."""
+    return bound_result(GENERATED + name, inputs, "it was generated")

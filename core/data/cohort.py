@@ -228,6 +228,19 @@ class CohortSplit:
     n_train_patients: int
     n_holdout_patients: int
 
+    def summary(self) -> dict:
+        """What a report or release manifest states about the split; ``fingerprint`` (sha256
+        of both position lists) tells two splits of the same sizes apart."""
+        h = hashlib.sha256(np.asarray(self.train, dtype=np.int64).tobytes())
+        h.update(b"|" + np.asarray(self.holdout, dtype=np.int64).tobytes())
+        return {
+            "holdout_fraction": float(self.holdout_fraction),
+            "seed": int(self.seed),
+            "train": len(self.train),
+            "holdout": len(self.holdout),
+            "fingerprint": h.hexdigest(),
+        }
+
 
 def split_cohort(cohort: Cohort, holdout_fraction: float = 0.2, seed: int = 0) -> CohortSplit:
     """Deterministic patient-level split, stratified on the label when there is one.

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from core.data.cohort import CohortSplit
 from core.data.records import EHRTable
 from core.encoding.vectors import VectorEncoding
 from core.errors import ConfigError, CoreError
@@ -33,6 +34,40 @@ class ReviewSettings:
     )
 
 
+@dataclass(frozen=True)
+class ReviewKey:
+    """What a review reviewed: the real cohort (its fingerprint), its train/holdout split
+    (:meth:`CohortSplit.summary` as sorted pairs, so the key is hashable), the sha256 of the
+    file that would be released, and the settings. A release names the same three; it is
+    refused when they differ (:func:`core.release.gate.binding_problems`)."""
+
+    cohort_fingerprint: str
+    split: tuple[tuple[str, object], ...]
+    synthetic_sha256: str
+    settings: ReviewSettings
+
+    @classmethod
+    def of(
+        cls,
+        cohort_fingerprint: str,
+        split: CohortSplit,
+        synthetic_sha256: str,
+        settings: ReviewSettings,
+    ) -> ReviewKey:
+        return cls(
+            cohort_fingerprint, tuple(sorted(split.summary().items())), synthetic_sha256, settings
+        )
+
+    def as_dict(self) -> dict:
+        """The key as a release manifest records it (JSON)."""
+        return {
+            "cohort_fingerprint": self.cohort_fingerprint,
+            "split": dict(self.split),
+            "synthetic_sha256": self.synthetic_sha256,
+            "settings": settings_dict(self.settings),
+        }
+
+
 @dataclass(frozen=True, eq=False)
 class Review:
     name: str
@@ -42,6 +77,7 @@ class Review:
     n_records: int
     subsampled_from: int | None
     skipped: dict[str, str] = field(default_factory=dict)  # spec id -> why not computed
+    key: ReviewKey | None = None  # what was reviewed; None: not bound, cannot be released
 
     def get(self, metric_id: str) -> MetricResult | None:
         """The result with this stable id (``MetricResult.id``), or None if not computed."""
@@ -73,10 +109,15 @@ def review(
     settings: ReviewSettings = ReviewSettings(),
     callback: Callable[[int, int, str], None] | None = None,
     sequences: SequenceInputs | None = None,
+    key: ReviewKey | None = None,
 ) -> Review:
     """Compute the whole suite. ``encoding`` defaults to one fitted on ``train``; the synthetic set
     must have the same columns (a :class:`CohortError` names missing or unexpected ones).
-    ``sequences`` (the visit sequences behind patient-level tables) adds the sequence metrics."""
+    ``sequences`` (the visit sequences behind patient-level tables) adds the sequence metrics.
+    ``key``: what is reviewed (cohort, split, released file, ``settings``), carried by the
+    result so that a release can be checked against it."""
+    if key is not None and key.settings != settings:
+        raise ConfigError("The review key names other settings than the review runs with.")
     if synth.n_records < 2:
         raise ConfigError(f"'{name}' has {synth.n_records} record(s); the review needs at least 2.")
     if synth.n_records > MAX_RECORDS * 5:
@@ -122,7 +163,7 @@ def review(
         callback(len(steps), len(steps), "done")
     log.info("reviewed %s: %d metrics in %.1fs", name, len(results), sum(seconds.values()))
     return Review(
-        name, results, seconds, table_fingerprint(synth), synth.n_records, original, skipped
+        name, results, seconds, table_fingerprint(synth), synth.n_records, original, skipped, key
     )
 
 

@@ -40,7 +40,7 @@ from core import __version__
 from core.errors import ConfigError
 from core.metrics import anonymeter
 from core.metrics.base import MetricResult
-from core.metrics.suite import SUITE_VERSION, Review
+from core.metrics.suite import SUITE_VERSION, Review, ReviewKey
 
 GATE_VERSION = "2"
 
@@ -130,6 +130,7 @@ class GateVerdict:
     set_name: str
     checks: tuple[GateCheck, ...]
     thresholds: GateThresholds
+    review_key: ReviewKey | None = None  # what the review behind these checks reviewed
 
     @property
     def status(self) -> str:
@@ -164,7 +165,7 @@ def evaluate_gate(review: Review, thresholds: GateThresholds = GateThresholds())
             continue
         value, low, high = (float(v) for v in estimate(result))
         checks.append(GateCheck(label, value, limit, _judge(low, high, limit), (low, high)))
-    return GateVerdict(review.name, tuple(checks), thresholds)
+    return GateVerdict(review.name, tuple(checks), thresholds, review.key)
 
 
 def release_manifest(
@@ -179,7 +180,9 @@ def release_manifest(
 ) -> dict:
     """What was released, from what, judged how: the record a steward signs off.
 
-    A failing verdict is only released with ``override_reason``; the reason is recorded.
+    A failing verdict is only released with ``override_reason``; the reason is recorded. The
+    verdict's review key is recorded as ``review``: :func:`core.release.publish.publish`
+    refuses the manifest unless it names the cohort, split, file and settings reviewed.
     """
     if not verdict.passed and not (override_reason and override_reason.strip()):
         raise ConfigError(
@@ -197,8 +200,40 @@ def release_manifest(
         "split": split,
         "provenance": provenance,  # model, checkpoint sha256, sampler, steps, seed
         "review_settings": review_settings,
+        "review": None if verdict.review_key is None else verdict.review_key.as_dict(),
         "versions": {"app": __version__, "metric_suite": SUITE_VERSION, "gate": GATE_VERSION},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     return {**body, "manifest_sha256": hashlib.sha256(canonical).hexdigest()}
+
+
+# review key field -> (manifest field it must equal, what a message calls it)
+BOUND = {
+    "cohort_fingerprint": ("real_cohort_fingerprint", "cohort fingerprint"),
+    "split": ("split", "train/holdout split"),
+    "synthetic_sha256": ("synthetic_sha256", "synthetic set's sha256"),
+    "settings": ("review_settings", "review settings"),
+}
+
+
+def _short(value: object) -> str:
+    if isinstance(value, str) and len(value) == 64:
+        return f"{value[:12]}..."  # a sha256: its start tells them apart
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_short(v)}" for k, v in sorted(value.items()))
+    return str(value)
+
+
+def binding_problems(manifest: dict) -> list[str]:
+    """Why ``manifest`` does not hold its review to what it releases (empty: it does): the
+    review must name the very cohort, split, file and settings the manifest names."""
+    review = manifest.get("review")
+    if not isinstance(review, dict):
+        return ["it does not name the review its checks come from"]
+    problems = []
+    for field_name, (manifest_field, label) in BOUND.items():
+        reviewed, named = review.get(field_name), manifest.get(manifest_field)
+        if reviewed != named:
+            problems.append(f"the {label} (reviewed: {_short(reviewed)}; named: {_short(named)})")
+    return problems

@@ -38,7 +38,7 @@ from core.data.records import ehr_table, table_from_frame
 from core.encoding.vectors import VectorEncoding
 from core.errors import ConfigError, CoreError
 from core.metrics.baselines import independent_marginals
-from core.metrics.suite import ReviewSettings, review, summary_table
+from core.metrics.suite import ReviewKey, ReviewSettings, review, summary_table
 from core.release import settings as release_settings
 from core.release.gate import GateThresholds, evaluate_gate, release_manifest
 from core.release.ledger import Actor, Ledger
@@ -189,11 +189,16 @@ def main(argv: list[str] | None = None) -> int:
         synthetic["Independent marginals (baseline)"] = independent_marginals(
             train, len(split.train), args.seed, encoding
         )[0]
+    files = parse_pairs(args.synthetic, "synthetic")
+    # A file's review is bound to it, the cohort and the split: only then can it be released.
+    keys = {
+        n: ReviewKey.of(cohort.fingerprint(), split, sha256_file(Path(files[n])), settings)
+        for n in files
+    }
     reviews = [
-        review(name, train, holdout, s, encoding=encoding, settings=settings)
+        review(name, train, holdout, s, encoding=encoding, settings=settings, key=keys.get(name))
         for name, s in synthetic.items()
     ]
-    files = parse_pairs(args.synthetic, "synthetic")
     provenance = {
         n: {"source": f"file {Path(files[n]).name}" if n in files else "baseline"}
         for n in synthetic

@@ -40,12 +40,7 @@ def make_context(
     return ReportContext(
         cohort_name=cohort.name,
         cohort_fingerprint=cohort.fingerprint(),
-        split={
-            "holdout_fraction": split.holdout_fraction,
-            "seed": split.seed,
-            "train": len(split.train),
-            "holdout": len(split.holdout),
-        },
+        split=split.summary(),
         settings=settings_dict(settings),
         sets=sets,
     )

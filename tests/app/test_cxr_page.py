@@ -26,7 +26,7 @@ def test_example_forecast_shows_images_uncertainty_and_label():
     assert any("not for diagnosis" in w.value for w in at.warning)
     forecast(at, 3.0)
     assert not at.exception and not at.error
-    result, window, later = at.session_state[cxr.RESULT]
+    result, window, later = at.session_state[cxr.RESULT][0]  # (result, inputs)
     assert result.samples.shape[0] == 4 and result.uncertainty.max() > 0
     assert result.settings.use_ehr and len(window) > 0
     assert later is not None and later.shape == result.mean.shape  # the example's true image
@@ -52,7 +52,7 @@ def test_example_horizon_defaults_to_the_true_gap_and_sampler_choices_apply():
     at.select_slider(key="cxr_eta").set_value(0.0)
     forecast(at, days, samples=2, steps=5)
     assert not at.exception and not at.error
-    result, _, _ = at.session_state[cxr.RESULT]
+    result, _, _ = at.session_state[cxr.RESULT][0]  # (result, inputs)
     assert result.settings.anchor == "noise" and result.settings.eta == 0.0
     assert result.samples.min() >= 0 and result.samples.max() <= 1
 
@@ -73,5 +73,72 @@ def test_forecast_without_ehr():
     at.radio(key="cxr_window_src").set_value("None").run()
     forecast(at, 2.0, samples=2, steps=5)
     assert not at.exception and not at.error
-    result, _, _ = at.session_state[cxr.RESULT]
+    result, _, _ = at.session_state[cxr.RESULT][0]  # (result, inputs)
     assert any("no usable EHR" in n for n in result.notes)
+
+
+def upload_prior(at: AppTest, name: str = "xray_0012.png", seed: int = 1) -> None:
+    from tests.core.cxr.fixtures import phantom, png_bytes
+
+    at.radio(key="cxr_prior_src").set_value("Upload").run()
+    at.file_uploader(key="cxr_prior_upload").set_value(
+        (name, png_bytes(phantom(96, seed)), "image/png")
+    ).run()
+    assert not at.exception and not at.error
+
+
+def shown_forecast(at: AppTest) -> bool:
+    return "Forecast" in [h.value for h in at.subheader]
+
+
+def test_a_new_prior_never_sits_beside_the_previous_forecast_or_its_true_later_image():
+    """Issue 28: the previous patient's forecast, and the example's true later X-ray, stayed
+    beside a newly uploaded prior."""
+    at = open_cxr_page()
+    forecast(at, 2.0, samples=1, steps=5)
+    assert shown_forecast(at)
+    caption = next(c.value for c in at.caption if c.value.startswith("Forecast from prior"))
+    assert "prior `prior.png`" in caption and "EHR window `ehr_window.csv`" in caption
+    assert "horizon 2 days" in caption and "model `ddlcxr-hannover-64`" in caption
+    upload_prior(at)
+    assert not shown_forecast(at)
+    assert not any("compared with the true later X-ray" in d.value.columns for d in at.dataframe)
+    assert not at.get("download_button")  # no download of the other patient's forecast
+    notice = next(i.value for i in at.info if "not shown" in i.value)
+    assert "the prior image changed since this forecast (was `prior.png`, now `xray_0012.png`)" in (
+        notice
+    )
+    forecast(at, 2.0, samples=1, steps=5)
+    assert shown_forecast(at) and not at.error
+    caption = next(c.value for c in at.caption if c.value.startswith("Forecast from prior"))
+    assert "prior `xray_0012.png`" in caption
+    assert not at.dataframe  # no true later image for an uploaded prior
+    assert at.session_state[cxr.RESULT] is not None
+
+
+def test_returning_to_the_page_does_not_show_the_old_forecast_beside_reset_inputs():
+    at = open_cxr_page()
+    upload_prior(at)
+    forecast(at, 2.0, samples=1, steps=5)
+    assert shown_forecast(at)
+    at.switch_page("pages/1_Cohort.py").run()
+    at.switch_page(PAGE).run()
+    assert at.radio(key="cxr_prior_src").value != "Upload"  # the page's inputs were reset
+    assert not shown_forecast(at)
+    assert any("was `xray_0012.png`, now `prior.png`" in i.value for i in at.info)
+
+
+def test_a_changed_horizon_or_window_hides_the_forecast_until_it_is_made_again():
+    at = open_cxr_page()
+    forecast(at, 2.0, samples=1, steps=5)
+    forecast(at, 200.0, samples=1, steps=5)  # refused: the old forecast must not pose as its
+    assert any("beyond what this model was trained on" in e.value for e in at.error)
+    assert not shown_forecast(at)
+    assert any(
+        "the horizon changed since this forecast (was 2 days, now 200 days)" in i.value
+        for i in at.info
+    )
+    forecast(at, 2.0, samples=1, steps=5)
+    at.radio(key="cxr_window_src").set_value("None").run()
+    assert not shown_forecast(at)
+    assert any("the EHR window changed since this forecast" in i.value for i in at.info)

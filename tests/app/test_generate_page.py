@@ -112,3 +112,28 @@ def test_distilled_sampler_of_a_shipped_model():
     assert synth.model_id == "ehrdiff-physionet2012-distilled" and synth.network_evaluations == 2
     assert synth.table.n_records == 300
     assert any("Distilled from ehrdiff-physionet2012" in c.value for c in at.caption)
+
+
+def test_a_shown_set_says_when_the_model_or_settings_changed_since_it_was_generated():
+    """Issue 28: a page's result must not pose as the result of inputs it was not made from."""
+    at = open_page("pages/2_Generate.py")
+    box = at.selectbox(key="gen_model")
+    physionet = next(o for o in box.options if "PhysioNet 2012" in o and "distilled" not in o)
+    box.set_value(physionet).run()
+    generate(at, n=50, steps=2, name="first")
+    assert not at.exception and not at.error
+    stale = [i.value for i in at.info if "from the previous settings" in i.value]
+    assert stale == []
+    at.selectbox(key="gen_sampler").set_value("heun").run()
+    [stale] = [i.value for i in at.info if "from the previous settings" in i.value]
+    assert stale.startswith("**first** is from the previous settings")
+    assert "the sampler changed since it was generated (was dpmpp_2m, now heun)" in stale
+    at.selectbox(key="gen_sampler").set_value("dpmpp_2m").run()  # back to what made it
+    assert not any("from the previous settings" in i.value for i in at.info)
+    eicu = next(o for o in box.options if "eICU" in o and "distilled" not in o)
+    at.selectbox(key="gen_model").set_value(eicu).run()
+    [stale] = [i.value for i in at.info if "from the previous settings" in i.value]
+    assert f"the model changed since it was generated (was `{physionet}`, now `{eicu}`)" in stale
+    generate(at, n=50, steps=2, name="second")  # the new set is shown, made with these
+    assert at.selectbox(key="gen_view").value == "second"
+    assert not any("from the previous settings" in i.value for i in at.info)

@@ -158,5 +158,67 @@ def test_a_second_session_reviewing_the_same_set_gets_the_shared_result():
         at.number_input(key="review_boot").set_value(20)
         at.button(key="review_run").click().run()
         assert not at.exception and not at.error
-        runs.append(at.session_state[state.REVIEW_RESULTS][1][0])
+        runs.append(at.session_state[state.REVIEW_RESULTS][0][1][0])  # (names, reviews, ...)
     assert runs[1] is runs[0]  # computed once
+
+
+THREE_ROWS = b"id,Age,HR\np1,54,80\np2,76,90\np3,44,70\n"
+
+
+def load_three_rows(at) -> None:
+    """The issue's change of cohort: a 3-row CSV loaded on the Cohort page (train 2 / holdout 1)."""
+    at.switch_page("pages/1_Cohort.py").run()
+    at.radio(key="cohort_source_mode").set_value("Upload").run()
+    at.selectbox(key="cohort_format").set_value("wide_table").run()
+    at.file_uploader(key="upload_wide_table_table").set_value(
+        ("three.csv", THREE_ROWS, "text/csv")
+    ).run()
+    next(b for b in at.button if b.label == "Load cohort").click().run()
+    assert not at.exception and not at.error
+    split = at.session_state["css.split"]
+    assert (len(split.train), len(split.holdout)) == (2, 1)
+
+
+@pytest.mark.slow
+def test_a_changed_cohort_marks_the_review_out_of_date_and_blocks_its_release():
+    """Issue 28: the Review kept the previous cohort's results and released a set from them,
+    pairing the new cohort's fingerprint with the old cohort's gate checks."""
+    at = open_page("pages/1_Cohort.py")
+    load_demo(at, "Demo: 2,000 synthetic ICU stays")
+    old = at.session_state["css.cohort"].fingerprint()
+    at.switch_page("pages/3_Review.py").run()
+    at.button(key="review_baseline").click().run()
+    at.selectbox(key="review_mmd").set_value("subsample 2,000 records")
+    at.number_input(key="review_boot").set_value(20)
+    at.button(key="review_run").click().run()
+    assert not at.exception and not at.error
+    assert not any("out of date" in w.value for w in at.warning)
+    at.checkbox(key="gate_override").check().run()  # the baseline is inconclusive here
+    at.text_input(key="gate_reason").set_value("tabletop exercise").run()
+    assert not at.button(key="gate_release").disabled
+
+    load_three_rows(at)
+    new = at.session_state["css.cohort"].fingerprint()
+    at.switch_page("pages/3_Review.py").run()
+    assert not at.exception
+    stale = [w.value for w in at.warning if "out of date" in w.value]
+    assert stale, [w.value for w in at.warning]
+    assert f"the cohort changed since this review (was `{old[:12]}`" in stale[0]
+    assert f"now `{new[:12]}`" in stale[0]
+    assert "split changed" in stale[0]  # 1,600 / 400 then, 2 / 1 now
+    assert "settings changed" not in stale[0]  # the widgets start from the reviewed settings
+    assert at.button(key="gate_release").disabled  # AppTest, like a browser, cannot click it
+    assert all(d.disabled for d in at.get("download_button"))  # no report of the old review
+    from core.release.ledger import Ledger
+    from core.release.settings import ledger_url
+
+    assert Ledger(ledger_url()).entries() == []
+    # rerunning the review on the current cohort lifts the block
+    at.button(key="review_baseline").click().run()
+    at.multiselect(key="review_sets").set_value(["Independent marginals (baseline) (2)"])
+    at.button(key="review_run").click().run()
+    assert not at.exception and not at.error
+    assert not any("out of date" in w.value for w in at.warning)
+    at.checkbox(key="gate_override").check().run()  # 2 training records: the gate fails
+    at.text_input(key="gate_reason").set_value("tabletop exercise").run()
+    assert not at.button(key="gate_release").disabled

@@ -100,6 +100,7 @@ def test_cli_release_gate_fails_a_training_copy_and_records_an_override(cohort_c
     assert release["verdict"] == "fail (released by override)"
     assert release["override_reason"] == "test fixture, not for release"
     assert len(release["synthetic_sha256"]) == 64 and release["real_cohort_fingerprint"]
+    assert release["review"]["synthetic_sha256"] == release["synthetic_sha256"]  # bound
 
 
 def test_codes_per_record_figure_holds_shares_not_one_value_per_record():

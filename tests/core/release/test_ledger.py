@@ -29,16 +29,19 @@ RELEASED = b"record_id,age\ns0,54\n"
 def manifest(sha: str | None = None) -> dict:
     import hashlib
 
+    from core.metrics.suite import ReviewKey, ReviewSettings, settings_dict
     from core.release.gate import GateThresholds, GateVerdict, release_manifest
 
-    verdict = GateVerdict("EHRDiff set", (), GateThresholds())
+    sha = sha or hashlib.sha256(RELEASED).hexdigest()
+    reviewed = ReviewKey("c" * 64, (("seed", 0),), sha, ReviewSettings())  # what was reviewed
+    verdict = GateVerdict("EHRDiff set", (), GateThresholds(), reviewed)
     return release_manifest(
         verdict,
         cohort_fingerprint="c" * 64,
         split={"seed": 0},
         provenance={"source": "ehrdiff", "checkpoint sha256": "k" * 64},
-        review_settings={"seed": 0},
-        synthetic_sha256=sha or hashlib.sha256(RELEASED).hexdigest(),
+        review_settings=settings_dict(ReviewSettings()),
+        synthetic_sha256=sha,
     )
 
 
