@@ -25,8 +25,10 @@ from core.checkpoints import (
     WEIGHTS_FILE,
     data_in_string,
     manifest_strings,
+    read_manifest,
     sha256_file,
 )
+from core.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +110,9 @@ def scrub_folder(folder: str | Path) -> str:
     if key in _SEEN:
         return _SEEN[key]
     try:
+        read_manifest(folder)  # size, nesting and field types checked before anything recurses
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (CheckpointError, OSError, UnicodeDecodeError, json.JSONDecodeError):
         return ""
     if not isinstance(raw, dict):
         return ""
