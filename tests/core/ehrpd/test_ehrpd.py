@@ -25,12 +25,12 @@ from tests.core.ehrpd.planted import (
     transition_matrix,
 )
 
-SMALL = EHRPDTrainConfig(steps=1500, batch_size=64, d_model=64, denoiser_hidden=128)
+SMALL = EHRPDTrainConfig(steps=800, batch_size=64, d_model=64, denoiser_hidden=128)
 
 
 @pytest.fixture(scope="module")
 def planted():
-    cohort = planted_chain(1500, seed=0)
+    cohort = planted_chain(1000, seed=0)
     result = train_ehrpd(cohort, SMALL, model_id="planted", device="cpu")
     synth = result.model.generate(SequenceSettings(n=1000, seed=1, steps=20))
     return cohort, result, synth
