@@ -50,6 +50,24 @@ def published_range(values: np.ndarray) -> tuple[float, float]:
     return lo, hi
 
 
+def enclosing_range(values: np.ndarray) -> tuple[float, float]:
+    """The rule of :func:`published_range` over all values: the smallest and the largest rounded
+    outward to two significant digits, one rounding step further where the rounding met a
+    recorded value, so every value lies strictly inside and no bound is a patient's value (a
+    floor of 0 stays 0: non-negative data keeps its natural floor)."""
+    lo, hi = float(np.min(values)), float(np.max(values))
+    out = []
+    for value, down in ((lo, True), (hi, False)):
+        bound = _round_outward(value, down)
+        if bound == value and value != 0:
+            step = 10.0 ** (np.floor(np.log10(abs(value))) - 1)
+            bound = float(bound - step if down else bound + step)
+        if down and lo >= 0 > bound:
+            bound = 0.0
+        out.append(bound)
+    return out[0], out[1]
+
+
 def _group_name(columns: tuple[str, ...]) -> str:
     """'Height missing', 'HR_* missing' (summaries of one variable), or 'Height/Weight missing'."""
     prefixes = {c.rsplit("_", 1)[0] for c in columns}
