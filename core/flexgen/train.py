@@ -40,10 +40,12 @@ from sklearn.neighbors import NearestNeighbors
 from core.cli import add_cohort_arguments, cohort_data_card, export_trained, load_cohort_from_args
 from core.config import JSONConfig
 from core.data.cohort import Cohort, split_cohort
+from core.data.records import ehr_table
 from core.device import make_generator, seeded_construction, select_device
 from core.diffusion import ddpm
 from core.diffusion.ddpm import DDPMSchedule
 from core.distributed import command_line, current_process, training_processes, wrap
+from core.encoding.constraints import infer_constraints
 from core.encoding.vectors import NUMERIC_SPACES
 from core.errors import CohortError, ConfigError
 from core.flexgen.alignment import METHODS, PAPER_METHOD, Alignment, AlignmentConfig, align
@@ -486,6 +488,7 @@ def train_flexgen(
         model_id,
         class_prior,
         training=training,
+        constraints=infer_constraints(ehr_table(cohort)),  # what every training record obeys
     )
     seconds = time.perf_counter() - start
     log.info("trained %s (%s) in %.1fs", model_id, config.variant, seconds)
