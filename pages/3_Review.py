@@ -242,6 +242,8 @@ if per_column:
                 key=f"review_columns_{name}",
             )
 
+ui_review.validity_panel(reviews)
+
 st.subheader("Release gate")
 st.caption(
     "Privacy thresholds a data steward sets before any release. A steward releases a set: its "
