@@ -157,7 +157,7 @@ class EHRDiffModel(SavedModel):
     def decode(self, vectors: np.ndarray, labels: np.ndarray | None, n: int) -> EHRTable:
         """Model-space vectors to records that obey the training records' logic."""
         table = self.encoding.decode(vectors, synthetic_ids(n), labels)
-        return enforce(table, self.decoding_constraints)
+        return enforce(table, self.decoding_constraints, snap=self.encoding.snap)
 
     @property
     def device(self) -> torch.device:

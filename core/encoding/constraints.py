@@ -29,7 +29,7 @@ crossed summaries can be repaired, measured in ``benchmarks/validity.py``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -65,6 +65,9 @@ class Constraint:
     hi: float | None = None
     levels: tuple[str, ...] = ()  # levels
     exactly: bool = False  # one_hot: exactly one set (else at most one)
+    # order min <= max: the share of training stays (with both) where they are equal, a single
+    # measurement; the default repair restores that share (an aggregate, rounded to 0.001)
+    equal_share: float | None = None
 
     @property
     def label(self) -> str:
@@ -97,6 +100,8 @@ class Constraint:
             out["levels"] = list(self.levels)
         if self.kind == "one_hot":
             out["exactly"] = self.exactly
+        if self.equal_share is not None:
+            out["equal_share"] = self.equal_share
         return out
 
     @classmethod
@@ -114,6 +119,7 @@ class Constraint:
             None if raw.get("hi") is None else float(raw["hi"]),
             tuple(str(v) for v in raw.get("levels", ())),
             bool(raw.get("exactly", False)),
+            None if raw.get("equal_share") is None else float(raw["equal_share"]),
         )
 
 
@@ -226,10 +232,14 @@ def _order_constraints(frame: pd.DataFrame, min_support: int) -> list[Constraint
             for b in cols[i + 1 :]:
                 if (a, b) in holds and (b, a) in holds:
                     out.append(Constraint("equal", (a, b)))
-                elif (a, b) in holds:
-                    out.append(Constraint("order", (a, b)))
-                elif (b, a) in holds:
-                    out.append(Constraint("order", (b, a)))
+                elif (a, b) in holds or (b, a) in holds:
+                    pair = (a, b) if (a, b) in holds else (b, a)
+                    share = None
+                    if pair == (group.get("min"), group.get("max")):
+                        lo, hi = values[pair[0]], values[pair[1]]
+                        both = ~np.isnan(lo) & ~np.isnan(hi)
+                        share = round(float(_leq(hi[both], lo[both]).mean()), 3)
+                    out.append(Constraint("order", pair, equal_share=share))
     return out
 
 
@@ -374,8 +384,8 @@ def valid_records(table: EHRTable, constraints: ConstraintSet) -> np.ndarray:
 
 
 # --- enforcement ---------------------------------------------------------------------------------
-REPAIRS = ("collapse", "swap_clip", "envelope", "sort")
-DEFAULT_REPAIR = "collapse"
+REPAIRS = ("calibrated", "collapse", "swap_clip", "envelope", "sort")
+DEFAULT_REPAIR = "calibrated"
 """How crossed summaries are put back in order (``benchmarks/validity.py``; EHRDiff PhysioNet,
 3,200 records x 5 seeds, DPM-Solver++(2M) 16 steps; see checkpoints/ehrdiff-physionet2012):
 
@@ -398,7 +408,13 @@ def _median_low(values: np.ndarray) -> np.ndarray:
     return np.take_along_axis(ordered, index[:, None], axis=1)[:, 0]
 
 
-def _repair_group(block: np.ndarray, roles: list[str], repair: str) -> np.ndarray:
+def _repair_group(
+    block: np.ndarray,
+    roles: list[str],
+    repair: str,
+    equal_share: float | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """``block`` [n, k]: one variable's summaries (role names in ``roles``, "min" and "max" among
     them), complete rows only. Returns the repaired block."""
     out = block.copy()
@@ -406,6 +422,14 @@ def _repair_group(block: np.ndarray, roles: list[str], repair: str) -> np.ndarra
     inner = [j for j in range(len(roles)) if j not in (lo_j, hi_j)]
     lo, hi = out[:, lo_j], out[:, hi_j]
     crossed = lo > hi
+    if repair == "calibrated":
+        single = crossed.copy()
+        if equal_share:  # the closest pairs, up to the training share of single measurements
+            closest = np.argsort(hi - lo, kind="stable")[: int(round(equal_share * len(out)))]
+            single[closest] = True
+        measured = np.flatnonzero(np.asarray(roles) != "mean")
+        pick = block[np.arange(len(out)), measured[rng.integers(0, len(measured), len(out))]]
+        out[single] = pick[single, None]
     if repair == "envelope":
         out[:, lo_j], out[:, hi_j] = block.min(axis=1), block.max(axis=1)
         return out
@@ -419,6 +443,8 @@ def _repair_group(block: np.ndarray, roles: list[str], repair: str) -> np.ndarra
         return out
     if repair == "swap_clip":
         out[:, lo_j], out[:, hi_j] = np.minimum(lo, hi), np.maximum(lo, hi)
+    elif repair == "calibrated":
+        pass
     elif repair == "collapse":
         measured = [j for j, r in enumerate(roles) if r != "mean"]
         value = _median_low(block[:, measured])
@@ -430,12 +456,56 @@ def _repair_group(block: np.ndarray, roles: list[str], repair: str) -> np.ndarra
     return out
 
 
-def enforce(table: EHRTable, constraints: ConstraintSet, repair: str = DEFAULT_REPAIR) -> EHRTable:
+Snap = Callable[[str, np.ndarray], np.ndarray]
+
+
+def _repair_snapped(
+    block: np.ndarray,
+    roles: list[str],
+    cols: list[str],
+    repair: str,
+    equal_share: float | None,
+    rng: np.random.Generator,
+    snap: Snap | None,
+) -> np.ndarray:
+    """The repair, with each column's changed values put back on its support or precision
+    (``snap``), and min and max widened where that rounding crossed them."""
+    out = _repair_group(block, roles, repair, equal_share, rng)
+    if snap is None:
+        return out
+    lo_j, hi_j = roles.index("min"), roles.index("max")
+    for _ in range(3):
+        changed = (out != block).any(axis=1)
+        out[changed] = np.column_stack([snap(c, out[changed, j]) for j, c in enumerate(cols)])
+        broken = (out[:, [lo_j]] > out).any(axis=1) | (out > out[:, [hi_j]]).any(axis=1)
+        if not broken.any():
+            break
+        # Rounding crossed them (a last of 67.1 clipped to min, rounded to 67): min and max
+        # widen by that rounding step over the measured values; the mean (finer) is clipped.
+        measured = [j for j, r in enumerate(roles) if r != "mean"]
+        rows = np.flatnonzero(broken)
+        out[rows, lo_j] = out[np.ix_(rows, measured)].min(axis=1)
+        out[rows, hi_j] = out[np.ix_(rows, measured)].max(axis=1)
+        if "mean" in roles:
+            m = roles.index("mean")
+            out[rows, m] = np.clip(out[rows, m], out[rows, lo_j], out[rows, hi_j])
+    return out
+
+
+def enforce(
+    table: EHRTable,
+    constraints: ConstraintSet,
+    repair: str = DEFAULT_REPAIR,
+    seed: int = 0,
+    snap: Snap | None = None,
+) -> EHRTable:
     """``table`` with every record made to satisfy ``constraints``, changing only what breaks
     them: values beyond a range are clipped onto it, crossed summaries repaired by ``repair``,
     a group missing in part made missing, an unknown level made missing, a one-hot group with
-    several levels set keeps the first. A record the repair leaves broken (a dataset whose rules
-    are not the usual min/max ones) gets one value for all of its variable's summaries."""
+    several levels set keeps the first. ``snap(column, values)`` puts repaired values back on
+    the column's support or precision (a decoder's marginals). A record the repair leaves broken
+    (a dataset whose rules are not the usual min/max ones) gets one value for all of its
+    variable's summaries."""
     if repair not in REPAIRS:
         raise ConfigError(f"unknown repair '{repair}'; expected one of {REPAIRS}")
     if table.static is None or not len(constraints):
@@ -461,7 +531,14 @@ def enforce(table: EHRTable, constraints: ConstraintSet, repair: str = DEFAULT_R
         lo = 0.0 if k.kind == "non_negative" else k.lo
         hi = np.inf if k.kind == "non_negative" else k.hi
         for c in k.columns:
-            frame[c] = np.clip(_values(frame, c), lo, hi)
+            v = _values(frame, c)
+            clipped = np.clip(v, lo, hi)
+            moved = (clipped != v) & ~np.isnan(v)
+            if snap is not None and moved.any():  # onto the grid, if that stays inside
+                snapped = snap(c, clipped[moved])
+                inside = (snapped >= lo) & (snapped <= hi)
+                clipped[moved] = np.where(inside, snapped, clipped[moved])
+            frame[c] = clipped
     for k in constraints.of_kind("one_hot"):
         block = np.nan_to_num(np.column_stack([_values(frame, c) for c in k.columns]))
         several = block.sum(axis=1) > 1
@@ -470,15 +547,21 @@ def enforce(table: EHRTable, constraints: ConstraintSet, repair: str = DEFAULT_R
             for j, c in enumerate(k.columns):
                 frame.loc[several, c] = (first[several] == j).astype(float)
     ordered = {c for k in constraints.of_kind("order", "equal") for c in k.columns}
-    for group in summary_groups(ordered).values():
+    share = {k.columns: k.equal_share for k in constraints.of_kind("order")}
+    rng = np.random.default_rng(seed)  # the calibrated repair's draws: same table, same records
+    # In the table's column order: the draws of the calibrated repair go to the same variables
+    # in every process (a set's order changes with the interpreter's hash seed).
+    for group in summary_groups([c for c in frame.columns if c in ordered]).values():
         if "min" not in group or "max" not in group:
             continue
-        roles = list(group)
+        roles = [s for s in SUMMARIES if s in group]
         cols = [group[r] for r in roles]
         block = np.column_stack([_values(frame, c) for c in cols])
         rows = ~np.isnan(block).any(axis=1)
         if rows.any():
-            frame.loc[rows, cols] = _repair_group(block[rows], roles, repair)
+            frame.loc[rows, cols] = _repair_snapped(
+                block[rows], roles, cols, repair, share.get((group["min"], group["max"])), rng, snap
+            )
     # Whatever the usual repair left broken (an equality, an order between first and last):
     # one value for all of the variable's summaries, which satisfies any order among them.
     fixed = replace(table, static=frame)

@@ -193,3 +193,22 @@ def test_float32_series_give_a_mean_inside_min_and_max():
         frame["HR_mean"] >= frame["HR_min"]
     ).all()
     assert (frame["HR_mean"] == frame["HR_max"]).all()
+
+
+def test_repaired_values_go_back_on_the_columns_grid(real):
+    """With a decoder's snapping (here: whole numbers), a repaired value is on the grid and the
+    record still valid; the same table is repaired the same way every time."""
+    cs = C.infer_constraints(real)
+    frame = real.static.copy()
+    summaries = [c for c in frame.columns if c.startswith("HR_")]
+    frame[summaries] = np.round(frame[summaries].to_numpy() * 1.0)
+    frame.loc[spread_rows(real, 20), "HR_last"] += 0.5  # off the grid and maybe out of order
+    table = crossed(replace(real, static=frame), spread_rows(real, 30))
+    fixed = C.enforce(table, cs, snap=lambda _c, v: np.round(v))
+    assert C.valid_records(fixed, cs).all()
+    after, before = fixed.static[summaries].to_numpy(), table.static[summaries].to_numpy()
+    repaired = (after != before) & ~np.isnan(after)
+    values = after[repaired]
+    assert repaired.any() and (values == np.round(values)).all()
+    again = C.enforce(table, cs, snap=lambda _c, v: np.round(v))
+    pd.testing.assert_frame_equal(again.static, fixed.static)
