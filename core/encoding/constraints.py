@@ -386,17 +386,26 @@ def valid_records(table: EHRTable, constraints: ConstraintSet) -> np.ndarray:
 # --- enforcement ---------------------------------------------------------------------------------
 REPAIRS = ("calibrated", "collapse", "swap_clip", "envelope", "sort")
 DEFAULT_REPAIR = "calibrated"
-"""How crossed summaries are put back in order (``benchmarks/validity.py``; EHRDiff PhysioNet,
-3,200 records x 5 seeds, DPM-Solver++(2M) 16 steps; see checkpoints/ehrdiff-physionet2012):
+"""How crossed summaries are put back in order, measured by ``python -m benchmarks.validity``
+(EHRDiff PhysioNet, 3,200 records x 5 seeds, DPM-Solver++(2M) 16 steps, against the training
+split; mean numeric KS and dimension-wise R^2 with 95% intervals over seeds, TSTR random forest
+AUROC; real stays have min = max in 15.9% of variable-stays). As decoded without repair: 0%
+valid, KS 0.0361 (0.0348-0.0375), R^2 0.99901 (0.99886-0.99916), TSTR 0.838, min = max 5.7%.
 
-- ``collapse`` (default): a variable whose min came out above its max is one the model saw as a
-  single measurement, so all its summaries take one value, the middle of first, last, min and
-  max (a recorded value, on the column's grid); otherwise first, last and mean are clipped into
-  [min, max]. It restores the single-measurement equalities (min = max) the model blurs;
-- ``swap_clip``: min and max swapped where crossed, then first, last and mean clipped inside;
-- ``envelope``: min becomes the smallest of the summaries and max the largest, the rest kept;
+- ``calibrated`` (default): a variable whose min came out above its max, and the closest
+  min/max pairs up to the training share of single measurements (``equal_share``), are ones the
+  model saw as one measurement blurred by noise: all summaries take one of its recorded values
+  (first, last, min or max, drawn at random so no column's marginal is pulled one way); the
+  others have first, last and mean clipped into [min, max]. KS 0.0376 (0.0362-0.0389),
+  R^2 0.99842 (0.99819-0.99865), TSTR 0.832, min = max 19.5%;
+- ``collapse``: only crossed variables, onto the lower median of first, last, min and max.
+  KS 0.0431, R^2 0.99834, TSTR 0.835, min = max 17.4%;
+- ``swap_clip``: min and max swapped where crossed, then first, last and mean clipped inside.
+  KS 0.0456, R^2 0.99782, TSTR 0.837, min = max 5.7%;
+- ``envelope``: min becomes the smallest of the summaries and max the largest, the rest kept.
+  KS 0.0813, R^2 0.98881, TSTR 0.838, min = max 2.9%;
 - ``sort``: the summaries sorted, min and max taking the ends and first, last and mean the middle
-  values in their own order.
+  values in their own order. KS 0.0804, R^2 0.98851, TSTR 0.834, min = max 2.9%.
 """
 
 
