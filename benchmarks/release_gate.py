@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -69,7 +70,9 @@ def privacy_review(train: np.ndarray, holdout: np.ndarray, synth: np.ndarray, se
     return Review("gate", results, {}, "", len(synth), None)
 
 
-ANONYMETER_THRESHOLDS = GateThresholds(singling_out=0.05, linkability=0.05, inference=0.05)
+# The privacy checks only: validity (the records' logic) is no known-answer rate of these arrays.
+PRIVACY = GateThresholds(invalid_records=None)
+ANONYMETER_THRESHOLDS = replace(PRIVACY, singling_out=0.05, linkability=0.05, inference=0.05)
 
 
 def gate_status(n: int, kind: str, seed: int, with_anonymeter: bool = False) -> str:
@@ -80,7 +83,7 @@ def gate_status(n: int, kind: str, seed: int, with_anonymeter: bool = False) -> 
     synth = synthetic(kind, train, rng)
     rv = privacy_review(train, holdout, synth, seed)
     if not with_anonymeter:
-        return evaluate_gate(rv).status
+        return evaluate_gate(rv, PRIVACY).status
     rv.results.extend(anonymeter_results(train, holdout, synth, seed))
     return evaluate_gate(rv, ANONYMETER_THRESHOLDS).status
 

@@ -259,6 +259,8 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
                     key=f"review_columns_{name}",
                 )
 
+    ui_review.validity_panel(reviews)
+
     st.subheader("Release gate")
     st.caption(
         "Privacy thresholds a data steward sets before any release. A steward releases a set: its "

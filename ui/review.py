@@ -31,6 +31,7 @@ from core.release.ledger import Ledger
 from core.release.publish import publish
 from core.release.signing import load_or_create_key, manifest_json
 from core.report import export
+from core.report.review_report import validity_text
 from ui import auth, state, widgets
 
 
@@ -234,6 +235,8 @@ GATE_HELP = {
     "than to a holdout one, over 0.5.",
     "attribute_gap": "How much better an attacker may guess training patients' hidden features "
     "than others'.",
+    "invalid_records": "Share of released records allowed to break a rule every real training "
+    "record obeys (min above max, a value outside the real range); 0 = every record valid.",
     "singling_out": "Anonymeter's singling-out risk allowed (empty = not checked).",
     "linkability": "Anonymeter's linkability risk allowed (empty = not checked).",
     "inference": "Anonymeter's attribute-inference risk allowed (empty = not checked).",
@@ -289,6 +292,30 @@ def gate_frame(verdicts: dict[str, GateVerdict]) -> pd.DataFrame:
             for c in v.checks
         ]
     )
+
+
+def validity_panel(reviews: list[Review]) -> None:
+    """Each set's validity with the broken rules, most records first (core.metrics.validity)."""
+    results = {rv.name: rv.get("validity") for rv in reviews if rv.get("validity") is not None}
+    if not results:
+        return
+    st.subheader("Validity")
+    for col, (name, res) in zip(st.columns(len(results)), results.items(), strict=True):
+        with col:
+            st.markdown(f"**{name}**: {validity_text(res)}")
+            if len(res.per_feature):
+                st.dataframe(
+                    res.per_feature.rename(
+                        columns={
+                            "constraint": "broken rule",
+                            "records": "records",
+                            "share": "share",
+                        }
+                    ).drop(columns="kind"),
+                    hide_index=True,
+                    column_config={"share": st.column_config.NumberColumn(format="percent")},
+                    key=f"review_validity_{name}",
+                )
 
 
 def release_download(

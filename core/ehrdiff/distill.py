@@ -234,6 +234,7 @@ def distill(
         teacher.class_prior,
         data_mean=teacher.reference_means,
         distillation=info,
+        constraints=teacher.constraints,  # the teacher's training records' logic
     )
     log.info(
         "distilled %s in %.1fs (+%.1fs of teacher samples)", model.model_id, seconds, pairs.seconds

@@ -19,6 +19,7 @@ from core.diffusion import karras
 from core.diffusion.edm import EDMConfig, EDMDenoiser
 from core.diffusion.guidance import classifier_free, network_evaluations_per_step
 from core.ehrdiff.network import EHRDiffMLP, NetworkConfig
+from core.encoding.constraints import ConstraintSet, constraints_for, enforce
 from core.encoding.vectors import VectorEncoding
 from core.errors import CheckpointError, ConfigError
 from core.generation import (
@@ -124,8 +125,12 @@ class EHRDiffModel(SavedModel):
         manifest: Manifest | None = None,
         data_mean: np.ndarray | None = None,
         distillation: Distillation | None = None,
+        constraints: ConstraintSet | None = None,
     ) -> None:
         self.denoiser = denoiser.eval()
+        # The training records' logic (core.encoding.constraints); None for a model stored
+        # before constraints existed, which decodes with the rules its column names imply.
+        self.constraints = constraints
         self.distillation = distillation
         self.encoding = encoding
         self.model_id = model_id
@@ -141,6 +146,18 @@ class EHRDiffModel(SavedModel):
     def reference_means(self) -> np.ndarray | None:
         """Per-dimension means of the training vectors (an aggregate, stored in the checkpoint)."""
         return self.data_mean
+
+    @property
+    def decoding_constraints(self) -> ConstraintSet:
+        """The rules every decoded record is made to satisfy."""
+        if self.constraints is not None:
+            return self.constraints
+        return constraints_for(None, [c.name for c in self.encoding.columns])
+
+    def decode(self, vectors: np.ndarray, labels: np.ndarray | None, n: int) -> EHRTable:
+        """Model-space vectors to records that obey the training records' logic."""
+        table = self.encoding.decode(vectors, synthetic_ids(n), labels)
+        return enforce(table, self.decoding_constraints, snap=self.encoding.snap)
 
     @property
     def device(self) -> torch.device:
@@ -216,7 +233,9 @@ class EHRDiffModel(SavedModel):
         """Generate ``settings.n`` synthetic records, decoded to the training table's columns."""
         start = time.perf_counter()
         vectors, labels = self.generate_vectors(settings, callback)
-        table = self.encoding.decode(vectors, synthetic_ids(settings.n), labels)
+        table = self.decode(vectors, labels, settings.n)
+        if len(self.decoding_constraints):  # the records as repaired, for the metrics
+            vectors = self.encoding.encode(table)
         seconds = time.perf_counter() - start
         per_step = network_evaluations_per_step(labels, settings.guidance)
         evals = per_step * karras.network_evaluations(settings.sampler, settings.steps)
@@ -239,6 +258,7 @@ class EHRDiffModel(SavedModel):
             "encoding": self.encoding.to_json(),
             "class_prior": list(self.class_prior),
             **({} if self.distillation is None else {"distillation": self.distillation.to_json()}),
+            **({} if self.constraints is None else {"constraints": self.constraints.to_json()}),
             # Training-data means: the sampler's starting mean and the app's reference prevalences.
             "reference_means": None
             if self.data_mean is None
@@ -260,6 +280,9 @@ class EHRDiffModel(SavedModel):
             distillation = (
                 Distillation.from_json(cfg["distillation"]) if "distillation" in cfg else None
             )
+            constraints = (
+                ConstraintSet.from_json(cfg["constraints"]) if cfg.get("constraints") else None
+            )
         except (KeyError, TypeError) as exc:
             raise CheckpointError(
                 f"Checkpoint '{Path(folder).name}': incomplete config ({exc})."
@@ -278,5 +301,6 @@ class EHRDiffModel(SavedModel):
             manifest,
             cfg.get("reference_means"),
             distillation,
+            constraints,
         )
         return model.to(device)

@@ -40,6 +40,7 @@ from core.diffusion.edm import EMA, EDMConfig, EDMDenoiser, edm_loss
 from core.distributed import command_line, current_process, training_processes
 from core.ehrdiff.network import EHRDiffMLP, NetworkConfig
 from core.ehrdiff.pipeline import EHRDiffModel, GenerationSettings
+from core.encoding.constraints import infer_constraints
 from core.encoding.vectors import NUMERIC_SPACES, VectorEncoding
 from core.errors import ConfigError
 from core.progress import StepCallback
@@ -181,7 +182,14 @@ def train_ehrdiff(
             callback(step + 1, config.steps, value)
     seconds = time.perf_counter() - start
     data_mean = x_all.mean(dim=0).cpu().numpy()
-    model = EHRDiffModel(ema.shadow, encoding, model_id, class_prior, data_mean=data_mean)
+    model = EHRDiffModel(
+        ema.shadow,
+        encoding,
+        model_id,
+        class_prior,
+        data_mean=data_mean,
+        constraints=infer_constraints(table),  # what every training record obeys
+    )
     if rank == 0:
         log.info(
             "trained %s for %d steps in %.1fs (final loss %.4f)",

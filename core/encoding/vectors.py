@@ -25,7 +25,7 @@ import pandas as pd
 
 from core.data.cohort import FeatureSpec
 from core.data.records import EHRTable, codes_from_binary
-from core.encoding.marginals import Marginal
+from core.encoding.marginals import Marginal, significant
 from core.errors import CheckpointError, CohortError
 
 NUMERIC_SPACES = ("scaled", "quantile", "normal")
@@ -48,6 +48,25 @@ def published_range(values: np.ndarray) -> tuple[float, float]:
     lo = _round_outward(float(np.quantile(values, BOUND_QUANTILE)), down=True)
     hi = _round_outward(float(np.quantile(values, 1 - BOUND_QUANTILE)), down=False)
     return lo, hi
+
+
+def enclosing_range(values: np.ndarray) -> tuple[float, float]:
+    """The rule of :func:`published_range` over all values: the smallest and the largest rounded
+    outward to two significant digits, one rounding step further where the rounding met a
+    recorded value, so every value lies strictly inside and no bound is a patient's value (a
+    floor of 0 stays 0: non-negative data keeps its natural floor)."""
+    # six significant digits first: a 0.01 stored as float32 (0.0099999998) is 0.01
+    lo, hi = (float(significant(np.asarray([v]), 6)[0]) for v in (np.min(values), np.max(values)))
+    out = []
+    for value, down in ((lo, True), (hi, False)):
+        bound = _round_outward(value, down)
+        if bound == value and value != 0:
+            step = 10.0 ** (np.floor(np.log10(abs(value))) - 1)
+            bound = float(bound - step if down else bound + step)
+        if down and lo >= 0 > bound:
+            bound = 0.0
+        out.append(bound)
+    return out[0], out[1]
 
 
 def _group_name(columns: tuple[str, ...]) -> str:
@@ -320,6 +339,14 @@ class VectorEncoding:
             label_name=self.label_name,
             label_classes=self.label_classes,
         )
+
+    def snap(self, column: str, values: np.ndarray) -> np.ndarray:
+        """``values`` of a numeric column onto its stored support or precision, within its
+        range (unchanged for a column without a marginal)."""
+        codec = next((c for c in self.columns if c.name == column), None)
+        if codec is None or codec.marginal is None:
+            return np.asarray(values, dtype=np.float64)
+        return codec.marginal.snap(values)
 
     def with_marginals(self, fitted: VectorEncoding) -> VectorEncoding:
         """This encoding with the numeric columns' marginals of ``fitted``, an encoding fitted on

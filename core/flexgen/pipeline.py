@@ -13,10 +13,11 @@ import torch
 
 from core.checkpoints import Manifest, SavedModel, load_checkpoint, load_weights
 from core.data.cohort import Cohort
-from core.data.records import ehr_table
+from core.data.records import SUMMARIES, ehr_table
 from core.device import make_generator, select_device
 from core.diffusion.ddpm import DDPMSchedule, ancestral_sample
 from core.diffusion.guidance import classifier_free, network_evaluations_per_step
+from core.encoding.constraints import ConstraintSet, constraints_for, enforce, summary_groups
 from core.errors import CheckpointError, ConfigError
 from core.flexgen.encoding import FlexGenEncoding
 from core.flexgen.networks import (
@@ -63,6 +64,31 @@ class FlexGenSettings:
         validate_label_settings(model.n_classes, self.guidance, self.label_mix)
 
 
+def tie_observation(
+    observed: np.ndarray, variables: tuple[str, ...], constraints: ConstraintSet
+) -> np.ndarray:
+    """Series variables that are missing together in every training stay (DiasABP and SysABP
+    from one arterial line) kept so in ``observed`` [N, T, D]: where the group's first variable
+    was measured in a stay and another not, the other is measured at the same steps (its values
+    are decoded at every step); where the first was not, neither is the other. Stays that agree
+    are left as sampled."""
+    index = {v: j for j, v in enumerate(variables)}
+    out = observed
+    for k in constraints.of_kind("missing_together"):
+        tied = [index[v] for v in summary_groups(k.columns) if v in index]
+        if len(tied) < 2:
+            continue
+        if out is observed:
+            out = observed.copy()
+        lead = tied[0]
+        present = out[:, :, lead].any(axis=1)
+        for j in tied[1:]:
+            has = out[:, :, j].any(axis=1)
+            out[present & ~has, :, j] = out[present & ~has, :, lead]
+            out[~present & has, :, j] = False
+    return out
+
+
 class FlexGenModel(SavedModel):
     family = FAMILY
 
@@ -79,8 +105,12 @@ class FlexGenModel(SavedModel):
         class_prior: tuple[float, ...] = (),
         manifest: Manifest | None = None,
         training: dict | None = None,
+        constraints: ConstraintSet | None = None,
     ) -> None:
         self.encoding = encoding
+        # The training records' logic (core.encoding.constraints); None for a model stored
+        # before constraints existed, which decodes with the rules its column names imply.
+        self.constraints = constraints
         self.static_vae = static_vae.eval()
         self.temporal_vae = temporal_vae.eval()
         self.denoiser = denoiser.eval()
@@ -99,6 +129,15 @@ class FlexGenModel(SavedModel):
     @property
     def temporal_latent(self) -> int:
         return self.temporal_vae.config.latent_dim
+
+    @property
+    def decoding_constraints(self) -> ConstraintSet:
+        """The rules every generated record is made to satisfy."""
+        if self.constraints is not None:
+            return self.constraints
+        static = [c.name for c in self.encoding.static.columns]
+        series = [f"{v}_{s}" for v in self.encoding.temporal.variables for s in SUMMARIES]
+        return constraints_for(None, static + series)
 
     @property
     def device(self) -> torch.device:
@@ -152,7 +191,10 @@ class FlexGenModel(SavedModel):
             parts.append(self.decode_latents(z * std + mean, gen))
         static01 = np.concatenate([p[0] for p in parts])
         scaled = np.concatenate([p[1] for p in parts])
-        observed = np.concatenate([p[2] for p in parts])
+        rules = self.decoding_constraints
+        observed = tie_observation(
+            np.concatenate([p[2] for p in parts]), self.encoding.temporal.variables, rules
+        )
         ids = synthetic_ids(settings.n)
         label_np = None if labels is None else labels.numpy().astype(np.int64)
         static = self.encoding.static.decode(static01, ids)  # table with its feature specs
@@ -178,7 +220,7 @@ class FlexGenModel(SavedModel):
             steps=self.schedule.steps,
         )
         return SyntheticSet(
-            table=ehr_table(cohort),
+            table=enforce(ehr_table(cohort), rules),
             vectors=static01,
             model_id=self.model_id,
             settings=done,
@@ -199,6 +241,7 @@ class FlexGenModel(SavedModel):
             "ddpm": self.schedule.to_json(),
             "class_prior": list(self.class_prior),
             "training": self.training,
+            **({} if self.constraints is None else {"constraints": self.constraints.to_json()}),
         }
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -223,6 +266,9 @@ class FlexGenModel(SavedModel):
             denoiser = LatentDenoiser(DenoiserConfig.from_json(cfg["denoiser"]))
             schedule = DDPMSchedule.from_json(cfg["ddpm"])
             mean, std = tensors.pop("latent.mean"), tensors.pop("latent.std")
+            constraints = (
+                ConstraintSet.from_json(cfg["constraints"]) if cfg.get("constraints") else None
+            )
         except (KeyError, TypeError, ConfigError) as exc:
             raise CheckpointError(f"Checkpoint '{name}': incomplete config ({exc}).") from None
         for prefix, net in (
@@ -248,5 +294,6 @@ class FlexGenModel(SavedModel):
             tuple(cfg.get("class_prior", ())),
             manifest,
             cfg.get("training"),
+            constraints,
         )
         return model.to(device)

@@ -47,10 +47,12 @@ from core.cli import (
 )
 from core.config import JSONConfig
 from core.data.cohort import Cohort, split_cohort
+from core.data.records import ehr_table
 from core.device import make_generator, seeded_construction, select_device
 from core.diffusion import ddpm
 from core.diffusion.ddpm import DDPMSchedule
 from core.distributed import command_line, current_process, training_processes, wrap
+from core.encoding.constraints import infer_constraints
 from core.encoding.vectors import NUMERIC_SPACES
 from core.errors import CohortError, ConfigError
 from core.flexgen.alignment import METHODS, PAPER_METHOD, Alignment, AlignmentConfig, align
@@ -493,6 +495,7 @@ def train_flexgen(
         model_id,
         class_prior,
         training=training,
+        constraints=infer_constraints(ehr_table(cohort)),  # what every training record obeys
     )
     seconds = time.perf_counter() - start
     log.info("trained %s (%s) in %.1fs", model_id, config.variant, seconds)

@@ -16,8 +16,9 @@ import numpy as np
 
 from core.data.records import EHRTable
 from core.data.visits import VisitCohort
+from core.encoding.constraints import ConstraintSet, infer_constraints
 from core.encoding.vectors import VectorEncoding
-from core.metrics import anonymeter, fidelity, privacy, sequences, utility
+from core.metrics import anonymeter, fidelity, privacy, sequences, utility, validity
 from core.metrics.base import Category, MetricResult
 from core.registry import Registry
 
@@ -55,6 +56,11 @@ class ReviewInputs:
     @property
     def numeric_columns(self) -> list[str]:
         return [c.name for c in self.encoding.columns if c.kind == "numeric"]
+
+    @functools.cached_property
+    def constraints(self) -> ConstraintSet:
+        """The rules every real training record obeys (aggregates of the training split)."""
+        return infer_constraints(self.train)
 
     @functools.cached_property
     def neighbours(self) -> privacy.TrainNeighbours:
@@ -193,6 +199,23 @@ for _spec in (
             i.train.static, i.synth.static, [c.name for c in i.encoding.columns]
         ),
         applies=_has_missing_values,
+    ),
+    MetricSpec(
+        "validity",
+        "fidelity",
+        "Validity",
+        "Share of synthetic records that obey every rule all real training records obey: per "
+        "variable min <= first, last, mean <= max, the variable's values within the training "
+        "range (rounded outward) and never negative when no real value is, one level per "
+        "categorical column, and fields missing together when real ones always are (visit "
+        "sequences: no negative gaps, only codes the training sequences hold). 1 means "
+        "every record is valid; the broken rules are listed with how many records break them "
+        "(interval 95%, Wilson).",
+        lambda i: validity.validity(
+            i.synth,
+            i.constraints,
+            None if i.sequences is None else (i.sequences.synth, i.sequences.train),
+        ),
     ),
     MetricSpec(
         "codes_per_record_w1",

@@ -25,6 +25,12 @@ linkability and attribute-inference risks (residual risk beyond the holdout), wi
 recomputed from the attack counts at the same 98.75% (each check added can wrongly fail a set
 that cannot leak in at most 1.25% of splits more).
 A metric the review could not compute fails its check (the gate never passes on missing evidence).
+
+Beside the privacy checks, validity (issue #28): the share of released records that break a rule
+every real training record obeys (default 0: one invalid record fails the set). It is counted
+over the set being released, every record checked, so it has no sampling error and is never
+inconclusive (the review's Wilson interval is about the generator's rate, not this set), and it
+adds nothing to the family-wise error above.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ class GateThresholds:
     exact_copies: float = 0.01  # excess share of training copies over holdout copies
     dcr_share: float = 0.05  # excess share closer to train than 0.5
     attribute_gap: float = 0.05
+    # share of records breaking a rule of the real records (None: privacy checks only)
+    invalid_records: float | None = 0.0
     # optional (None = not checked): Anonymeter's residual risks
     singling_out: float | None = None
     linkability: float | None = None
@@ -93,6 +101,11 @@ def _gap(r: MetricResult) -> Estimate:
     return _permuted(r.value, r.details["null_gap"])
 
 
+def _invalid(r: MetricResult) -> Estimate:
+    share = 1.0 - r.value  # every released record counted: no interval
+    return share, share, share
+
+
 def _anonymeter(r: MetricResult) -> Estimate:
     value, error = anonymeter.residual_risk(r.details, Z)
     return value, value - error, value + error
@@ -104,6 +117,7 @@ CHECKS: dict[str, tuple[str, Callable[[MetricResult], Estimate], str]] = {
     "exact_copies": ("exact_copies", _copies, "Exact copies of training records"),
     "dcr_share": ("dcr_share", _dcr, "DCR share closer to train than holdout"),
     "attribute_gap": ("attribute_inference_gap", _gap, "Attribute-inference gap"),
+    "invalid_records": ("validity", _invalid, "Records breaking the cohort's logic"),
     "singling_out": ("anonymeter_singling_out", _anonymeter, "Anonymeter singling-out risk"),
     "linkability": ("anonymeter_linkability", _anonymeter, "Anonymeter linkability risk"),
     "inference": ("anonymeter_inference", _anonymeter, "Anonymeter attribute-inference risk"),

@@ -181,6 +181,29 @@ def column_frame(result: MetricResult) -> pd.DataFrame:
     return result.per_feature[list(COLUMN_TABLE)].rename(columns=COLUMN_TABLE)
 
 
+def validity_text(result: MetricResult) -> str:
+    """One sentence: "99.6% of 3,200 records (95% CI 99.3% to 99.8%) obey all 375 rules ..."."""
+    d = result.details
+    lo, hi = result.ci or (float("nan"), float("nan"))
+    return (
+        f"{result.value:.1%} of {d['n_records']:,} records (95% CI {lo:.1%} to {hi:.1%}) obey "
+        f"all {d['n_constraints']:,} rules of the real cohort ({d['constraints_source']}); "
+        f"{d['invalid_records']:,} break at least one."
+    )
+
+
+def _validity_html(result: MetricResult | None) -> str:
+    if result is None:
+        return ""
+    broken = result.details.get("violations", [])
+    items = "".join(f"<li>{html.escape(v)}</li>" for v in broken[:50])
+    more = f"<li>... and {len(broken) - 50} more rules</li>" if len(broken) > 50 else ""
+    listing = f"<details><summary>Broken rules</summary><ul>{items}{more}</ul></details>"
+    return f"<p><b>Validity.</b> {html.escape(validity_text(result))}</p>" + (
+        listing if broken else ""
+    )
+
+
 def _column_table_html(result: MetricResult) -> str:
     frame = column_frame(result)
     head = "".join(f"<th onclick='sortTable(this)'>{html.escape(h)}</th>" for h in frame.columns)
@@ -295,6 +318,7 @@ def build_html(
             + "".join(fig_html(f) for f in figures_for(rv, real_c, syn_c))
             + "</div>"
         )
+        parts.append(_validity_html(rv.get("validity")))
         columns = rv.get("column_fidelity_worst")
         if columns is not None:
             parts.append(_column_table_html(columns))
