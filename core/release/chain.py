@@ -283,8 +283,8 @@ def verify_chain(
             bad(
                 "head",
                 f"the signed head ends at row {head.last_id} (hash {head.last_hash[:16]}...), the "
-                f"ledger at row {last_id} (hash {previous[:16]}...): the last row was deleted, "
-                "replaced or edited",
+                f"ledger at row {last_id} (hash {previous[:16]}...): the last row was deleted or "
+                "replaced, or a row was edited and the chain computed again",
             )
         if head.keys_sha256 != digest:
             bad(
