@@ -275,9 +275,9 @@ sa.Table("css_releases", OLD, *_old(RELEASES, "kind", "prev_hash", "row_hash"))
 sa.Table("css_signing_keys", OLD, *_old(KEYS, "retired_at"))
 
 
-def old_ledger(path: Path, n: int) -> None:
+def old_ledger(url: str, n: int) -> None:
     """A ledger as the previous version wrote it: no chain columns, no head, no retired_at."""
-    engine = sa.create_engine(f"sqlite:///{path}")
+    engine = sa.create_engine(url)
     OLD.create_all(engine)
     key = load_or_create_key(settings.signing_key_path())
     with engine.begin() as conn:
@@ -312,9 +312,8 @@ def old_ledger(path: Path, n: int) -> None:
     engine.dispose()
 
 
-def test_an_old_ledger_is_migrated_on_open_and_then_verifies(capsys, caplog, release_state):
-    path = release_state / "ledger.sqlite3"
-    old_ledger(path, 3)
+def test_an_old_ledger_is_migrated_on_open_and_then_verifies(capsys, caplog):
+    old_ledger(settings.ledger_url(), 3)
     with caplog.at_level(logging.INFO, logger="core.release.ledger"):
         ledger = Ledger(settings.ledger_url())
     assert "added the hash chain to its 3 existing rows" in caplog.text
@@ -334,7 +333,7 @@ def test_an_old_ledger_is_migrated_on_open_and_then_verifies(capsys, caplog, rel
 
 
 def test_an_old_ledger_migrated_without_the_key_is_signed_at_its_next_release(capsys, caplog):
-    old_ledger(settings.state_dir() / "ledger.sqlite3", 2)
+    old_ledger(settings.ledger_url(), 2)
     key = settings.signing_key_path()
     public = key.with_suffix(".pub.pem")
     key.rename(key.with_name("elsewhere.pem"))  # the key lives on another machine
@@ -462,6 +461,12 @@ def assert_one_chain(url: str, key: Path, n: int) -> None:
         links = [r["prev_hash"] for r in rows(conn)]
     assert len(set(links)) == n  # no two rows chained onto the same one: no fork
     assert {r["subject"] for r in ledger.entries()} == {STEWARD_ACTOR.subject}
+
+
+def concurrent_writers_and_verify(url: str, key: Path, monkeypatch) -> None:
+    slow_read_head(monkeypatch)
+    concurrent_writers(url, key)
+    assert_one_chain(url, key, 30)
 
 
 def test_two_processes_recording_at_once_keep_one_chain(tmp_path, monkeypatch):
