@@ -195,6 +195,10 @@ TAMPERS = {
         "FAIL head: the signed head counts 4 rows, the ledger has 5",
     ),
     "forge the head with another key": (forge_head, "FAIL head: signed by key"),
+    "delete the head": (
+        lambda conn: conn.execute(HEAD.delete()),
+        "FAIL head: the chain head is missing or unsigned",
+    ),
 }
 
 
@@ -259,6 +263,16 @@ def test_record_chains_onto_the_signed_head_not_onto_the_last_row(capsys):
     publish(manifest("9" * 64), STEWARD_ACTOR, ledger=ledger)
     code, out = verify_ledger(capsys)
     assert code == 1 and "does not follow row 2" in out
+
+
+def test_a_ledger_whose_head_was_deleted_records_nothing_more():
+    """Making a new head over the rows there would vouch for whatever was done to them."""
+    ledger = fill(2)
+    with ledger.engine.begin() as conn:
+        conn.execute(HEAD.delete())
+    with pytest.raises(ConfigError, match="no chain head"):
+        publish(manifest("e" * 64), STEWARD_ACTOR, ledger=Ledger(settings.ledger_url()))
+    assert len(ledger.entries()) == 2
 
 
 # --- an old ledger, made before the chain ---------------------------------------------------------
