@@ -17,7 +17,8 @@ with errors.guard("The Ledger page"):  # nothing raw reaches the browser
     st.title("Ledger")
     st.caption(
         "Every release made on this server: who released which synthetic set, when, from which model "
-        "and cohort, with the gate's verdict and any override reason. Rows are only ever added."
+        "and cohort, with the gate's verdict and any override reason. Rows are only ever added, "
+        "each holding the hash of the one before it, with the chain's head signed by the server."
     )
     if not auth.steward_only("The ledger"):
         st.stop()
@@ -73,6 +74,38 @@ with errors.guard("The Ledger page"):  # nothing raw reaches the browser
                 f"release_{pick}.release.json",
                 "application/json",
                 key="ledger_manifest",
+            )
+
+    st.subheader("Verify the ledger")
+    st.caption(
+        "Walks the whole hash chain: every row's hash and its link to the row before, every "
+        "manifest's signature by the key it recorded, key rotations, the key table and the signed "
+        "head (row count and last hash), so a row deleted, reordered or edited in the database is "
+        "found. Same as `python -m core.report verify-ledger`."
+    )
+    if st.button("Verify the ledger", key="verify_ledger"):
+        try:
+            report = ledger.verify([key.public_key()])
+        except CoreError as exc:
+            widgets.show_error(exc, "Verifying the ledger")
+            report = None
+        if report is not None and report.ok:
+            st.success(
+                f"Intact: {report.rows} rows; every row hash and link, every signature and the "
+                f"signed head hold (last row hash `{report.last_hash[:16]}...`).",
+                icon=":material/verified:",
+            )
+        elif report is not None:
+            st.error(
+                f"{len(report.findings)} finding(s) in {report.rows} rows: the ledger was changed "
+                "outside the app. Keep this list, restore the database from a backup and find out "
+                "who had write access.",
+                icon=":material/gpp_bad:",
+            )
+            st.dataframe(
+                pd.DataFrame([f.__dict__ for f in report.findings]),
+                hide_index=True,
+                key="ledger_findings",
             )
 
     st.subheader("Verify a release")

@@ -415,13 +415,19 @@ def _ledger(url: str) -> Ledger:
 
 
 @st.cache_resource(show_spinner=False)
-def _signing_key(path: str) -> Ed25519PrivateKey:
+def _signing_key(path: str, version: int) -> Ed25519PrivateKey:
     return load_or_create_key(Path(path))
 
 
 def signing_key() -> Ed25519PrivateKey:
-    """The server's release signing key, read (or made) once per server."""
-    return _signing_key(str(release_settings.signing_key_path()))
+    """The server's release signing key, read (or made) once per server and read again when
+    the file changes (a key rotation renames a new key into place)."""
+    path = release_settings.signing_key_path()
+    try:
+        version = path.stat().st_mtime_ns
+    except OSError:
+        version = 0  # not made yet
+    return _signing_key(str(path), version)
 
 
 def ledger() -> Ledger:

@@ -37,6 +37,7 @@ def publish(
             f"what the manifest names: {'; '.join(problems)}. Run the review again on the "
             "current cohort and set, then release."
         )
-    signed = sign_manifest(manifest, load_or_create_key(key_path or settings.signing_key_path()))
-    entry = (ledger or Ledger(settings.ledger_url())).record(signed, actor)
+    key = load_or_create_key(key_path or settings.signing_key_path())
+    signed = sign_manifest(manifest, key)
+    entry = (ledger or Ledger(settings.ledger_url())).record(signed, actor, key)
     return signed, entry

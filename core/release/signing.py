@@ -71,7 +71,7 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     missing public half is derived again from the private key."""
     path = Path(path)
     if path.is_file():
-        key = _read_key(path)
+        key = read_key(path)
         if _public_is(path, key):
             return key
     try:
@@ -80,7 +80,7 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
             for stale in path.parent.glob(f".{path.name}.tmp-*"):
                 stale.unlink(missing_ok=True)  # a killed creation's leftover, never in use here
             if path.is_file():
-                key = _read_key(path)
+                key = read_key(path)
             else:
                 key = Ed25519PrivateKey.generate()
                 pem = key.private_bytes(
@@ -88,20 +88,20 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
                     serialization.PrivateFormat.PKCS8,
                     serialization.NoEncryption(),
                 )
-                _write_atomically(path, pem, 0o600)
+                write_atomically(path, pem, 0o600)
                 log.info(
                     "created the release signing key %s (key %s)", path, key_id(key.public_key())
                 )
                 faults.point("key.after_private")
             if not _public_is(path, key):
-                _write_atomically(public_path(path), public_pem(key.public_key()), 0o644)
+                write_atomically(public_path(path), public_pem(key.public_key()), 0o644)
                 log.info("wrote the public half of the signing key to %s", public_path(path))
     except OSError as exc:
         raise storage_error(exc, path, "Writing the release signing key") from None
     return key
 
 
-def _read_key(path: Path) -> Ed25519PrivateKey:
+def read_key(path: Path) -> Ed25519PrivateKey:
     what_to_do = (
         "Restore it from your backup; or, to start a new key, move it aside: releases "
         "already signed with it then verify only with its public half."
@@ -138,7 +138,7 @@ def _public_is(path: Path, key: Ed25519PrivateKey) -> bool:
         return False
 
 
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+def write_atomically(path: Path, data: bytes, mode: int) -> None:
     """``data`` in a new file beside ``path``, fsynced, then renamed onto ``path``."""
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:

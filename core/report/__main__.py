@@ -7,12 +7,18 @@
 
     python -m core.report verify MANIFEST [SET] [--public-key PEM]
 
+    python -m core.report verify-ledger [--url URL] [--public-key PEM ...]
+
 Sets that pass the gate (or every set, with --override) are released: their manifests are signed
 with the server key and recorded in the audit ledger (core/release/settings.py says where).
 ``verify`` checks a release manifest's hash, that a trusted key signed it (``--public-key``; by
 default this server's key and the keys its ledger recorded) and, given the released file, its
 sha256. Exit status: 0 verified, 1 rejected, 3 signer unknown (intact, but no trusted key was
 found: pass the publisher's key, or ``--trust-embedded-key`` to accept the one it carries).
+``verify-ledger`` walks the audit ledger's hash chain (every row hash and link, every manifest's
+signature by the key id it recorded, key rotations, the key table, the signed head) and prints
+each finding. Exit status: 0 intact, 1 tampered, 3 key unknown (nothing found wrong, but no
+trusted key: pass the server's public key), 4 the ledger or a key could not be read.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ log = logging.getLogger("core.report")
 
 
 SIGNER_UNKNOWN = 3  # exit status: intact, but no trusted key vouches for the signer
+UNREADABLE = 4  # verify-ledger: the ledger (or a key) could not be read; nothing was judged
 
 
 def verify(argv: list[str]) -> int:
@@ -120,6 +127,51 @@ def _local_keys() -> list:
     return keys
 
 
+def verify_ledger(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m core.report verify-ledger",
+        description="Walk the audit ledger's hash chain and signed head; print every finding.",
+    )
+    p.add_argument("--url", default=None, help="the ledger's URL (default: CSS_LEDGER_URL)")
+    p.add_argument(
+        "--public-key",
+        type=Path,
+        action="append",
+        default=[],
+        help="trusted Ed25519 public key (PEM), repeatable (an old key is enough: rotations "
+        "recorded in the ledger lead to the newer ones); default: this server's .pub.pem",
+    )
+    args = p.parse_args(argv)
+    url = args.url or release_settings.ledger_url()
+    try:
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+            raise ConfigError(f"no ledger at {url.removeprefix('sqlite:///')}")  # never made one
+        anchors = [load_public_key(k) for k in args.public_key]
+        public = release_settings.signing_key_path().with_suffix(".pub.pem")
+        if not args.public_key and public.is_file():
+            anchors.append(load_public_key(public))
+        ledger = Ledger(url)
+        report = ledger.verify(anchors)
+    except (OSError, CoreError) as exc:
+        print(f"cannot verify the ledger: {exc}", file=sys.stderr)
+        return UNREADABLE
+    print(
+        f"ledger {ledger.url}: {report.rows} rows, last row hash {report.last_hash}; "
+        f"trusted keys: {', '.join(report.trusted) or 'none'}"
+    )
+    for finding in report.findings:
+        label = "FAIL" if finding.kind == "tampered" else "UNKNOWN KEY"
+        print(f"{label} {finding.where}: {finding.message}")
+    if report.tampered:
+        print(f"TAMPERED: {sum(f.kind == 'tampered' for f in report.findings)} finding(s)")
+        return 1
+    if not report.ok:
+        print("KEY UNKNOWN: the chain holds, but no trusted key says who signed it")
+        return SIGNER_UNKNOWN
+    print("LEDGER INTACT: every row hash and link, every signature and the signed head hold")
+    return 0
+
+
 verify.__doc__ = (
     "Check a release manifest's hash, that a trusted key signed it, and the released file's hash."
 )
@@ -129,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["verify"]:
         return verify(argv[1:])
+    if argv[:1] == ["verify-ledger"]:
+        return verify_ledger(argv[1:])
     p = argparse.ArgumentParser(
         prog="python -m core.report",
         description=__doc__,

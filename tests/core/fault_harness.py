@@ -6,7 +6,7 @@ store, key and ledger are opened again as the next process would and checked:
 - every listed model verifies and loads; no confirmed model vanished (a replaced one holds the
   old or the new weights); nothing half-written is listed; no leftover folder survives the open;
 - the key loads and its public half matches it; every confirmed ledger row is there and verifies;
-  the next save and the next release work;
+  the ledger's hash chain and signed head verify; the next save and the next release work;
 - the child raised nothing but a ``CoreError``.
 
 Children are forked (no interpreter start, no torch import), so a trial takes milliseconds; toy
@@ -77,14 +77,19 @@ def toy_zip(k: int, tmp: Path) -> bytes:
 
 
 def release(state: Path, k: int) -> int:
-    verdict = GateVerdict(f"set {k}", (), GateThresholds())
+    from core.metrics.suite import ReviewKey, ReviewSettings, settings_dict
+
+    sha = hashlib.sha256(str(k).encode()).hexdigest()
+    # the review bound to what is released (publish refuses an unbound one since #28.2)
+    reviewed = ReviewKey("c" * 64, (("seed", 0),), sha, ReviewSettings())
+    verdict = GateVerdict(f"set {k}", (), GateThresholds(), reviewed)
     manifest = release_manifest(
         verdict,
         cohort_fingerprint="c" * 64,
         split={"seed": 0},
         provenance={"source": "toy"},
-        review_settings={"seed": 0},
-        synthetic_sha256=hashlib.sha256(str(k).encode()).hexdigest(),
+        review_settings=settings_dict(ReviewSettings()),
+        synthetic_sha256=sha,
     )
     _, entry = publish(manifest, ACTOR, ledger=ledger(state), key_path=state / "key.pem")
     return entry
@@ -212,6 +217,10 @@ def check_release_state(state: Path, rows: list[int], tally: Tally) -> None:
         if not verify_manifest(book.manifest(entry), trusted=keys).ok:
             tally.lost += 1
             tally.problems.append(f"{tally.path}: ledger row {entry} does not verify")
+    chain = book.verify([key.public_key()])  # one unbroken chain, its head signed
+    if not chain.ok:
+        tally.half_written += 1
+        tally.problems.append(f"{tally.path}: the ledger chain does not verify: {chain.findings}")
     present = {r["id"] for r in book.entries()}
     tally.lost += len(set(rows) - present)
     if set(rows) - present:
