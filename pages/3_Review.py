@@ -17,6 +17,8 @@ from core.report import export
 from core.report import review_figures as rf
 from core.report.review_report import (
     anonymeter_results,
+    battery_frame,
+    battery_note,
     build_html,
     code_counts,
     column_frame,
@@ -231,6 +233,11 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
             "training patients than on holdout patients the generator never saw, out of what was "
             "left to gain. Hover for the success rates behind each risk."
         )
+    attacks = battery_frame(reviews)
+    if not attacks.empty:
+        st.subheader("Membership attacks")
+        st.dataframe(attacks, hide_index=True, key="review_attacks")
+        st.caption(battery_note(reviews))
     codes = code_counts(train, {rv.name: sets[rv.name].table for rv in reviews})
     if stale:  # the figures would draw today's cohort and sets beside the old results
         st.caption("The figures return when the review is run again.")

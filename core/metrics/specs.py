@@ -18,7 +18,7 @@ from core.data.records import EHRTable
 from core.data.visits import VisitCohort
 from core.encoding.constraints import ConstraintSet, infer_constraints
 from core.encoding.vectors import VectorEncoding
-from core.metrics import anonymeter, fidelity, privacy, sequences, utility, validity
+from core.metrics import anonymeter, domias, fidelity, privacy, sequences, utility, validity
 from core.metrics.base import Category, MetricResult
 from core.registry import Registry
 
@@ -245,6 +245,17 @@ for _spec in (
         "close. Accuracy 0.5 (and advantage 0) means the attacker does no better than a coin "
         "flip.",
         lambda i: privacy.membership_inference(i.x_train, i.x_holdout, i.x_synth, seed=i.seed),
+    ),
+    MetricSpec(
+        "domias_auroc",
+        "privacy",
+        "DOMIAS density-ratio attack",
+        "DOMIAS (van Breugel et al., AISTATS 2023) calls a real patient a member where the "
+        "synthetic data is denser than unseen (holdout) patients are: local overfitting that "
+        "distance checks miss. AUROC 0.5 means no better than chance; the breakdown gives the "
+        "share of members found at 0.1%, 1% and 10% false alarms and the privacy loss (epsilon) "
+        "this proves at 95% confidence.",
+        lambda i: domias.domias(i.x_train, i.x_holdout, i.x_synth, seed=i.seed),
     ),
     MetricSpec(
         "dcr_share",

@@ -191,3 +191,61 @@ def column_fidelity_bars(result: MetricResult, top: int = 20) -> go.Figure:
         **_LAYOUT,
     )
     return fig
+
+
+BATTERY = {"mia_accuracy": "Distance", "domias_auroc": "DOMIAS"}  # metric id -> attack name
+
+
+def attack_rocs(results: dict[str, MetricResult], title: str = "") -> go.Figure:
+    """The battery's ROC curves (attack name -> result) on a log false-positive axis, where
+    attacks are judged: a curve on the diagonal is chance; the dots mark the TPR at 0.1%, 1% and
+    10% FPR with their Clopper-Pearson intervals."""
+    fig = go.Figure()
+    floor = min(
+        (1.0 / r.details["n_non_members"] for r in results.values()),
+        default=1e-3,
+    )
+    grid = np.geomspace(floor, 1.0, 50)
+    fig.add_scatter(
+        x=grid, y=grid, mode="lines", line={"color": "#9aa5b1", "dash": "dash"}, name="chance"
+    )
+    for k, (name, r) in enumerate(results.items()):
+        d, color = r.details, PALETTE[(k + 1) % len(PALETTE)]
+        fpr, tpr = np.asarray(d["roc_fpr"]), np.asarray(d["roc_tpr"])
+        show = fpr > 0
+        fig.add_scatter(
+            x=fpr[show],
+            y=tpr[show],
+            mode="lines",
+            line={"color": color, "width": 2, "shape": "hv"},
+            name=f"{name}: AUROC {d['auroc']:.3f}, ε ≥ {d['epsilon_lower_bound']:.2f}",
+            legendgroup=name,
+            hovertemplate="FPR %{x:.4f}<br>TPR %{y:.3f}<extra>" + name + "</extra>",
+        )
+        points = list(d["tpr_at_fpr"].values())
+        fig.add_scatter(
+            x=[max(p["fpr"], floor) for p in points],
+            y=[p["tpr"] for p in points],
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [p["tpr_ci"][1] - p["tpr"] for p in points],
+                "arrayminus": [p["tpr"] - p["tpr_ci"][0] for p in points],
+            },
+            mode="markers",
+            marker={"color": color, "size": 8},
+            legendgroup=name,
+            showlegend=False,
+            customdata=[[p["fpr_target"], p["true_positives"], p["members"]] for p in points],
+            hovertemplate="at %{customdata[0]:.1%} FPR: TPR %{y:.3f} (%{customdata[1]} of "
+            "%{customdata[2]} members)<extra>" + name + "</extra>",
+        )
+    fig.update_layout(
+        title=title or "Membership attacks: ROC on a log false-positive axis",
+        xaxis={"type": "log", "title": "false positive rate (holdout called member), log scale"},
+        yaxis={"title": "true positive rate (member found)", "range": [0, 1.02]},
+        height=420,
+        legend={"orientation": "h", "y": -0.3},
+        **_LAYOUT,
+    )
+    return fig

@@ -246,6 +246,70 @@ def anonymeter_results(reviews: list[Review]) -> dict[str, dict[str, MetricResul
     return {name: by_id for name, by_id in out.items() if by_id}
 
 
+def battery_results(review: Review) -> dict[str, MetricResult]:
+    """Attack name -> result, for the battery's attacks the review computed."""
+    found = {name: review.get(metric_id) for metric_id, name in rf.BATTERY.items()}
+    return {name: r for name, r in found.items() if r is not None}
+
+
+def _interval(value: float, ci) -> str:
+    return f"{value:.3f} ({ci[0]:.3f}-{ci[1]:.3f})"
+
+
+def battery_frame(reviews: list[Review]) -> pd.DataFrame:
+    """One row per set and attack: AUROC, TPR at 0.1 / 1 / 10% FPR (95% intervals: DeLong for
+    the AUROC, Clopper-Pearson for the TPRs) and the 95% epsilon lower bound."""
+    rows = []
+    for rv in reviews:
+        for name, r in battery_results(rv).items():
+            d = r.details
+            row = {
+                "set": rv.name,
+                "attack": name,
+                "members / non-members": f"{d['n_members']:,} / {d['n_non_members']:,}",
+                "AUROC (95% CI)": _interval(d["auroc"], d["auroc_ci"]),
+            }
+            for key, p in d["tpr_at_fpr"].items():
+                row[f"TPR at {float(key):.1%} FPR"] = _interval(p["tpr"], p["tpr_ci"])
+            at = d["epsilon_at_fpr"]
+            row["ε lower bound (95%)"] = f"{d['epsilon_lower_bound']:.2f}" + (
+                f" (at {at:.1%} FPR)" if at is not None else ""
+            )
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _battery_html(reviews: list[Review]) -> str:
+    frame = battery_frame(reviews)
+    if frame.empty:
+        return ""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    return (
+        "<h2>Membership attacks</h2>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f"<p class='meta'>{html.escape(battery_note(reviews))}</p>"
+    )
+
+
+def battery_note(reviews: list[Review]) -> str:
+    """How to read the attack table, with the delta its epsilon bounds are stated at."""
+    deltas = {r.details["epsilon_delta"] for rv in reviews for r in battery_results(rv).values()}
+    return _BATTERY_NOTE.format(delta=", ".join(f"{d:g}" for d in sorted(deltas)) or "1e-05")
+
+
+_BATTERY_NOTE = (
+    "Each attack scores every real patient; TPR at x% FPR is the share of training patients it "
+    "finds while calling x% of holdout patients members (0.5 AUROC and TPR = FPR are chance). "
+    "Intervals 95%: DeLong for the AUROC, exact Clopper-Pearson for the rates. The epsilon lower "
+    "bound is what the best operating point proves about any differential-privacy guarantee at "
+    "delta {delta}, with 95% confidence (0 = nothing proven)."
+)
+
+
 def figures_for(
     review: Review, real_codes: np.ndarray | None = None, synth_codes: np.ndarray | None = None
 ) -> list:
@@ -260,6 +324,9 @@ def figures_for(
         res = review.get(metric_id)
         if res is not None:
             figs.append(fn(res))
+    battery = battery_results(review)
+    if battery:
+        figs.append(rf.attack_rocs(battery))
     if synth_codes is not None:
         figs.append(codes_per_record_overlay(real_codes, synth_codes))
     return figs
@@ -349,6 +416,7 @@ Generated {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")} by Clinical Synthes
 <p class="meta">Highlighted: the value closest to the ideal in each row. Privacy metrics are measured against the
 real training (members) and holdout (non-members) patients.</p>
 {_gate_html(verdicts or {})}
+{_battery_html(reviews)}
 {"".join(parts)}
 <h2>Settings</h2><pre>{settings}</pre>
 {_SORT_JS}
