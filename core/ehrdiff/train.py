@@ -177,7 +177,7 @@ def train_ehrdiff(
         ema.update(denoiser)
         value = float(loss.detach())
         losses.append(value)
-        if callback is not None and ((step + 1) % 25 == 0 or step == config.steps - 1):
+        if callback is not None:  # every step: the app's rate and ETA show from the first seconds
             callback(step + 1, config.steps, value)
     seconds = time.perf_counter() - start
     data_mean = x_all.mean(dim=0).cpu().numpy()
