@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.data.records import EHRTable
 from core.diffusion.karras import (
+    DEFAULT_STEPS,
     DISTILLED,
     SAMPLER_LABELS,
     SAMPLERS,
@@ -87,6 +88,16 @@ def training_form(
     )
 
 
+MAX_STEPS = 1000  # sampler steps offered in the form
+
+
+def _reset_steps() -> None:
+    """On a sampler switch: the steps field starts again from the new sampler's default."""
+    sampler = st.session_state.get("gen_sampler")
+    if sampler in DEFAULT_STEPS:
+        st.session_state["gen_steps"] = DEFAULT_STEPS[sampler]
+
+
 def generation_form(
     model: EHRDiffModel, sets: dict, distilled: EHRDiffModel | None = None
 ) -> GenerationSettings:
@@ -96,21 +107,24 @@ def generation_form(
     student = model if model.distillation is not None else distilled
     samplers = () if model.distillation is not None else SAMPLERS
     samplers += (DISTILLED,) if student is not None else ()
-    # Outside the form: the fields below depend on it.
+    # Outside the form: the fields below depend on it. Switching sampler resets the steps to
+    # the new sampler's default (DPM's 10 steps are not Heun's).
     sampler = st.selectbox(
-        "Sampler", samplers, key="gen_sampler", format_func=SAMPLER_LABELS.__getitem__
+        "Sampler",
+        samplers,
+        key="gen_sampler",
+        format_func=SAMPLER_LABELS.__getitem__,
+        on_change=_reset_steps,
+        help="The first is the default. "
+        + "; ".join(f"{SAMPLER_LABELS[k]}: {DEFAULT_STEPS[k]} steps" for k in SAMPLERS)
+        + ".",
     )
     info = student.distillation if sampler == DISTILLED else None
+    if sampler in DEFAULT_STEPS:
+        st.session_state.setdefault("gen_steps", DEFAULT_STEPS[sampler])
     with st.form("generate"):
         c1, c2, c3, c4 = st.columns(4)
-        n = c1.number_input(
-            "Records",
-            1,
-            MAX_RECORDS,
-            1000,
-            key="gen_n",
-            help=f"At most {MAX_RECORDS:,} per run (memory-safe limit).",
-        )
+        n = widgets.count_input(c1, "Records", MAX_RECORDS, 1000, "gen_n", "memory-safe limit")
         schedule = "auto"
         if info is not None:
             steps = c2.selectbox(
@@ -127,11 +141,10 @@ def generation_form(
         else:
             steps = c3.number_input(
                 "Steps",
-                1,
-                1000,
-                10,
+                min_value=1,
                 key="gen_steps",
-                help="Heun uses 2 network evaluations per step; DPM-Solver++(2M) one.",
+                help=f"Default {DEFAULT_STEPS[sampler]} for this sampler; at most {MAX_STEPS:,}. "
+                "Heun uses 2 network evaluations per step; DPM-Solver++(2M) one.",
             )
         seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed")
         if info is None:
@@ -168,7 +181,12 @@ def generation_form(
         label_mix=mix if model.n_classes else None,
         schedule=None if schedule == "auto" else schedule,
     )
-    if submitted:
+    refused = widgets.refuse_over(settings.n, MAX_RECORDS, "records", "memory-safe limit")
+    if info is None:
+        refused |= widgets.refuse_over(
+            settings.steps, MAX_STEPS, "steps", "sampling time grows with every step"
+        )
+    if submitted and not refused:
         source = student if info is not None else model
         unit = "evaluations" if info is not None else "steps"
         widgets.generate_into_session(

@@ -95,17 +95,20 @@ def generation_form(model: EHRPDModel, sets: dict) -> SequenceSettings:
     """The sampling form; a submitted run lands in ``sets``. Returns the settings it holds now."""
     with st.form("generate_ehrpd"):
         c1, c2, c3 = st.columns(3)
-        n = c1.number_input(
+        n = widgets.count_input(
+            c1,
             "Patients",
-            1,
             MAX_PATIENTS,
             300,
-            key="ehrpd_n",
-            help=f"At most {MAX_PATIENTS:,} per run; each gets up to "
-            f"{model.encoding.max_visits} visits.",
+            "ehrpd_n",
+            f"memory-safe limit; each gets up to {model.encoding.max_visits} visits",
         )
         steps = c2.number_input(
-            "Steps per visit", 1, model.schedule.steps, 25, key="ehrpd_steps", help="DDIM steps."
+            "Steps per visit",
+            min_value=1,
+            value=25,
+            key="ehrpd_steps",
+            help=f"DDIM steps; at most the model's {model.schedule.steps:,} diffusion steps.",
         )
         seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="ehrpd_seed")
         classes = model.encoding.label_classes
@@ -121,7 +124,11 @@ def generation_form(model: EHRPDModel, sets: dict) -> SequenceSettings:
         guidance=guidance,
         label_mix=mix if model.n_classes else None,
     )
-    if submitted:
+    refused = widgets.refuse_over(settings.n, MAX_PATIENTS, "patients", "memory-safe limit")
+    refused |= widgets.refuse_over(
+        settings.steps, model.schedule.steps, "steps per visit", "the model's diffusion steps"
+    )
+    if submitted and not refused:
         widgets.generate_into_session(
             lambda cb: model.generate(settings, callback=cb),
             sets,

@@ -44,14 +44,14 @@ def generation_form(model: FlexGenModel, sets: dict) -> FlexGenSettings:
     """The sampling form; a submitted run lands in ``sets``. Returns the settings it holds now."""
     with st.form("generate_flexgen"):
         c1, c2 = st.columns(2)
-        n = c1.number_input(
+        n = widgets.count_input(
+            c1,
             "Patients",
-            1,
             MAX_RECORDS,
             500,
-            key="fg_n",
-            help=f"At most {MAX_RECORDS:,} per run. Each gets a static row and a "
-            f"{model.encoding.temporal.n_steps}-step series.",
+            "fg_n",
+            f"memory-safe limit; each gets a static row and a "
+            f"{model.encoding.temporal.n_steps}-step series",
         )
         seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="fg_seed")
         guidance, mix = widgets.label_mix_and_guidance(
@@ -70,7 +70,8 @@ def generation_form(model: FlexGenModel, sets: dict) -> FlexGenSettings:
     settings = FlexGenSettings(
         n=int(n), seed=int(seed), guidance=guidance, label_mix=mix if model.n_classes else None
     )
-    if submitted:
+    refused = widgets.refuse_over(settings.n, MAX_RECORDS, "patients", "memory-safe limit")
+    if submitted and not refused:
         widgets.generate_into_session(
             lambda cb: model.generate(settings, callback=cb),
             sets,

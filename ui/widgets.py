@@ -44,6 +44,36 @@ def progress_callback(
     return update
 
 
+def count_input(
+    column: st.delta_generator.DeltaGenerator,
+    label: str,
+    limit: int,
+    default: int,
+    key: str,
+    why: str,
+) -> int:
+    """A count field (records, patients) with no maximum in the browser: a browser maximum only
+    turns the field red and blocks the form without a word (issue 31); :func:`refuse_over` says
+    the limit instead."""
+    return int(
+        column.number_input(
+            label, min_value=1, value=default, key=key, help=f"At most {limit:,} per run ({why})."
+        )
+    )
+
+
+def refuse_over(value: int, limit: int, what: str, why: str) -> bool:
+    """True, with an inline error naming the limit, when ``value`` is over ``limit``."""
+    if value <= limit:
+        return False
+    st.error(
+        f"**{value:,} {what} is over the limit:** at most {limit:,} {what} per run ({why}). "
+        f"Lower the number, or run several times with other seeds.",
+        icon=":material/block:",
+    )
+    return True
+
+
 def label_mix_and_guidance(
     n_classes: int,
     classes: tuple[str, ...],
