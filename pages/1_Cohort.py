@@ -164,6 +164,28 @@ with errors.guard("The Cohort page"):  # nothing raw reaches the browser
     st.caption("Parts: " + "; ".join(parts) + f". Source: {cohort.source}.")
     for note in cohort.notes:
         st.caption(f":material/info: {note}")
+    flagged = summary.implausible
+    if flagged is not None and len(flagged):
+        n = int(flagged["below"].sum() + flagged["above"].sum())
+        st.warning(
+            f"**{n:,} value(s) in {len(flagged)} column(s) lie outside physiological ranges** "
+            f"({', '.join(flagged['column'][:4])}{', ...' if len(flagged) > 4 else ''}): "
+            "likely unit or entry errors. They are kept as loaded; models learn them too.",
+            icon=":material/warning:",
+        )
+        with st.expander("Values outside physiological ranges, by column"):
+            st.dataframe(
+                flagged,
+                hide_index=True,
+                key="cohort_implausible",
+                column_config={
+                    "share of values": st.column_config.NumberColumn(format="percent"),
+                },
+            )
+            st.caption(
+                "Counts of observed values per column, with the column's lowest and highest "
+                "value; no record is named. Ranges: core/data/clinical.py (docs/pages.md)."
+            )
 
     if split is not None:
         with st.expander(

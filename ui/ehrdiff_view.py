@@ -6,6 +6,7 @@ import copy
 
 import streamlit as st
 
+from core.data.clinical import with_value_labels
 from core.data.records import EHRTable
 from core.diffusion.karras import (
     DEFAULT_STEPS,
@@ -209,7 +210,8 @@ def show_records(
     """Preview, prevalence scatter against the training data, code counts and downloads."""
     frame = synth.table.to_frame()
     st.caption(f"{synth.describe()} Synthetic data: not real patients.")
-    st.dataframe(frame.head(200), hide_index=True, key="gen_preview")
+    st.dataframe(with_value_labels(frame.head(200)), hide_index=True, key="gen_preview")
+    widgets.value_label_note(frame.columns)
     names = reference.encoding.dim_names if reference is not None else None
     result, against = None, ""
     if train_table is not None and reference is not None:

@@ -42,6 +42,14 @@ def summary(cohort: VisitCohort) -> None:
     m[2].metric("Visits per patient (median)", f"{np.median(cohort.visits_per_patient()):g}")
     m[3].metric("Modalities", str(len(cohort.modalities)))
     st.caption(f"Modalities: {', '.join(cohort.modalities)}. Source: {cohort.source}.")
+    single = float(np.mean(cohort.visits_per_patient() == 1)) if cohort.n_patients else 0.0
+    if single > 0.5:  # a sequence model then learns mostly first visits
+        st.warning(
+            f"**{single:.0%} of patients have a single visit**: a poor fit for a sequence model, "
+            "which learns from the visits that follow a first one. Consider a cohort of patients "
+            "who came back (for eICU visits, the minimum visits per patient option above).",
+            icon=":material/warning:",
+        )
     for note in cohort.notes:
         st.caption(f":material/info: {note}")
     if split is not None:

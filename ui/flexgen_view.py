@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
+from core.data.clinical import with_value_labels
 from core.data.cohort import Cohort
 from core.data.records import EHRTable
 from core.encoding.vectors import VectorEncoding
@@ -151,7 +152,8 @@ def show_patients(
     )
     static, long = export.patient_frames(cohort)
     st.markdown("**Static part** (one row per synthetic patient)")
-    st.dataframe(static.head(200), hide_index=True, key="fg_static")
+    st.dataframe(with_value_labels(static.head(200)), hide_index=True, key="fg_static")
+    widgets.value_label_note(static.columns)
     t = cohort.temporal
     c1, c2 = st.columns([1, 2])
     patient = c1.selectbox("Patient", list(cohort.record_ids[:500]), key="fg_patient")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from core.data.clinical import VALUE_LABELS, coding
 from core.device import DEVICE_CHOICES, describe_device, select_device
 from core.errors import CoreError
 from ui import state
@@ -133,6 +134,13 @@ def generate_into_session(
         show_error(exc, "Generation")
     finally:
         bar.empty()
+
+
+def value_label_note(columns) -> None:
+    """Says which shown columns carry labels instead of their codes (the downloads keep codes)."""
+    shown = [f"{c} ({coding(c)})" for c in columns if c in VALUE_LABELS]
+    if shown:
+        st.caption("Shown by their labels: " + "; ".join(shown) + ". The downloads keep the codes.")
 
 
 DOWNLOADS = "css.downloads"

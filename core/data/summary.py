@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.data.clinical import binary_summary, implausible_values, value_label
 from core.data.cohort import Cohort
 
 
@@ -22,6 +23,8 @@ class CohortSummary:
     codes_per_record: np.ndarray | None
     static_missing: pd.Series | None  # share missing per static feature
     temporal_observed: pd.DataFrame | None  # variables x steps, share of records observed
+    # columns with values outside physiological ranges (core.data.clinical): counts, no records
+    implausible: pd.DataFrame | None = None
 
 
 def _describe_numeric(values: np.ndarray) -> str:
@@ -43,13 +46,17 @@ def summarize(cohort: Cohort, top_k: int = 25) -> CohortSummary:
                 detail = _describe_numeric(col.to_numpy(dtype=float))
             elif spec.kind == "binary":
                 detail = (
-                    f"{np.nanmean(col.to_numpy(dtype=float)):.1%} = 1"
+                    binary_summary(spec.name, float(np.nanmean(col.to_numpy(dtype=float))))
                     if col.notna().any()
                     else "all missing"
                 )
             else:
                 top = col.value_counts(normalize=True).head(3)
-                detail = ", ".join(f"{k} {v:.0%}" for k, v in top.items())
+                detail = ", ".join(
+                    f"{k if (label := value_label(spec.name, k)) is None else f'{label} ({k})'}"
+                    f" {v:.0%}"
+                    for k, v in top.items()
+                )
             rows.append(
                 {
                     "feature": spec.name,
@@ -122,4 +129,5 @@ def summarize(cohort: Cohort, top_k: int = 25) -> CohortSummary:
         codes_per_record=per_record,
         static_missing=static_missing,
         temporal_observed=temporal_observed,
+        implausible=implausible_values(cohort),
     )
