@@ -9,6 +9,7 @@ import pandas as pd
 
 from core.data.clinical import binary_summary, implausible_values, value_label
 from core.data.cohort import Cohort
+from core.data.icd_text import describe
 
 
 @dataclass(frozen=True, eq=False)
@@ -19,7 +20,7 @@ class CohortSummary:
     label_name: str | None
     label_counts: pd.DataFrame | None  # class, records, share
     features: pd.DataFrame  # one row per static feature / temporal variable
-    top_codes: pd.DataFrame | None  # code, records, prevalence
+    top_codes: pd.DataFrame | None  # code, description (core.data.icd_text), records, prevalence
     codes_per_record: np.ndarray | None
     static_missing: pd.Series | None  # share missing per static feature
     temporal_observed: pd.DataFrame | None  # variables x steps, share of records observed
@@ -97,9 +98,11 @@ def summarize(cohort: Cohort, top_k: int = 25) -> CohortSummary:
         prev = cohort.codes.prevalence()
         order = np.argsort(-prev, kind="stable")[:top_k]
         counts = np.asarray(cohort.codes.matrix.sum(axis=0)).ravel()
+        top = [cohort.codes.vocabulary[i] for i in order]
         top_codes = pd.DataFrame(
             {
-                "code": [cohort.codes.vocabulary[i] for i in order],
+                "code": top,
+                "description": [describe(c, cohort.codes.system) for c in top],
                 "records": counts[order],
                 "prevalence": prev[order],
             }

@@ -4,6 +4,8 @@ models on the landing page."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from core.registry import MODELS
@@ -50,3 +52,15 @@ def test_landing_page_counts_the_models_it_lists():
     listed = [t for t in texts if t.startswith((":material/verified:", ":material/gpp_bad:"))]
     assert len(listed) == len(MODELS)  # one line per counted model
     assert any("cxr-vae-64" in c.value and "not offered as a model" in c.value for c in at.caption)
+
+
+@pytest.mark.slow  # ~35 s on 2 shared cores: the demo and the ICD code lists are read
+def test_cohort_top_codes_carry_their_icd_descriptions():
+    at = open_page()
+    load_demo(at, "Demo: 1,821 synthetic ICU stays with ICD-9 diagnoses")
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    [top] = [c for c in charts if "Most frequent codes" in c["layout"]["title"]["text"]]
+    labels = top["data"][0]["y"]
+    described = [label for label in labels if " · " in label]
+    assert len(described) >= len(labels) - 2  # nearly every 3-digit ICD-9 code has its text
+    assert any(label.startswith("427 · Cardiac dysrhythmias") for label in labels)
