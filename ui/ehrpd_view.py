@@ -67,7 +67,18 @@ def summary(cohort: VisitCohort) -> None:
 
 def training_form(train: VisitCohort, device) -> TrainingPlan:
     c1, c2, c3 = st.columns(3)
-    steps = c1.number_input("Training steps", 100, 50_000, 2000, 100, key="ehrpd_train_steps")
+    # 2,000 steps on a CPU: the shipped eICU model ran 5,000 in 157 s on 2 cores (about 32
+    # steps/s), so about a minute idle, a few minutes shared; 5,000 (the shipped model's) on a GPU
+    steps = c1.number_input(
+        "Training steps",
+        100,
+        50_000,
+        training.default_steps(device, 2000, 5000),
+        100,
+        key="ehrpd_train_steps",
+        help="Default 2,000 on a CPU, 5,000 on a GPU (the shipped eICU model's; at 12,000 it "
+        "memorised training patients, see its model card).",
+    )
     min_patients = c2.number_input(
         "Min. patients per code",
         1,

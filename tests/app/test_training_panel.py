@@ -175,3 +175,17 @@ def test_a_training_stopped_in_the_page_is_saved_as_partial_and_checked():
     models = open_page("pages/5_Models.py")
     table = next(d.value for d in models.dataframe if "quality" in d.value.columns)
     assert table.set_index("name").loc["stopped early", "quality"].startswith("partial")
+
+
+def test_training_defaults_are_sized_to_the_device():
+    import torch
+
+    from ui import ehrdiff_view, training
+
+    assert training.default_steps(torch.device("cpu"), 800, 3000) == 800
+    assert training.default_steps(torch.device("cuda"), 800, 3000) == 3000
+    assert training.duration(45) == "45 s" and training.duration(250) == "4 min 10 s"
+    at = open_page()
+    load_demo(at, "Demo: 2,000 synthetic ICU stays")
+    at.switch_page("pages/2_Generate.py").run()  # CSS_DEVICE unset: this machine's CPU
+    assert at.number_input(key="train_steps").value == ehrdiff_view.CPU_STEPS == 800
