@@ -123,11 +123,16 @@ def _store_when_done(
     return work
 
 
+_CLEAR_NAME = "css.train_clear_name"
+
+
 def _name_field(plan: TrainingPlan, cohort: Any, key: str) -> tuple[str | None, str]:
     """The model-name field: (the name to save under, or None when the typed one is refused;
     the automatic name). The refusal is shown under the field."""
     store = models.store()
     auto = store.free_name(safe_name(f"{plan.family_title} on {cohort.name}"))
+    if st.session_state.pop(_CLEAR_NAME, None) == key:  # a started training took the name
+        st.session_state[f"{key}_name"] = ""
     typed = st.text_input(
         "Model name",
         "",
@@ -184,6 +189,7 @@ def start_button(plan: TrainingPlan, cohort: Any, split: Any, key: str) -> None:
     work = _store_when_done(plan, name, data_card, command)
     job = jobs.start(name, plan.total, work, owner=_owner())
     st.session_state[state.TRAIN_JOB] = job
+    st.session_state[_CLEAR_NAME] = key  # the next run offers a fresh name, not a taken one
 
 
 def _rate_line(job: jobs.Job) -> str:

@@ -189,3 +189,21 @@ def test_training_defaults_are_sized_to_the_device():
     load_demo(at, "Demo: 2,000 synthetic ICU stays")
     at.switch_page("pages/2_Generate.py").run()  # CSS_DEVICE unset: this machine's CPU
     assert at.number_input(key="train_steps").value == ehrdiff_view.CPU_STEPS == 800
+
+
+def test_a_started_training_takes_its_name_and_the_field_offers_a_fresh_one(monkeypatch):
+    """After Start, the typed name is cleared (it is taken by the running training), so the
+    page does not greet a finished training with 'already in the store'."""
+    from ui import training
+
+    started = []
+    monkeypatch.setattr(jobs, "start", lambda title, *a, **k: started.append(title) or None)
+    monkeypatch.setattr(training, "current_job", lambda: None)
+    at = open_page()
+    load_demo(at, "Demo: 1,821 synthetic ICU stays with ICD-9 diagnoses")
+    at.switch_page("pages/2_Generate.py").run()
+    at.text_input(key=f"{TRAIN_KEY}_name").set_value("my codes model").run()
+    at.button(key=TRAIN_KEY).click().run()
+    assert started == ["my codes model"]
+    at.run()
+    assert at.text_input(key=f"{TRAIN_KEY}_name").value == "" and not at.error
