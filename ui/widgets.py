@@ -29,6 +29,40 @@ def device_sidebar() -> None:
             return
         st.session_state[state.DEVICE] = choice
         st.caption(f"Running on: {describe_device(device)}")
+        cohort_switcher()
+
+
+SHELF_PICK = "css_shelf_pick"
+
+
+def _size(entry: state.Shelved) -> str:
+    c = entry.cohort
+    if entry.kind == "visits":
+        return f"{c.n_patients:,} patients, {c.n_visits:,} visits"
+    return f"{c.n_records:,} records"
+
+
+def cohort_switcher() -> None:
+    """The sidebar's choice among the cohorts loaded in this session (shown from two on): the
+    pages (Cohort, Generate, Review ...) use the one chosen, with its split."""
+    held = state.shelf()
+    active = state.active_shelf_name()
+    if len(held) < 2 or active is None:
+        return
+
+    def switch() -> None:
+        state.activate(st.session_state[SHELF_PICK])
+
+    st.session_state[SHELF_PICK] = active  # follows a load made on the Cohort page
+    st.selectbox(
+        "Session cohort",
+        list(held),
+        key=SHELF_PICK,
+        format_func=lambda n: f"{n} ({_size(held[n])})",
+        on_change=switch,
+        help="The cohorts loaded in this session stay here; the pages use the one chosen. "
+        "Results made with another cohort say so.",
+    )
 
 
 def show_error(exc: CoreError, what: str) -> None:
