@@ -3,6 +3,8 @@ page, each with its split; returning to the Cohort page keeps what was loaded.""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.app.pages import load_demo, open_page
 
 STAYS = "Demo: 2,000 synthetic ICU stays"
@@ -43,6 +45,7 @@ def test_two_cohorts_stay_loaded_and_the_sidebar_switches_between_them():
     assert any(h.value == codes.name for h in at.subheader)
 
 
+@pytest.mark.slow  # ~6 s on 2 shared cores: the 2,000-stay demo is loaded twice
 def test_loading_the_same_data_again_keeps_one_entry():
     at = open_page()
     load_demo(at, STAYS)
