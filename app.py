@@ -71,7 +71,6 @@ def home() -> None:
         except CoreError as exc:
             st.warning(str(exc))
         st.write(f"Upload limit: **{state.upload_limit_mb()} MB** per file.")
-        st.write(f"Registered models: **{len(MODELS)}**")
         st.write(
             "Sign-in: **"
             + ("on (OpenID Connect)" if auth.sign_in_configured() else "off (one local user)")
@@ -83,12 +82,24 @@ def home() -> None:
         except CoreError as exc:
             st.warning(f"Release signing key: {exc}")
     with s2:
-        checkpoints = scan_checkpoints(ROOT / "checkpoints")
-        if not checkpoints:
-            st.write("Shipped checkpoints: none yet.")
-        for ck in checkpoints:
+        # One count: the registered models, each with its checkpoint's state; a checkpoint no
+        # model names (a training component such as the CXR VAE) is listed apart, not counted.
+        checkpoints = {ck.folder: ck for ck in scan_checkpoints(ROOT / "checkpoints")}
+        st.write(f"Registered models: **{len(MODELS)}**")
+        for spec in MODELS:
+            ck = checkpoints.get(spec.checkpoint or "")
+            if ck is None:
+                st.write(f":material/help: {spec.title}: checkpoint not shipped")
+                continue
             icon = ":material/verified:" if ck.ok else ":material/gpp_bad:"
-            st.write(f"{icon} `{ck.folder}`: {ck.detail}")
+            st.write(f"{icon} {spec.title} (`{ck.folder}`): {ck.detail}")
+        named = {spec.checkpoint for spec in MODELS}
+        others = [ck for folder, ck in checkpoints.items() if folder not in named]
+        if others:
+            st.caption(
+                "Also shipped, not offered as a model (training components): "
+                + "; ".join(f"`{ck.folder}` ({ck.detail})" for ck in others)
+            )
 
 
 st.set_page_config(

@@ -13,6 +13,8 @@ from core.errors import CoreError
 from core.report import cohort_figures as figs
 from ui import cohort_forms, ehrpd_view, errors, state, widgets
 
+LOADED_NOTE = "css.cohort_loaded_note"  # the toast of a load, shown after the rerun it needs
+
 with errors.guard("The Cohort page"):  # nothing raw reaches the browser
     st.set_page_config(
         page_title="Cohort · Clinical Synthesis Studio",
@@ -100,11 +102,28 @@ with errors.guard("The Cohort page"):  # nothing raw reaches the browser
             else:
                 state.set_cohort(cohort)
                 loaded = f"{cohort.n_records:,} records"
-            st.toast(f"Loaded {loaded}", icon=":material/check_circle:")
+            st.session_state[LOADED_NOTE] = f"Loaded {loaded}"
         except CoreError as exc:
             widgets.show_error(exc, "Loading the cohort")
         finally:
             bar.empty()
+        if LOADED_NOTE in st.session_state:
+            st.rerun()  # the sidebar's cohort switcher, drawn before the load, now lists it
+    if LOADED_NOTE in st.session_state:
+        st.toast(st.session_state.pop(LOADED_NOTE), icon=":material/check_circle:")
+
+    held = state.shelf()
+    if len(held) > 1:  # the cohorts of this session stay loaded; the sidebar switches
+        active = state.active_shelf_name()
+        st.caption(
+            ":material/shelves: Loaded in this session: "
+            + "; ".join(
+                f"**{n}**" + (" (shown)" if n == active else "") + f" ({e.kind})"
+                for n, e in held.items()
+            )
+            + ". Switch with **Session cohort** in the sidebar; Generate and Review use the "
+            "one chosen."
+        )
 
     visits = state.get_visits()
     if visits is not None and state.last_loaded() == "visits":
@@ -164,6 +183,28 @@ with errors.guard("The Cohort page"):  # nothing raw reaches the browser
     st.caption("Parts: " + "; ".join(parts) + f". Source: {cohort.source}.")
     for note in cohort.notes:
         st.caption(f":material/info: {note}")
+    flagged = summary.implausible
+    if flagged is not None and len(flagged):
+        n = int(flagged["below"].sum() + flagged["above"].sum())
+        st.warning(
+            f"**{n:,} value(s) in {len(flagged)} column(s) lie outside physiological ranges** "
+            f"({', '.join(flagged['column'][:4])}{', ...' if len(flagged) > 4 else ''}): "
+            "likely unit or entry errors. They are kept as loaded; models learn them too.",
+            icon=":material/warning:",
+        )
+        with st.expander("Values outside physiological ranges, by column"):
+            st.dataframe(
+                flagged,
+                hide_index=True,
+                key="cohort_implausible",
+                column_config={
+                    "share of values": st.column_config.NumberColumn(format="percent"),
+                },
+            )
+            st.caption(
+                "Counts of observed values per column, with the column's lowest and highest "
+                "value; no record is named. Ranges: core/data/clinical.py (docs/pages.md)."
+            )
 
     if split is not None:
         with st.expander(

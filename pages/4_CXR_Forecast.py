@@ -307,7 +307,11 @@ with errors.guard("The CXR Forecast page"):  # nothing raw reaches the browser
             "All samples (ZIP)", samples_zip, "synthetic_forecast_samples.zip", "application/zip"
         )
 
-        with st.expander("Compare with the true later X-ray (optional)"):
+        # open while it holds an upload: its rerun must not fold the comparison away (issue 31)
+        with st.expander(
+            "Compare with the true later X-ray (optional)",
+            expanded=st.session_state.get("cxr_truth") is not None,
+        ):
             truth_upload = st.file_uploader(
                 "Later X-ray", type=["png", "jpg", "jpeg", "dcm"], key="cxr_truth"
             )

@@ -50,6 +50,8 @@ with errors.guard("The Models page"):  # nothing raw reaches the browser
                         "name": m.name,
                         "family": m.family or "?",
                         "state": "verified" if m.ok else m.detail,
+                        # partial (stopped early) or weak (fidelity check): ui.models.quality_notes
+                        "quality": models.quality_label(m.manifest.metrics) if m.manifest else "",
                         "created": m.manifest.created if m.manifest else "",
                         "trained by": (
                             m.manifest.data_card.get("trained by", "") if m.manifest else ""

@@ -42,6 +42,14 @@ def summary(cohort: VisitCohort) -> None:
     m[2].metric("Visits per patient (median)", f"{np.median(cohort.visits_per_patient()):g}")
     m[3].metric("Modalities", str(len(cohort.modalities)))
     st.caption(f"Modalities: {', '.join(cohort.modalities)}. Source: {cohort.source}.")
+    single = float(np.mean(cohort.visits_per_patient() == 1)) if cohort.n_patients else 0.0
+    if single > 0.5:  # a sequence model then learns mostly first visits
+        st.warning(
+            f"**{single:.0%} of patients have a single visit**: a poor fit for a sequence model, "
+            "which learns from the visits that follow a first one. Consider a cohort of patients "
+            "who came back (for eICU visits, the minimum visits per patient option above).",
+            icon=":material/warning:",
+        )
     for note in cohort.notes:
         st.caption(f":material/info: {note}")
     if split is not None:
@@ -59,7 +67,18 @@ def summary(cohort: VisitCohort) -> None:
 
 def training_form(train: VisitCohort, device) -> TrainingPlan:
     c1, c2, c3 = st.columns(3)
-    steps = c1.number_input("Training steps", 100, 50_000, 2000, 100, key="ehrpd_train_steps")
+    # 2,000 steps on a CPU: the shipped eICU model ran 5,000 in 157 s on 2 cores (about 32
+    # steps/s), so about a minute idle, a few minutes shared; 5,000 (the shipped model's) on a GPU
+    steps = c1.number_input(
+        "Training steps",
+        100,
+        50_000,
+        training.default_steps(device, 2000, 5000),
+        100,
+        key="ehrpd_train_steps",
+        help="Default 2,000 on a CPU, 5,000 on a GPU (the shipped eICU model's; at 12,000 it "
+        "memorised training patients, see its model card).",
+    )
     min_patients = c2.number_input(
         "Min. patients per code",
         1,
@@ -95,17 +114,20 @@ def generation_form(model: EHRPDModel, sets: dict) -> SequenceSettings:
     """The sampling form; a submitted run lands in ``sets``. Returns the settings it holds now."""
     with st.form("generate_ehrpd"):
         c1, c2, c3 = st.columns(3)
-        n = c1.number_input(
+        n = widgets.count_input(
+            c1,
             "Patients",
-            1,
             MAX_PATIENTS,
             300,
-            key="ehrpd_n",
-            help=f"At most {MAX_PATIENTS:,} per run; each gets up to "
-            f"{model.encoding.max_visits} visits.",
+            "ehrpd_n",
+            f"memory-safe limit; each gets up to {model.encoding.max_visits} visits",
         )
         steps = c2.number_input(
-            "Steps per visit", 1, model.schedule.steps, 25, key="ehrpd_steps", help="DDIM steps."
+            "Steps per visit",
+            min_value=1,
+            value=25,
+            key="ehrpd_steps",
+            help=f"DDIM steps; at most the model's {model.schedule.steps:,} diffusion steps.",
         )
         seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="ehrpd_seed")
         classes = model.encoding.label_classes
@@ -121,7 +143,11 @@ def generation_form(model: EHRPDModel, sets: dict) -> SequenceSettings:
         guidance=guidance,
         label_mix=mix if model.n_classes else None,
     )
-    if submitted:
+    refused = widgets.refuse_over(settings.n, MAX_PATIENTS, "patients", "memory-safe limit")
+    refused |= widgets.refuse_over(
+        settings.steps, model.schedule.steps, "steps per visit", "the model's diffusion steps"
+    )
+    if submitted and not refused:
         widgets.generate_into_session(
             lambda cb: model.generate(settings, callback=cb),
             sets,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from core.checkpoints import Manifest
 from core.generation import SyntheticGenerator
-from core.loading import GENERATOR_FAMILIES, LOADERS
+from core.loading import GENERATOR_FAMILIES, LOADERS, WEAK_R2
 from core.registry import MODELS, ModelSpec
 from core.store import ModelStore, StoredModel
 
@@ -73,17 +74,88 @@ def made_by(model: SyntheticGenerator, companion: SyntheticGenerator | None, syn
     return synth.model_id in {model.model_id, companion.model_id if companion else None}
 
 
-def model_card(manifest: Manifest, description: str) -> None:
-    """The selected model's card: data, metrics at export, training command, hash."""
-    with st.expander("Model card"):
-        st.write(description)
-        st.json(
-            {
-                "data": manifest.data_card,
-                "metrics at export": manifest.metrics,
-                "training command": manifest.training_command,
-                "sha256": manifest.sha256,
-                "created": manifest.created,
-            },
-            expanded=False,
+def quality_notes(metrics: dict) -> list[str]:
+    """What a user must know before using a model, from the metrics its manifest recorded:
+    partial (training stopped before its last step) and weak (the fidelity check at the end of
+    an in-page training below ``core.loading.WEAK_R2``)."""
+    notes = []
+    if metrics.get("stopped_early"):
+        done, planned = metrics.get("steps_done"), metrics.get("steps_planned")
+        of = f" of {planned:,}" if isinstance(planned, int) else ""
+        at = f" at step {done:,}{of}" if isinstance(done, int) else ""
+        notes.append(
+            f"**Partial model**: its training was stopped{at}. It is saved as it was then and "
+            "may not have learnt the data yet."
         )
+    r2 = metrics.get("fidelity_r2_vs_train")
+    if isinstance(r2, int | float) and (r2 != r2 or r2 < WEAK_R2):  # r2 != r2: NaN
+        notes.append(
+            f"**Weak model**: R² {r2:.2f} against its training split, below {WEAK_R2:g} "
+            f"({metrics.get('fidelity_check', 'fidelity check at the end of training')}). Its "
+            "records do not reproduce the training data's prevalences; train longer or check "
+            "the cohort."
+        )
+    return notes
+
+
+def quality_label(metrics: dict) -> str:
+    """One word or two for a models table: 'partial', 'weak', 'partial, weak', 'checked' (the
+    check passed) or '' (no check recorded, e.g. a model from a training command)."""
+    words = []
+    if metrics.get("stopped_early"):
+        words.append("partial")
+    r2 = metrics.get("fidelity_r2_vs_train")
+    if isinstance(r2, int | float):
+        words.append("weak" if r2 != r2 or r2 < WEAK_R2 else f"R² {r2:.2f}")
+    return ", ".join(words)
+
+
+def _text(value: object) -> str:
+    """A manifest value as a short readable line."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, dict):
+        if "value" in value and "ci95" in value and len(value["ci95"]) == 2:
+            lo, hi = value["ci95"]
+            rest = {k: v for k, v in value.items() if k not in ("value", "ci95")}
+            head = f"{_text(value['value'])} (95% CI {_text(lo)} to {_text(hi)})"
+            return head + (f"; {_text(rest)}" if rest else "")
+        return "; ".join(f"{str(k).replace('_', ' ')}: {_text(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_text(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def card_rows(section: dict) -> pd.DataFrame:
+    """A manifest section (data card, metrics) as two readable columns."""
+    return pd.DataFrame(
+        {
+            "item": [str(k).replace("_", " ") for k in section],
+            "value": [_text(v) for v in section.values()],
+        }
+    )
+
+
+def model_card(manifest: Manifest, description: str) -> None:
+    """The selected model's card as text: what it is, partial or weak, the data it was trained
+    on, its metrics at export, the training command, hash and date."""
+    for line in quality_notes(manifest.metrics):
+        st.warning(line, icon=":material/warning:")
+    with st.expander("Model card"):
+        if description:
+            st.markdown(description)
+        st.markdown(f"**Family** {manifest.family} · **created** {manifest.created or 'unknown'}")
+        if manifest.data_card:
+            st.markdown("**Training data**")
+            st.table(card_rows(manifest.data_card).set_index("item"))
+        if manifest.metrics:
+            st.markdown("**Metrics at export**")
+            st.table(card_rows(manifest.metrics).set_index("item"))
+        if manifest.training_command:
+            st.markdown("**Training command**")
+            st.code(manifest.training_command, language="bash", wrap_lines=True)
+        st.caption(f"sha256 of the weights: `{manifest.sha256}`")

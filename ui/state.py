@@ -35,10 +35,12 @@ def get_cohort() -> Cohort | None:
 
 
 def set_cohort(cohort: Cohort) -> None:
-    """Make ``cohort`` the session's cohort (only after a successful load); its split is redone."""
+    """Make ``cohort`` the session's cohort (only after a successful load); its split is redone.
+    It also goes on the shelf, beside the cohorts loaded before it."""
     st.session_state[COHORT] = cohort
     st.session_state.pop(SPLIT, None)
     st.session_state[LAST_LOADED] = "records"
+    _shelve(cohort, "records")
 
 
 def get_visits() -> VisitCohort | None:
@@ -50,6 +52,7 @@ def set_visits(cohort: VisitCohort) -> None:
     st.session_state[VISITS] = cohort
     st.session_state.pop(VISIT_SPLIT, None)
     st.session_state[LAST_LOADED] = "visits"
+    _shelve(cohort, "visits")
 
 
 def get_visit_split() -> CohortSplit | None:
@@ -58,6 +61,77 @@ def get_visit_split() -> CohortSplit | None:
 
 def set_visit_split(split: CohortSplit) -> None:
     st.session_state[VISIT_SPLIT] = split
+    _shelf_split(get_visits(), split)
+
+
+# --- the cohort shelf ----------------------------------------------------------------------------
+# Every cohort loaded in this session stays on a shelf, by name, with its split; one of each kind
+# (records, visits) is active, and the sidebar switches between them on every page (issue 31:
+# loading a second cohort no longer drops the first, and returning to the Cohort page keeps it).
+# Results bound to a cohort (reviews, forecasts) say when the active one changed.
+
+SHELF = "css.shelf"
+MAX_SHELF = 6  # cohorts kept per session (each is held in memory); the oldest inactive goes
+
+
+@dataclass
+class Shelved:
+    kind: str  # "records" or "visits"
+    cohort: Cohort | VisitCohort
+    split: CohortSplit | None = None
+
+
+def shelf() -> dict[str, Shelved]:
+    """The cohorts loaded in this session, by name, in load order."""
+    return st.session_state.setdefault(SHELF, {})
+
+
+def _shelve(cohort: Cohort | VisitCohort, kind: str) -> None:
+    held = shelf()
+    for name, entry in list(held.items()):
+        if entry.kind == kind and entry.cohort.fingerprint() == cohort.fingerprint():  # again
+            del held[name]
+    held[unique_name(cohort.name, held)] = Shelved(kind, cohort)
+    active = {id(get_cohort()), id(get_visits())}
+    while len(held) > MAX_SHELF:
+        oldest = next((n for n, e in held.items() if id(e.cohort) not in active), None)
+        if oldest is None:
+            break
+        del held[oldest]
+
+
+def _shelf_split(cohort: Cohort | VisitCohort | None, split: CohortSplit) -> None:
+    for entry in shelf().values():
+        if entry.cohort is cohort:
+            entry.split = split
+
+
+def active_shelf_name() -> str | None:
+    """The shelf name of the cohort the pages now use (the kind loaded or switched to last)."""
+    current = get_visits() if last_loaded() == "visits" else get_cohort()
+    return next((n for n, e in shelf().items() if e.cohort is current), None)
+
+
+def activate(name: str) -> None:
+    """Make the shelved cohort ``name`` the session's cohort of its kind, with its split."""
+    entry = shelf()[name]
+    if entry.kind == "visits":
+        st.session_state[VISITS] = entry.cohort
+        st.session_state[LAST_LOADED] = "visits"
+        key, split = VISIT_SPLIT, entry.split
+    else:
+        st.session_state[COHORT] = entry.cohort
+        st.session_state[LAST_LOADED] = "records"
+        key, split = SPLIT, entry.split
+    if split is None:
+        st.session_state.pop(key, None)
+    else:
+        st.session_state[key] = split
+
+
+def drop_from_shelf(name: str) -> None:
+    """Remove ``name`` from the shelf; an active cohort stays loaded until another replaces it."""
+    shelf().pop(name, None)
 
 
 def visit_train() -> VisitCohort | None:
@@ -76,6 +150,7 @@ def get_split() -> CohortSplit | None:
 
 def set_split(split: CohortSplit) -> None:
     st.session_state[SPLIT] = split
+    _shelf_split(get_cohort(), split)
 
 
 def device_preference() -> str:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from core.data.clinical import VALUE_LABELS, coding
 from core.device import DEVICE_CHOICES, describe_device, select_device
 from core.errors import CoreError
 from ui import state
@@ -28,6 +29,40 @@ def device_sidebar() -> None:
             return
         st.session_state[state.DEVICE] = choice
         st.caption(f"Running on: {describe_device(device)}")
+        cohort_switcher()
+
+
+SHELF_PICK = "css_shelf_pick"
+
+
+def _size(entry: state.Shelved) -> str:
+    c = entry.cohort
+    if entry.kind == "visits":
+        return f"{c.n_patients:,} patients, {c.n_visits:,} visits"
+    return f"{c.n_records:,} records"
+
+
+def cohort_switcher() -> None:
+    """The sidebar's choice among the cohorts loaded in this session (shown from two on): the
+    pages (Cohort, Generate, Review ...) use the one chosen, with its split."""
+    held = state.shelf()
+    active = state.active_shelf_name()
+    if len(held) < 2 or active is None:
+        return
+
+    def switch() -> None:
+        state.activate(st.session_state[SHELF_PICK])
+
+    st.session_state[SHELF_PICK] = active  # follows a load made on the Cohort page
+    st.selectbox(
+        "Session cohort",
+        list(held),
+        key=SHELF_PICK,
+        format_func=lambda n: f"{n} ({_size(held[n])})",
+        on_change=switch,
+        help="The cohorts loaded in this session stay here; the pages use the one chosen. "
+        "Results made with another cohort say so.",
+    )
 
 
 def show_error(exc: CoreError, what: str) -> None:
@@ -42,6 +77,36 @@ def progress_callback(
         bar.progress(min(step / max(total, 1), 1.0), text=f"{text} ({step:,}/{total:,})")
 
     return update
+
+
+def count_input(
+    column: st.delta_generator.DeltaGenerator,
+    label: str,
+    limit: int,
+    default: int,
+    key: str,
+    why: str,
+) -> int:
+    """A count field (records, patients) with no maximum in the browser: a browser maximum only
+    turns the field red and blocks the form without a word (issue 31); :func:`refuse_over` says
+    the limit instead."""
+    return int(
+        column.number_input(
+            label, min_value=1, value=default, key=key, help=f"At most {limit:,} per run ({why})."
+        )
+    )
+
+
+def refuse_over(value: int, limit: int, what: str, why: str) -> bool:
+    """True, with an inline error naming the limit, when ``value`` is over ``limit``."""
+    if value <= limit:
+        return False
+    st.error(
+        f"**{value:,} {what} is over the limit:** at most {limit:,} {what} per run ({why}). "
+        f"Lower the number, or run several times with other seeds.",
+        icon=":material/block:",
+    )
+    return True
 
 
 def label_mix_and_guidance(
@@ -103,6 +168,13 @@ def generate_into_session(
         show_error(exc, "Generation")
     finally:
         bar.empty()
+
+
+def value_label_note(columns) -> None:
+    """Says which shown columns carry labels instead of their codes (the downloads keep codes)."""
+    shown = [f"{c} ({coding(c)})" for c in columns if c in VALUE_LABELS]
+    if shown:
+        st.caption("Shown by their labels: " + "; ".join(shown) + ". The downloads keep the codes.")
 
 
 DOWNLOADS = "css.downloads"

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.data.clinical import binary_summary, implausible_values, value_label
 from core.data.cohort import Cohort
+from core.data.icd_text import describe
 
 
 @dataclass(frozen=True, eq=False)
@@ -18,10 +20,12 @@ class CohortSummary:
     label_name: str | None
     label_counts: pd.DataFrame | None  # class, records, share
     features: pd.DataFrame  # one row per static feature / temporal variable
-    top_codes: pd.DataFrame | None  # code, records, prevalence
+    top_codes: pd.DataFrame | None  # code, description (core.data.icd_text), records, prevalence
     codes_per_record: np.ndarray | None
     static_missing: pd.Series | None  # share missing per static feature
     temporal_observed: pd.DataFrame | None  # variables x steps, share of records observed
+    # columns with values outside physiological ranges (core.data.clinical): counts, no records
+    implausible: pd.DataFrame | None = None
 
 
 def _describe_numeric(values: np.ndarray) -> str:
@@ -43,13 +47,17 @@ def summarize(cohort: Cohort, top_k: int = 25) -> CohortSummary:
                 detail = _describe_numeric(col.to_numpy(dtype=float))
             elif spec.kind == "binary":
                 detail = (
-                    f"{np.nanmean(col.to_numpy(dtype=float)):.1%} = 1"
+                    binary_summary(spec.name, float(np.nanmean(col.to_numpy(dtype=float))))
                     if col.notna().any()
                     else "all missing"
                 )
             else:
                 top = col.value_counts(normalize=True).head(3)
-                detail = ", ".join(f"{k} {v:.0%}" for k, v in top.items())
+                detail = ", ".join(
+                    f"{k if (label := value_label(spec.name, k)) is None else f'{label} ({k})'}"
+                    f" {v:.0%}"
+                    for k, v in top.items()
+                )
             rows.append(
                 {
                     "feature": spec.name,
@@ -90,9 +98,11 @@ def summarize(cohort: Cohort, top_k: int = 25) -> CohortSummary:
         prev = cohort.codes.prevalence()
         order = np.argsort(-prev, kind="stable")[:top_k]
         counts = np.asarray(cohort.codes.matrix.sum(axis=0)).ravel()
+        top = [cohort.codes.vocabulary[i] for i in order]
         top_codes = pd.DataFrame(
             {
-                "code": [cohort.codes.vocabulary[i] for i in order],
+                "code": top,
+                "description": [describe(c, cohort.codes.system) for c in top],
                 "records": counts[order],
                 "prevalence": prev[order],
             }
@@ -122,4 +132,5 @@ def summarize(cohort: Cohort, top_k: int = 25) -> CohortSummary:
         codes_per_record=per_record,
         static_missing=static_missing,
         temporal_observed=temporal_observed,
+        implausible=implausible_values(cohort),
     )

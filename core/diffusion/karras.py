@@ -24,11 +24,15 @@ from core.progress import ProgressCallback
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SAMPLERS = ("dpmpp_2m", "heun")
 DISTILLED = "distilled"
+# The first of SAMPLERS is the default (the app preselects it); Heun is the paper's sampler.
 SAMPLER_LABELS = {
-    "dpmpp_2m": "DPM-Solver++(2M) (fast)",
-    "heun": "Heun (EHRDiff default)",
+    "dpmpp_2m": "DPM-Solver++(2M) (default, fast)",
+    "heun": "Heun (the EHRDiff paper's, 2 evaluations per step)",
     DISTILLED: "Distilled (1 or 2 evaluations)",
 }
+# Steps each sampler is offered with: DPM-Solver++(2M) at the 16 the shipped models are
+# evaluated with (GenerationSettings' default), Heun at the paper's 32 (63 evaluations).
+DEFAULT_STEPS = {"dpmpp_2m": 16, "heun": 32}
 
 
 @dataclass(frozen=True)

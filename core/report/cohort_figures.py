@@ -34,19 +34,30 @@ def label_balance(summary: CohortSummary) -> go.Figure:
     return fig
 
 
+def short_label(code: str, description: str, width: int = 42) -> str:
+    """'427 · Cardiac dysrhythmias' cut to ``width`` characters for an axis; the code alone when
+    it has no description."""
+    if not description:
+        return str(code)
+    label = f"{code} · {description}"
+    return label if len(label) <= width else label[: width - 1].rstrip() + "…"
+
+
 def top_codes(summary: CohortSummary) -> go.Figure:
     codes = summary.top_codes
     if codes is None:
         raise ValueError("cohort has no codes")
     codes = codes.iloc[::-1]
+    described = codes.get("description", pd.Series([""] * len(codes), index=codes.index))
     fig = go.Figure(
         go.Bar(
             x=codes["prevalence"],
-            y=codes["code"],
+            y=[short_label(c, d) for c, d in zip(codes["code"], described, strict=True)],
             orientation="h",
             marker_color=_BLUE,
-            customdata=codes["records"],
-            hovertemplate="%{y}: %{x:.1%} (%{customdata} records)<extra></extra>",
+            customdata=np.column_stack([codes["records"], codes["code"], described]),
+            hovertemplate="%{customdata[1]} %{customdata[2]}<br>%{x:.1%} of records "
+            "(%{customdata[0]})<extra></extra>",
         )
     )
     fig.update_layout(

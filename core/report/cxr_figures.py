@@ -44,20 +44,31 @@ def forecast_panels(
     n = len(panels)
     fig = make_subplots(rows=1, cols=n, horizontal_spacing=0.03, subplot_titles=titles)
     for col, (img, scale, lo, hi, name, bar) in enumerate(panels, start=1):
+        x0, x1 = fig.layout[f"xaxis{col if col > 1 else ''}"].domain
         fig.add_heatmap(
             z=img[::-1],  # heatmap rows grow upwards; images grow downwards
             colorscale=scale,
             zmin=lo,
             zmax=hi,
             showscale=bar,
-            colorbar={"len": 0.8, "x": col / n - 0.005, "thickness": 10},
+            # a horizontal bar under its own panel, as wide as it: never over the next image
+            colorbar={
+                "orientation": "h",
+                "x": (x0 + x1) / 2,
+                "xanchor": "center",
+                "len": (x1 - x0) * 0.9,
+                "y": -0.02,
+                "yanchor": "top",
+                "thickness": 10,
+            },
             hovertemplate=f"{name} %{{z:.3f}}<extra></extra>",
             row=1,
             col=col,
         )
         fig.update_xaxes(visible=False, row=1, col=col)
         fig.update_yaxes(visible=False, scaleanchor=f"x{col if col > 1 else ''}", row=1, col=col)
-    fig.update_layout(**_LAYOUT, title=title, height=360 if n == 4 else 320)
+    layout = {**_LAYOUT, "margin": {**_LAYOUT["margin"], "b": 50}}  # room for the bars
+    fig.update_layout(**layout, title=title, height=400 if n == 4 else 360)
     return fig
 
 
@@ -119,19 +130,20 @@ def labelled_png(
     label: str = SYNTHETIC_LABEL,
     footer: str | None = None,
 ) -> bytes:
-    """An upscaled 8-bit PNG with the synthetic label (and an optional footer, e.g. the source
-    images' attribution) burnt into the pixels; no metadata."""
+    """An upscaled 8-bit PNG with the synthetic label in a strip above the image and an optional
+    footer (e.g. the source images' attribution) in a strip below it: burnt into the file, never
+    over the image (issue 31: a footer over the image hid the lung bases); no metadata."""
     arr = (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8)
     img = Image.fromarray(arr, mode="L").resize((size, size), Image.Resampling.BICUBIC)
-    draw = ImageDraw.Draw(img)
-    draw.rectangle([0, 0, size, 14], fill=0)
+    lines = textwrap.wrap(footer, width=max(20, size // 6)) if footer else []
+    header, below = 16, (11 * len(lines) + 4 if lines else 0)
+    canvas = Image.new("L", (size, header + size + below), color=0)
+    canvas.paste(img, (0, header))
+    draw = ImageDraw.Draw(canvas)
     draw.text((3, 2), label, fill=255)
-    if footer:
-        lines = textwrap.wrap(footer, width=max(20, size // 6))
-        top = size - 11 * len(lines) - 3
-        draw.rectangle([0, top, size, size], fill=0)
-        for i, line in enumerate(lines):
-            draw.text((3, top + 2 + 11 * i), line, fill=255)
+    for i, line in enumerate(lines):
+        draw.text((3, header + size + 2 + 11 * i), line, fill=255)
+    img = canvas
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()

@@ -68,24 +68,37 @@ def codes_per_record_overlay(real: np.ndarray | None, synthetic: np.ndarray) -> 
     return fig
 
 
-def loss_curve(losses: np.ndarray, window: int = 50) -> go.Figure:
-    steps = np.arange(1, len(losses) + 1)
+def loss_curve(
+    losses: np.ndarray, steps: np.ndarray | None = None, window: int = 50, max_points: int = 2000
+) -> go.Figure:
+    """Loss against the optimiser step it was reported at (``steps``; 1, 2, ... when absent).
+    Long runs are thinned to about ``max_points`` points for the browser, the x axis still in
+    real steps; the running mean is taken over ``window`` reports before thinning."""
+    losses = np.asarray(losses, dtype=np.float64)
+    steps = np.arange(1, len(losses) + 1) if steps is None else np.asarray(steps)
+    if len(steps) != len(losses):
+        raise ValueError(f"{len(losses)} losses but {len(steps)} steps")
+    every = max(1, -(-len(losses) // max_points))  # ceiling division
     fig = go.Figure()
     fig.add_scatter(
-        x=steps, y=losses, mode="lines", line={"color": "#c8d3dc", "width": 1}, name="loss"
+        x=steps[::every],
+        y=losses[::every],
+        mode="lines",
+        line={"color": "#c8d3dc", "width": 1},
+        name="loss",
     )
     if len(losses) >= window:
         smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
         fig.add_scatter(
-            x=steps[window - 1 :],
-            y=smooth,
+            x=steps[window - 1 :][::every],
+            y=smooth[::every],
             mode="lines",
             line={"color": "#1f6f8b", "width": 2},
             name=f"mean of {window}",
         )
     fig.update_layout(
-        title="Training loss (EDM-weighted)",
-        xaxis_title="step",
+        title="Training loss",
+        xaxis_title="training step",
         yaxis_title="loss",
         height=320,
         **_LAYOUT,

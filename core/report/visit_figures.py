@@ -6,10 +6,31 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.data.icd_text import describe
 from core.data.visits import VisitCohort
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 50, "b": 10}}
 _COLOURS = {"real": "#1f6f8b", "synthetic": "#e07a5f"}
+
+
+def code_text(modality: str, code: str) -> str:
+    """The ICD description of a diagnosis code ('' for other modalities, whose codes such as
+    drug names or free-text paths are read as they are). A MEDS code keeps its vocabulary
+    (``ICD10//I10``), which says the revision."""
+    code = str(code)
+    if "diag" not in modality.lower() and "ICD" not in code.upper():
+        return ""
+    system, _, bare = code.rpartition("//")
+    return describe(bare, system.upper())
+
+
+def with_text(modality: str, code: str, width: int = 60) -> str:
+    """'427 · Cardiac dysrhythmias' (cut to ``width``), or the code alone."""
+    text = code_text(modality, code)
+    if not text:
+        return str(code)
+    label = f"{code} · {text}"
+    return label if len(label) <= width else label[: width - 1].rstrip() + "…"
 
 
 def visits_per_patient(sets: dict[str, VisitCohort]) -> go.Figure:
@@ -64,7 +85,14 @@ def top_codes(cohort: VisitCohort, modality: str, k: int = 15) -> go.Figure:
     patients = pd.DataFrame({"p": cohort.visit_patient[ev["visit"].to_numpy()], "c": ev["code"]})
     counts = patients.drop_duplicates().groupby("c").size().sort_values().tail(k)
     fig = go.Figure(
-        go.Bar(x=counts.to_numpy() / cohort.n_patients, y=counts.index, orientation="h")
+        go.Bar(
+            x=counts.to_numpy() / cohort.n_patients,
+            y=[with_text(modality, c, 42) for c in counts.index],
+            orientation="h",
+            customdata=[[c, code_text(modality, c)] for c in counts.index],
+            hovertemplate="%{customdata[0]} %{customdata[1]}<br>%{x:.1%} of patients"
+            "<extra></extra>",
+        )
     )
     fig.update_layout(
         title=f"Most common {modality} codes", xaxis_title="share of patients", **_LAYOUT
@@ -81,7 +109,9 @@ def timeline(cohort: VisitCohort, patient: int, title: str = "") -> go.Figure:
     fig = go.Figure()
     for m in rows:
         part = ev[ev["modality"] == m]
-        per_visit = part.groupby("visit")["code"].apply(lambda c: "<br>".join(c.astype(str)))
+        per_visit = part.groupby("visit")["code"].apply(
+            lambda c, m=m: "<br>".join(with_text(m, code) for code in c.astype(str))
+        )
         x = days[per_visit.index.to_numpy()]
         n = part.groupby("visit").size().reindex(per_visit.index).to_numpy()
         fig.add_scatter(

@@ -15,6 +15,7 @@ import io
 import os
 import re
 import shutil
+import unicodedata
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -92,6 +93,20 @@ def check_name(name: str) -> str:
             "starting with a letter or digit."
         )
     return name
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9 ._()+-]+")
+
+
+def safe_name(text: str, fallback: str = "model") -> str:
+    """``text`` made into a name :func:`check_name` accepts: each run of other characters (a
+    comma, a slash, a colon) becomes one space, accents are dropped, spaces are collapsed,
+    leading characters other than a letter or digit and trailing dots are dropped, and it is cut
+    to 90 characters (room for a " (k)" suffix). ``fallback`` when nothing is left."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()  # Ä -> A
+    name = " ".join(_UNSAFE.sub(" ", text).split())
+    name = re.sub(r"^[^A-Za-z0-9]+", "", name)[:90].rstrip(" .")
+    return name or fallback
 
 
 class ModelStore:

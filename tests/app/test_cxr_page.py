@@ -142,3 +142,26 @@ def test_a_changed_horizon_or_window_hides_the_forecast_until_it_is_made_again()
     at.radio(key="cxr_window_src").set_value("None").run()
     assert not shown_forecast(at)
     assert any("the EHR window changed since this forecast" in i.value for i in at.info)
+
+
+def test_an_uploaded_later_image_keeps_its_comparison_open():
+    """Issue 31: the comparison with an uploaded true later image stayed folded after the
+    upload's rerun; it is open while it holds one."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    at = open_cxr_page()
+    forecast(at, 3.0, samples=2, steps=4)
+    box = next(e for e in at.expander if "Compare with the true later" in e.label)
+    assert not box.proto.expanded
+    buf = io.BytesIO()
+    Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)).save(
+        buf, format="PNG"
+    )
+    at.file_uploader(key="cxr_truth").set_value(("later.png", buf.getvalue(), "image/png")).run()
+    assert not at.exception
+    box = next(e for e in at.expander if "Compare with the true later" in e.label)
+    assert box.proto.expanded
+    assert any("DDL-CXR mean" in list(d.value.iloc[:, 0]) for d in at.dataframe)

@@ -128,8 +128,10 @@ def test_a_shown_set_says_when_the_model_or_settings_changed_since_it_was_genera
     [stale] = [i.value for i in at.info if "from the previous settings" in i.value]
     assert stale.startswith("**first** is from the previous settings")
     assert "the sampler changed since it was generated (was dpmpp_2m, now heun)" in stale
-    at.selectbox(key="gen_sampler").set_value("dpmpp_2m").run()  # back to what made it
-    assert not any("from the previous settings" in i.value for i in at.info)
+    at.selectbox(key="gen_sampler").set_value("dpmpp_2m").run()  # back to the sampler, but a
+    [stale] = [i.value for i in at.info if "from the previous settings" in i.value]  # switch
+    assert "the sampler" not in stale  # resets the steps to the sampler's default (issue 31)
+    assert "the steps changed since it was generated (was 2, now 16)" in stale
     eicu = next(o for o in box.options if "eICU" in o and "distilled" not in o)
     at.selectbox(key="gen_model").set_value(eicu).run()
     [stale] = [i.value for i in at.info if "from the previous settings" in i.value]

@@ -15,7 +15,7 @@ from core.checkpoints import LOCKS, MANIFEST_FILE, WEIGHTS_FILE
 from core.ehrdiff.train import TrainConfig, train_ehrdiff
 from core.errors import ConfigError
 from core.loading import LOADERS, load_model
-from core.store import ModelStore, default_root
+from core.store import ModelStore, check_name, default_root, safe_name
 from core.store.__main__ import main as store_main
 from tests.core.ehrdiff.test_pipeline import code_table
 
@@ -151,3 +151,24 @@ def test_command_line_generates_from_a_stored_model_by_name(model, tmp_path, cap
     frame = pd.read_parquet(out)
     assert len(frame) == 50 and {"A", "B"} <= set(frame.columns)
     assert store_main([*root, "generate", "nope", "--n", "5", "--out", str(out)]) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "safe"),
+    [
+        (
+            "EHRPD on MIMIC visits (ADMISSIONS.csv.gz, 3digit)",
+            "EHRPD on MIMIC visits (ADMISSIONS.csv.gz 3digit)",
+        ),
+        ("EHRDiff on Demo: 2,000 stays", "EHRDiff on Demo 2 000 stays"),
+        ("../../etc/passwd", "etc passwd"),
+        ("Ärzte / Station 3.", "Arzte Station 3"),
+        (",,,", "model"),
+        ("x" * 150, "x" * 90),
+    ],
+)
+def test_safe_name_makes_any_text_a_name_the_store_accepts(text, safe):
+    assert safe_name(text) == safe
+    assert check_name(safe_name(text)) == safe  # never refused
+    with pytest.raises(ConfigError, match="cannot name a model"):
+        check_name(text) if text != "x" * 150 else check_name(text + ",")

@@ -128,7 +128,7 @@ def test_stop_request_ends_training_early():
         callback=lambda s, t, loss: calls.append(s),
         should_stop=lambda: len(calls) >= 2,
     )
-    assert result.stopped_early and len(result.losses) == 50
+    assert result.stopped_early and len(result.losses) == 2  # reported every step (issue 31)
 
 
 def test_schedules_default_per_sampler_and_change_the_output(bernoulli_model):
