@@ -193,7 +193,7 @@ def test_a_changed_cohort_marks_the_review_out_of_date_and_blocks_its_release():
     at.button(key="review_run").click().run()
     assert not at.exception and not at.error
     assert not any("out of date" in w.value for w in at.warning)
-    at.checkbox(key="gate_override").check().run()  # the baseline is inconclusive here
+    at.checkbox(key="gate_override").check().run()  # the baseline fails the floors here
     at.text_input(key="gate_reason").set_value("tabletop exercise").run()
     assert not at.button(key="gate_release").disabled
 
