@@ -19,7 +19,8 @@ bound is below it).
 - *Failing a set that does not.* A check fails a set whose leak is at most its threshold with
   probability at most 1.25%, so the four default privacy checks together wrongly fail such a set
   in at most 5% of splits (Bonferroni), and a set that cannot leak (leak 0, well below the
-  thresholds) far less often (0 of 400 in ``python -m benchmarks.release_gate``).
+  thresholds) far less often (1 of 164 repetitions in ``python -m benchmarks.release_gate``,
+  where a set with a leak at the threshold was passed in 0 of 164).
 - *Resolution.* :func:`detectable_advantage` gives, for the holdout at hand, the smallest
   membership advantage the gate tells from no leak with 80% power; the same number is the
   smallest threshold that a set which cannot leak passes with 80% power: a threshold below it
