@@ -270,25 +270,26 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
 
     st.subheader("Release gate")
     st.caption(
-        "Privacy thresholds a data steward sets before any release. A steward releases a set: its "
+        "A set is releasable only when it is private enough (privacy checks) and useful enough "
+        "(fidelity floors), by thresholds a data steward sets. A steward releases a set: its "
         "manifest is signed and recorded in the ledger; a set that does not pass needs an explicit "
         "override with a reason."
     )
     thresholds = ui_review.gate_thresholds()
     verdicts = {rv.name: evaluate_gate(rv, thresholds) for rv in reviews}
+    st.markdown(ui_review.gate_summary(verdicts))
     st.dataframe(
-        ui_review.gate_frame(verdicts).style.format(
-            {"leak estimate": "{:.4g}", "threshold (≤)": "{:.3g}"},
-            na_rep="",
-        ),
+        ui_review.gate_frame(verdicts).style.format({"estimate": "{:.4g}"}, na_rep=""),
         hide_index=True,
         key="gate_table",
     )
     st.caption(
-        "Leak estimate: what the set gives away beyond data that never saw the training patients "
-        "(membership shuffled). Fail: the whole interval (98.75% per check, 95% for the four default "
-        "checks together) is above the threshold; pass: it is at or below; inconclusive: it straddles "
-        "the threshold (the holdout is too small to tell)."
+        "Estimate: for a privacy check, what the set gives away beyond data that never saw the "
+        "training patients. A leak passes when its upper bound (one-sided 95%) is at or below the "
+        "threshold and fails when its lower bound (one-sided 98.75%) is above it; a floor passes "
+        "when its lower bound reaches it and fails when its upper bound misses it; in between, "
+        "inconclusive (the holdout is too small to tell). A set with a leak at its threshold passes "
+        "in at most 5% of splits; validity and R² are counted over the released records themselves."
     )
 
     for rv in [] if stale else reviews:  # they compute on today's cohort and sets

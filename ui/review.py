@@ -26,7 +26,16 @@ from core.metrics.privacy import patient_exposure, privacy_filter
 from core.metrics.specs import SequenceInputs
 from core.metrics.suite import Review, ReviewKey, ReviewSettings, review
 from core.release import settings as release_settings
-from core.release.gate import CHECKS, OPTIONAL, GateThresholds, GateVerdict, release_manifest
+from core.release.gate import (
+    CHECKS,
+    FLOORS,
+    GROUPS,
+    OPTIONAL,
+    GateThresholds,
+    GateVerdict,
+    detectable_text,
+    release_manifest,
+)
 from core.release.ledger import Ledger
 from core.release.publish import publish
 from core.release.signing import load_or_create_key, manifest_json
@@ -227,8 +236,8 @@ def review_inputs(
 
 
 GATE_HELP = {
-    "mia_advantage": "Allowed excess of the distance attacker's best TPR - FPR over what it gets "
-    "when membership is shuffled (data that never saw the training patients).",
+    "mia_advantage": "Allowed best TPR - FPR of the distance attacker among thresholds that flag "
+    "at most 10% of the patients the model never saw (every training patient is a target).",
     "exact_copies": "Allowed excess share of synthetic records identical to a training record over "
     "those identical to a holdout record.",
     "dcr_share": "Allowed excess of the share of synthetic records closer to a training patient "
@@ -237,61 +246,83 @@ GATE_HELP = {
     "than others'.",
     "invalid_records": "Share of released records allowed to break a rule every real training "
     "record obeys (min above max, a value outside the real range); 0 = every record valid.",
+    "dimwise_r2": "Lowest dimension-wise probability R² allowed (each feature's prevalence or "
+    "mean, synthetic against the training split; 1 = every one matches; empty = not checked).",
+    "tstr_deficit": "How far the AUROC of a random forest trained on the synthetic set may fall "
+    "below the same forest trained on the real training split, both tested on the holdout "
+    "(cohorts with a label; empty = not checked).",
     "singling_out": "Anonymeter's singling-out risk allowed (empty = not checked).",
     "linkability": "Anonymeter's linkability risk allowed (empty = not checked).",
     "inference": "Anonymeter's attribute-inference risk allowed (empty = not checked).",
 }
 
 
+def _threshold_input(col, name: str, default: float | None):
+    return col.number_input(
+        CHECKS[name].label,
+        0.0,
+        1.0,
+        None if default is None else float(default),
+        0.01,
+        format="%.3f",
+        key=f"gate_{name}",
+        help=GATE_HELP[name],
+        placeholder="not checked",
+    )
+
+
 def gate_thresholds() -> GateThresholds:
-    """Steward-set thresholds (defaults and rationale: core/release/gate.py)."""
+    """Steward-set thresholds (defaults and rationale: core/release/gate.py): the privacy checks,
+    the fidelity floors, then the optional Anonymeter checks."""
     defaults = {k: v for k, v in asdict(GateThresholds()).items() if k not in OPTIONAL}
+    values = {}
     with st.expander("Thresholds (set by the data steward)"):
-        cols = st.columns(len(defaults))
-        values = {
-            name: col.number_input(
-                CHECKS[name][2],
-                0.0,
-                1.0,
-                float(default),
-                0.01,
-                format="%.3f",
-                key=f"gate_{name}",
-                help=GATE_HELP[name],
+        for group in GROUPS:
+            names = [n for n in defaults if CHECKS[n].group == group]
+            st.caption(
+                "Privacy: largest leak allowed."
+                if group != FLOORS
+                else ("Fidelity floors: a set must also be useful (leave empty to not check).")
             )
-            for col, (name, default) in zip(cols, defaults.items(), strict=True)
-        }
+            for col, name in zip(st.columns(len(names)), names, strict=True):
+                values[name] = _threshold_input(col, name, defaults[name])
         st.caption("Optional checks: Anonymeter's risks (leave empty to not check).")
         for col, name in zip(st.columns(len(OPTIONAL)), OPTIONAL, strict=True):
-            values[name] = col.number_input(
-                CHECKS[name][2],
-                0.0,
-                1.0,
-                None,
-                0.01,
-                format="%.3f",
-                key=f"gate_{name}",
-                help=GATE_HELP[name],
-                placeholder="not checked",
-            )
+            values[name] = _threshold_input(col, name, None)
     return GateThresholds(**values)
 
 
 def gate_frame(verdicts: dict[str, GateVerdict]) -> pd.DataFrame:
+    """One row per check: its group, estimate, one-sided bounds and result."""
     return pd.DataFrame(
         [
             {
                 "set": name,
+                "group": c.group,
                 "check": c.name,
-                "leak estimate": c.value,
-                "interval (98.75% each)": "" if c.ci is None else f"{c.ci[0]:.3f} to {c.ci[1]:.3f}",
-                "threshold (≤)": c.threshold,
+                "estimate": c.value,
+                "bounds (lower / upper)": "" if c.ci is None else f"{c.ci[0]:.3f} / {c.ci[1]:.3f}",
+                "threshold": f"{'≥' if c.at_least else '≤'} {c.threshold:.3g}",
                 "result": "not computed" if c.value is None else c.verdict,
             }
             for name, v in verdicts.items()
             for c in v.checks
         ]
     )
+
+
+def gate_summary(verdicts: dict[str, GateVerdict]) -> str:
+    """Per set, the verdict of each group; then the detectable leak (markdown)."""
+    lines = [
+        f"- **{name}**: {v.status}"
+        + " ("
+        + ", ".join(f"{g} {v.group_status(g)}" for g in GROUPS if v.group_status(g))
+        + ")"
+        + (f"; not applicable: {', '.join(v.not_applicable)}" if v.not_applicable else "")
+        for name, v in verdicts.items()
+    ]
+    first = next(iter(verdicts.values()), None)
+    return "\n".join(lines) + "\n\n" + detectable_text(first.detectable if first else None)
 
 
 def validity_panel(reviews: list[Review]) -> None:

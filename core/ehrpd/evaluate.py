@@ -137,6 +137,6 @@ def evaluate_model(
             round(mia.details["auroc"] + z * float(np.std(aucs, ddof=1)), 4) for z in (-1.96, 1.96)
         ],
         "advantage": round(mia.details["advantage"], 4),
-        "per_group": mia.details["n_per_group"],
+        "per_group": [mia.details["n_members"], mia.details["n_non_members"]],
     }
     return out

@@ -14,10 +14,12 @@ from core.errors import ConfigError
 from core.metrics.attack_stats import attack_stats
 from core.metrics.base import MetricResult
 from core.metrics.distances import nearest, nearest_distances
+from core.metrics.leak_statistics import balanced_dcr, membership_details, null_summary
 
 
 def _balanced(train: np.ndarray, holdout: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Equal-size member and non-member sets (the larger one is subsampled), so chance is 0.5."""
+    """Equal-size member and non-member sets (the larger one is subsampled), so chance is 0.5.
+    The review's attacks no longer use it (every training patient is a target, issue #30)."""
     rng = np.random.default_rng(seed)
     n = min(len(train), len(holdout))
     if n < 2:
@@ -45,18 +47,14 @@ def _sorted_advantage(ms: np.ndarray, last: np.ndarray) -> float:
 
 
 PERMUTATIONS = 800
-NULL_QUANTILES = (0.00625, 0.99375)  # two-sided 98.75%: 5% for the gate's four checks together
+_null_summary = null_summary  # mean, sd, upper quantiles, p-value (core.metrics.leak_statistics)
 
 
-def _null_summary(null: np.ndarray, observed: float) -> dict:
-    lo, hi = NULL_QUANTILES
-    return {
-        "mean": float(null.mean()),
-        "q_low": float(np.quantile(null, lo)),
-        "q_high": float(np.quantile(null, hi)),
-        "p_value": float((1 + np.sum(null >= observed)) / (1 + len(null))),
-        "permutations": len(null),
-    }
+def _targets(train: np.ndarray, holdout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every training and every holdout patient as attack targets (issue #30: no subsample)."""
+    if min(len(train), len(holdout)) < 2:
+        raise ConfigError("privacy metrics need at least two training and two holdout records")
+    return train, holdout
 
 
 def advantage_null(
@@ -81,14 +79,16 @@ def membership_inference(
     when its nearest synthetic record is close. Reports the attacker's best-threshold accuracy
     (0.5 = no better than chance), AUROC and advantage (max TPR - FPR, 0 ideal), and the
     battery's common fields (:mod:`core.metrics.attack_stats`): the AUROC's DeLong interval, TPR
-    at 0.1 / 1 / 10% FPR with Clopper-Pearson intervals and the epsilon lower bound."""
-    members, non_members = _balanced(train, holdout, seed)
+    at 0.1 / 1 / 10% FPR with Clopper-Pearson intervals and the epsilon lower bound. Every
+    training patient is a target; accuracy is balanced (mean of TPR and 1 - FPR), so chance stays
+    0.5 with unequal groups (issue #30)."""
+    members, non_members = _targets(train, holdout)
     d = nearest_distances(np.concatenate([members, non_members]), synth)[:, 0]
     y = np.r_[np.ones(len(members)), np.zeros(len(non_members))]
     score = -d
     auc = float(roc_auc_score(y, score))
     fpr, tpr, _ = roc_curve(y, score)
-    acc = float(np.max((tpr * len(members) + (1 - fpr) * len(non_members)) / len(y)))
+    acc = float(np.max((tpr + 1 - fpr) / 2))
     advantage = _advantages(d, y.astype(bool))
     null = advantage_null(d, y.astype(bool), seed=seed)
     battery = attack_stats(score[: len(members)], score[len(members) :]).details()
@@ -106,9 +106,10 @@ def membership_inference(
             "auroc": auc,
             "advantage": advantage,
             "null_advantage": _null_summary(null, advantage),
-            "n_per_group": len(members),
             "member_distance_median": float(np.median(d[: len(members)])),
             "non_member_distance_median": float(np.median(d[len(members) :])),
+            # the gate's membership check (issue #30): low-FPR advantage, its spread and null
+            **membership_details(d, y.astype(bool), seed=seed),
         },
     )
 
@@ -117,12 +118,13 @@ def distance_to_closest_record(
     train: np.ndarray, holdout: np.ndarray, synth: np.ndarray, *, seed: int = 0
 ) -> MetricResult:
     """DCR: for each synthetic record, the distance to its closest train and closest holdout
-    record (train subsampled to the holdout's size). Value = share closer to train (ties half);
+    record, every training patient included. Value = share closer to train with both groups
+    weighted equally (:func:`core.metrics.leak_statistics.balanced_dcr`; ties count as chance);
     0.5 means the synthetic data is no closer to the training patients than to unseen ones."""
-    tr, ho = _balanced(train, holdout, seed)
-    d_train = nearest_distances(synth, tr)[:, 0]
-    d_holdout = nearest_distances(synth, ho)[:, 0]
-    share = float(np.mean(d_train < d_holdout) + 0.5 * np.mean(d_train == d_holdout))
+    tr, ho = _targets(train, holdout)
+    d_train, i_train = (a[:, 0] for a in nearest(synth, tr))
+    d_holdout, i_holdout = (a[:, 0] for a in nearest(synth, ho))
+    share, share_se = balanced_dcr(d_train, d_holdout, i_train, i_holdout, len(tr), len(ho))
     return MetricResult(
         id="dcr_share",
         name="DCR: share of synthetic records closer to train than holdout",
@@ -137,8 +139,10 @@ def distance_to_closest_record(
             "dcr_holdout": d_holdout.tolist(),
             "median_train": float(np.median(d_train)),
             "median_holdout": float(np.median(d_holdout)),
-            "reference_size": len(tr),
+            "n_train": len(tr),
+            "n_holdout": len(ho),
             "n_synthetic": len(d_train),
+            "share_se": share_se,  # permutation standard error (issue #30)
         },
     )
 
@@ -248,7 +252,7 @@ def attribute_inference(
     no more about training patients than about unseen ones)."""
     if len(known) == 0 or len(sensitive) == 0:
         raise ConfigError("attribute inference needs known and sensitive dimensions")
-    members, non_members = _balanced(train, holdout, seed)
+    members, non_members = _targets(train, holdout)
 
     def counts(targets: np.ndarray) -> np.ndarray:
         """Per patient: true positives, predicted positives, actual positives."""

@@ -21,7 +21,7 @@ from core.metrics.specs import METRICS, ReviewInputs, SequenceInputs
 log = logging.getLogger(__name__)
 
 MAX_RECORDS = 200_000
-SUITE_VERSION = "1"
+SUITE_VERSION = "2"  # 2: every training patient an attack target (issue #30)
 
 
 @dataclass(frozen=True)

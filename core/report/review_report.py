@@ -17,7 +17,7 @@ from core.data.records import EHRTable
 from core.metrics import specs
 from core.metrics.base import MetricResult
 from core.metrics.suite import Review, ReviewSettings, best_column, settings_dict, summary_table
-from core.release.gate import GateVerdict
+from core.release.gate import GROUPS, GateVerdict, detectable_text
 from core.report import review_figures as rf
 from core.report.generation_figures import codes_per_record_overlay, prevalence_scatter
 
@@ -60,8 +60,11 @@ def code_counts(
 def gate_json(verdict: GateVerdict) -> dict:
     return {
         "verdict": verdict.status,
+        "groups": {g: verdict.group_status(g) for g in GROUPS},
         "checks": [asdict(c) for c in verdict.checks],
         "thresholds": asdict(verdict.thresholds),
+        "not_applicable": list(verdict.not_applicable),
+        "detectable_leak": verdict.detectable,
     }
 
 
@@ -72,22 +75,33 @@ def _gate_html(verdicts: dict[str, GateVerdict]) -> str:
     for name, v in verdicts.items():
         for c in v.checks:
             value = "not computed" if c.value is None else f"{c.value:.4g}"
-            interval = "" if c.ci is None else f"{c.ci[0]:.3g} to {c.ci[1]:.3g}"
+            bounds = "" if c.ci is None else f"{c.ci[0]:.3g} / {c.ci[1]:.3g}"
             mark = "not computed" if c.value is None else c.verdict.upper()
+            limit = f"{'&ge;' if c.at_least else '&le;'} {c.threshold:.3g}"
             rows.append(
-                f"<tr><td>{html.escape(name)}</td><td>{html.escape(c.name)}</td><td>{value}</td>"
-                f"<td>{interval}</td><td>&le; {c.threshold:.3g}</td>"
+                f"<tr><td>{html.escape(name)}</td><td>{html.escape(c.group)}</td>"
+                f"<td>{html.escape(c.name)}</td><td>{value}</td><td>{bounds}</td><td>{limit}</td>"
                 f'<td class="{"best" if c.passed else "fail"}">{mark}</td></tr>'
             )
-    verdict_text = "; ".join(f"{html.escape(n)}: {v.status.upper()}" for n, v in verdicts.items())
+    verdict_text = "; ".join(
+        f"{html.escape(n)}: {v.status.upper()} ("
+        + ", ".join(f"{g} {v.group_status(g)}" for g in GROUPS if v.group_status(g))
+        + ")"
+        for n, v in verdicts.items()
+    )
+    first = next(iter(verdicts.values()))
     return (
-        f"<h2>Release gate</h2><p><b>{verdict_text}</b></p><table><thead><tr><th>Set</th>"
-        "<th>Check</th><th>Leak estimate</th><th>Interval (98.75% each)</th><th>Threshold</th><th>Result</th>"
+        f"<h2>Release gate</h2><p><b>{verdict_text}</b></p>"
+        f"<p>{html.escape(detectable_text(first.detectable))}</p><table><thead><tr><th>Set</th>"
+        "<th>Group</th><th>Check</th><th>Estimate</th><th>Bounds (lower / upper)</th>"
+        "<th>Threshold</th><th>Result</th>"
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        "<p class='meta'>Each check estimates the leak beyond what data that never saw the "
-        "training patients shows, with an interval (95% for the four checks together): fail "
-        "when the interval is above the "
-        "steward's threshold, pass when it is at or below, inconclusive when it straddles it.</p>"
+        "<p class='meta'>A set is releasable only when it is private enough (privacy checks) and "
+        "useful enough (fidelity floors). A leak passes when its upper bound (one-sided 95%) is at "
+        "or below the steward's threshold and fails when its lower bound (one-sided 98.75%) is "
+        "above it; a floor passes when its lower bound reaches it and fails when its upper bound "
+        "misses it; in between, inconclusive. A set with a leak at its threshold passes in at "
+        "most 5% of splits (every check must pass: an intersection-union test).</p>"
     )
 
 

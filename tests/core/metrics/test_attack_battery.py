@@ -140,8 +140,9 @@ def test_a_planted_leak_of_noised_training_copies_is_found(split, attack):
 def test_distance_attack_keeps_the_fields_the_gate_reads(split):
     r = privacy.membership_inference(split["train"], split["holdout"], split["copy"])
     assert r.id == "mia_accuracy" and 0.5 <= r.value <= 1.0
-    assert {"advantage", "null_advantage", "auroc", "n_per_group"} <= set(r.details)
-    assert r.details["n_members"] == r.details["n_per_group"] == 600
+    assert {"advantage", "null_advantage", "auroc", "n_members", "n_non_members"} <= set(r.details)
+    # every training patient is a target (issue #30), not a holdout-sized subsample
+    assert r.details["n_members"] == 1200 and r.details["n_non_members"] == 600
 
 
 def test_domias_scores_every_member_and_never_with_its_own_record(split):
