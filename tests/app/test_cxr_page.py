@@ -1,5 +1,6 @@
 """CXR Forecast page through AppTest: shipped example -> forecast with uncertainty; bad settings."""
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.app.pages import open_page
@@ -21,6 +22,7 @@ def forecast(at: AppTest, days: float, samples: int = 4, steps: int = 10) -> Non
     next(b for b in at.button if b.label == "Forecast").click().run()
 
 
+@pytest.mark.slow
 def test_example_forecast_shows_images_uncertainty_and_label():
     at = open_cxr_page()
     assert any("not for diagnosis" in w.value for w in at.warning)
@@ -57,6 +59,7 @@ def test_example_horizon_defaults_to_the_true_gap_and_sampler_choices_apply():
     assert result.samples.min() >= 0 and result.samples.max() <= 1
 
 
+@pytest.mark.slow
 def test_bad_horizons_are_explained_and_the_page_stays_alive():
     at = open_cxr_page()
     forecast(at, 0.0, samples=1, steps=5)
@@ -128,6 +131,7 @@ def test_returning_to_the_page_does_not_show_the_old_forecast_beside_reset_input
     assert any("was `xray_0012.png`, now `prior.png`" in i.value for i in at.info)
 
 
+@pytest.mark.slow
 def test_a_changed_horizon_or_window_hides_the_forecast_until_it_is_made_again():
     at = open_cxr_page()
     forecast(at, 2.0, samples=1, steps=5)
@@ -144,6 +148,7 @@ def test_a_changed_horizon_or_window_hides_the_forecast_until_it_is_made_again()
     assert any("the EHR window changed since this forecast" in i.value for i in at.info)
 
 
+@pytest.mark.slow
 def test_an_uploaded_later_image_keeps_its_comparison_open():
     """Issue 31: the comparison with an uploaded true later image stayed folded after the
     upload's rerun; it is open while it holds one."""

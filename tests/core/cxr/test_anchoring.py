@@ -104,6 +104,7 @@ def tiny_setup(tmp_path_factory):
     return tmp, ae, pairs, inits
 
 
+@pytest.mark.slow
 def test_residual_target_scale_and_untrained_prior_anchored_forecast_keeps_the_prior(
     tiny_setup,
 ) -> None:

@@ -52,6 +52,7 @@ def test_vae_shapes_losses_and_label_head() -> None:
         CXRVAE(CXRVAEConfig(image_size=36, channel_mult=(1, 2, 2, 4)))
 
 
+@pytest.mark.slow
 def test_vae_learns_to_reconstruct_a_phantom() -> None:
     torch.manual_seed(0)
     vae = CXRVAE(TINY_VAE)
@@ -159,6 +160,7 @@ def tiny_forecaster(tmp_path_factory) -> tuple[Path, list[PairRecord]]:
     return tmp, pairs
 
 
+@pytest.mark.slow
 def test_forecaster_roundtrip_and_forecast(tiny_forecaster) -> None:
     tmp, pairs = tiny_forecaster
     model, manifest = DDLCXRForecaster.load(tmp / "forecaster")

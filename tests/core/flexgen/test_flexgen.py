@@ -177,6 +177,7 @@ def test_ridge_map_recovers_a_planted_affine_map_and_its_label_shift() -> None:
     assert _relative_error(back, z_t[~has_t]) < 0.2
 
 
+@pytest.mark.slow
 def test_mlp_map_fits_a_nonlinear_pairing_that_ridge_cannot() -> None:
     rng = np.random.default_rng(4)
     z_t = rng.uniform(-2, 2, size=(1500, 2))
@@ -231,6 +232,7 @@ def test_latent_ddpm_fits_a_labelled_toy_distribution() -> None:
         assert torch.allclose(out.std(0), torch.tensor([0.3, 0.3]), atol=0.1), out.std(0)
 
 
+@pytest.mark.slow
 def test_end_to_end_with_30_percent_missing_modalities(tmp_path) -> None:
     cohort = toy_cohort(240, missing_static=0.15, missing_temporal=0.15)
     has_s, has_t = modality_presence(cohort)
@@ -261,6 +263,7 @@ def test_end_to_end_with_30_percent_missing_modalities(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("variant", ["complete_case", "knn"])
+@pytest.mark.slow
 def test_baseline_variants_train(variant: str) -> None:
     cohort = toy_cohort(200, missing_static=0.2, missing_temporal=0.2)
     steps: list[tuple[int, int]] = []
@@ -288,6 +291,7 @@ def test_knn_imputation_copies_from_the_nearest_complete_records() -> None:
     np.testing.assert_array_equal(t[3], x_t[0])  # static [0, 0] is record 0's
 
 
+@pytest.mark.slow
 def test_stopping_early_returns_a_usable_model() -> None:
     result = train_flexgen(toy_cohort(120), TINY, should_stop=lambda: True)
     assert result.stopped_early and len(result.losses) == 1
@@ -334,6 +338,7 @@ def test_cohort_on_another_grid_does_not_fit_a_trained_model() -> None:
         model.encoding.check_compatible(toy_cohort(40, steps=12))
 
 
+@pytest.mark.slow
 def test_two_trainings_at_once_give_the_weights_of_one_alone():
     """The app trains two models at once in threads: initialisation and reparameterisation
     noise must not draw from a shared generator, or neither run is reproducible."""

@@ -102,6 +102,7 @@ def test_univariate_singling_out_flags_a_copy(real):
     assert leak.details["mode"] == "univariate" and leak.ci[0] > 0.5
 
 
+@pytest.mark.slow
 def test_the_review_reports_the_three_risks_and_the_gate_checks_them_only_when_asked(real):
     train, holdout = real
     settings = ReviewSettings(bootstrap=20, mmd_max_records=400)
