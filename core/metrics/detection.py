@@ -276,6 +276,7 @@ def detection(
                     if name == "logistic_regression"
                     else "log-loss rise when shuffled (first fold)",
                     "top_feature": str(leaning["feature"].iloc[0]) if len(leaning) else "",
+                    "leans_on": ", ".join(map(str, leaning["feature"].head(5))),
                 },
             )
         )

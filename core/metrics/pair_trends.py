@@ -227,6 +227,10 @@ def pair_trends(
             if (~is_corr & kept).any()
             else float("nan"),
             "worst_pair": f"{worst['column_1'].iloc[0]} x {worst['column_2'].iloc[0]}",
+            "worst_pairs": "; ".join(
+                f"{a} x {b} {s:.2f}"
+                for a, b, s in worst[["column_1", "column_2", "score"]].head(5).to_numpy()
+            ),
             "bins": BINS,
             "heatmap": {
                 "columns": [names[c] for c in heat_cols],
