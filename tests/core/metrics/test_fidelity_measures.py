@@ -174,3 +174,12 @@ def test_fast_auroc_matches_sklearn_with_ties():
     assert detection.auroc(y, scores) == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
     lo, hi = detection.bootstrap_auroc_ci(y, scores, 200, 0)
     assert lo < detection.auroc(y, scores) < hi and hi - lo < 0.15
+
+
+def test_gate_interval_is_wider_than_the_shown_one(real):
+    train, holdout = real
+    synth = gaussian(400, 3)
+    synth[:, 4] += 0.4
+    r = detection.detection(train, synth, holdout, NAMES, detectors=("logistic_regression",))[0]
+    lo, hi = r.details["ci_gate"]
+    assert lo <= r.ci[0] < r.value < r.ci[1] <= hi
