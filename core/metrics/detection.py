@@ -32,6 +32,13 @@ HISTOGRAM_BINS = 64
 TITLES = {"logistic_regression": "logistic regression", "gradient_boosting": "gradient boosting"}
 
 
+def as_recorded(x: np.ndarray) -> np.ndarray:
+    """Encoded values rounded to 6 decimals: a real 1.9 read as float32 (1.8999999762) and a
+    decoded 1.9 encode 1e-8 apart, and trees split on that storage noise (a detector told every
+    EHRDiff record apart by it) though both are written "1.9" in any released file."""
+    return np.round(np.asarray(x, dtype=np.float64), 6)
+
+
 def _detector(name: str, seed: int):
     if name == "logistic_regression":
         return LogisticRegression(max_iter=500, C=1.0)
@@ -210,9 +217,7 @@ def detection(
     (the ``ideal`` shown, with its CI in details), and the features the detector leans on most
     (``per_feature``: logistic coefficients on standardised features; for gradient boosting
     the drop in AUROC when a feature is shuffled)."""
-    real_train = np.asarray(real_train, dtype=np.float64)
-    synth = np.asarray(synth, dtype=np.float64)
-    real_holdout = np.asarray(real_holdout, dtype=np.float64)
+    real_train, synth, real_holdout = (as_recorded(a) for a in (real_train, synth, real_holdout))
     if real_train.shape[1] != synth.shape[1] or real_train.shape[1] != real_holdout.shape[1]:
         raise ConfigError(
             f"detection needs equal widths: train {real_train.shape}, synthetic {synth.shape}, "

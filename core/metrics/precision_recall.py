@@ -102,8 +102,11 @@ def precision_recall_authenticity(
     """alpha-precision, beta-recall and authenticity of ``synth`` against the real training
     records; with ``real_holdout``, the same of holdout vs training records is each result's
     ``ideal`` (what real unseen records score at their size)."""
-    real_train = np.asarray(real_train, dtype=np.float64)
-    synth = np.asarray(synth, dtype=np.float64)
+    # float32 storage noise removed as for detection (a decoded 1.9 vs a stored 1.8999999762)
+    real_train, synth = (
+        np.round(np.asarray(real_train, np.float64), 6),
+        np.round(np.asarray(synth, np.float64), 6),
+    )
     if real_train.ndim != 2 or synth.ndim != 2 or real_train.shape[1] != synth.shape[1]:
         raise ConfigError(
             f"real {real_train.shape} and synthetic {synth.shape} must be 2-D with equal widths"
@@ -114,7 +117,9 @@ def precision_recall_authenticity(
     ours = curves(a, b)
     ref = None
     if real_holdout is not None and len(real_holdout) >= 3:
-        ra, rb = _equal_sizes(real_train, np.asarray(real_holdout, np.float64), max_records, seed)
+        ra, rb = _equal_sizes(
+            real_train, np.round(np.asarray(real_holdout, np.float64), 6), max_records, seed
+        )
         ref = curves(ra, rb)
     common = {
         "embedding": EMBEDDING,

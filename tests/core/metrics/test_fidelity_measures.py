@@ -183,3 +183,15 @@ def test_gate_interval_is_wider_than_the_shown_one(real):
     r = detection.detection(train, synth, holdout, NAMES, detectors=("logistic_regression",))[0]
     lo, hi = r.details["ci_gate"]
     assert lo <= r.ci[0] < r.value < r.ci[1] <= hi
+
+
+def test_float32_storage_noise_does_not_give_a_set_away():
+    """Real values read as float32 and the same values decoded as float64 differ by 1e-8; the
+    trees must not split on that."""
+    rng = np.random.default_rng(0)
+    grid = np.round(rng.choice(np.arange(1.0, 3.0, 0.1), size=(800, 3)), 1)
+    real = (grid[:400].astype(np.float32).astype(np.float64) - 1.0) / 2.0
+    holdout = (grid[400:600].astype(np.float32).astype(np.float64) - 1.0) / 2.0
+    synth = (np.round(rng.choice(np.arange(1.0, 3.0, 0.1), size=(400, 3)), 1) - 1.0) / 2.0
+    gbm = detection.detection(real, synth, holdout, detectors=("gradient_boosting",))[0]
+    assert gbm.value < 0.6
