@@ -27,6 +27,7 @@ from core.report.review_report import (
     to_json,
 )
 from ui import errors, state, widgets
+from ui import fidelity as ui_fidelity
 from ui import review as ui_review
 
 with errors.guard("The Review page"):  # nothing raw reaches the browser
@@ -267,6 +268,7 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
                 )
 
     ui_review.validity_panel(reviews)
+    ui_fidelity.detection_panel(reviews)
 
     st.subheader("Release gate")
     st.caption(

@@ -18,7 +18,18 @@ from core.data.records import EHRTable
 from core.data.visits import VisitCohort
 from core.encoding.constraints import ConstraintSet, infer_constraints
 from core.encoding.vectors import VectorEncoding
-from core.metrics import anonymeter, domias, fidelity, privacy, sequences, utility, validity
+from core.metrics import (
+    anonymeter,
+    detection,
+    domias,
+    fidelity,
+    pair_trends,
+    precision_recall,
+    privacy,
+    sequences,
+    utility,
+    validity,
+)
 from core.metrics.base import Category, MetricResult
 from core.registry import Registry
 
@@ -124,6 +135,21 @@ def _has_missing_values(inputs: ReviewInputs) -> bool:
     return static is not None and bool(static.isna().any().any())
 
 
+def _pair_trends(inputs: ReviewInputs) -> MetricResult:
+    """Static columns by their kind, plus every code as a 0/1 column."""
+    kinds = {c.name: c.kind for c in inputs.encoding.columns}
+    train, synth = inputs.train, inputs.synth
+    codes = train.codes is not None and synth.codes is not None
+    return pair_trends.pair_trends(
+        train.static,
+        synth.static,
+        kinds,
+        train.codes.matrix if codes else None,
+        synth.codes.matrix if codes else None,
+        train.codes.vocabulary if codes else (),
+    )
+
+
 for _spec in (
     MetricSpec(
         "dimwise_probability_r2",
@@ -226,6 +252,48 @@ for _spec in (
             i.train.codes.codes_per_record(), i.synth.codes.codes_per_record()
         ),
         applies=lambda i: i.train.codes is not None,
+    ),
+    # Issue #33: what tells synthetic records apart, and whether columns move together.
+    MetricSpec(
+        "detection",
+        "fidelity",
+        "Detection",
+        "A classifier is trained to tell synthetic records from real training records (equally "
+        "many of each; each record predicted by a model that did not see it, 3 folds). AUROC 0.5 "
+        "means it cannot tell them apart; 1 means it always can. The ideal shown is the same "
+        "classifier telling real training from real holdout patients. Two classifiers: logistic "
+        "regression (differences one feature at a time) and gradient boosting (combinations); the "
+        "breakdown lists the features each leans on most, i.e. what gives the synthetic set away "
+        "(interval 95%, bootstrap over records).",
+        lambda i: detection.detection(
+            i.x_train, i.x_synth, i.x_holdout, i.names, n_boot=i.bootstrap, seed=i.seed
+        ),
+    ),
+    MetricSpec(
+        "precision_recall_authenticity",
+        "fidelity",
+        "alpha-precision, beta-recall, authenticity",
+        "Alaa et al. (ICML 2022) on the review's [0, 1] encoding: alpha-precision asks whether "
+        "synthetic records fall where real ones are (1 = as often as they should at every depth "
+        "of the real data), beta-recall whether the synthetic records cover all kinds of real "
+        "records, authenticity the share of synthetic records that are not closer to a real "
+        "record than real patients are to each other (a copy scores 0). The ideal shown is what "
+        "real holdout patients score against the training patients.",
+        lambda i: precision_recall.precision_recall_authenticity(
+            i.x_train, i.x_synth, i.x_holdout, seed=i.seed
+        ),
+    ),
+    MetricSpec(
+        "pair_trends",
+        "fidelity",
+        "Column-pair trends",
+        "For every pair of columns: do they move together as in real data? Two numeric columns: "
+        "1 - |real correlation - synthetic correlation| / 2; any other pair: 1 - the total "
+        "variation distance between the real and synthetic tables of the pair's combinations "
+        "(numbers cut into 10 bins, missing as its own value). 1 means every pair keeps its "
+        "real trend; the worst pairs are listed and drawn as a heatmap.",
+        _pair_trends,
+        applies=lambda i: len(i.encoding.columns) + len(i.encoding.vocabulary) >= 2,
     ),
     MetricSpec(
         "tstr",

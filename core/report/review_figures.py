@@ -249,3 +249,98 @@ def attack_rocs(results: dict[str, MetricResult], title: str = "") -> go.Figure:
         **_LAYOUT,
     )
     return fig
+
+
+def pair_trends_heatmap(result: MetricResult) -> go.Figure:
+    """Pair scores among the columns of the worst pairs (issue #33): 1 = the pair moves together
+    as in real data; hover shows the measure."""
+    heat = result.details["heatmap"]
+    cols = heat["columns"]
+    z = [[np.nan if v is None else v for v in row] for row in heat["scores"]]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=cols,
+            y=cols,
+            zmin=min(0.5, float(np.nanmin(z))) if cols else 0.5,
+            zmax=1.0,
+            colorscale="RdYlGn",
+            colorbar={"title": "similarity"},
+            hovertemplate="%{y} x %{x}: %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"Column-pair trends: {result.value:.3f} over {result.details['pairs']:,} pairs; "
+        f"the columns of the worst pairs",
+        xaxis={"tickangle": -45},
+        yaxis={"autorange": "reversed"},
+        height=200 + 22 * len(cols),
+        **_LAYOUT,
+    )
+    return fig
+
+
+def detection_features(result: MetricResult) -> go.Figure:
+    """The features a detector leans on most (what gives the synthetic set away)."""
+    pf = result.per_feature.iloc[::-1]
+    colors = np.where(pf["direction"] == "more in synthetic", "#b23a48", "#1f6f8b")
+    fig = go.Figure(
+        go.Bar(
+            x=pf["importance"],
+            y=pf["feature"],
+            orientation="h",
+            marker_color=colors,
+            text=pf["direction"],
+            hovertemplate="%{y}: %{x:.3g} (%{text})<extra></extra>",
+        )
+    )
+    d = result.details
+    lo, hi = result.ci or (float("nan"), float("nan"))
+    fig.update_layout(
+        title=f"Detection ({d['detector']}): AUROC {result.value:.3f} ({lo:.3f}-{hi:.3f}); "
+        f"real vs real {d['real_vs_real_auroc']:.3f}",
+        xaxis_title=d["leaning_measure"],
+        yaxis={"categoryorder": "array", "categoryarray": list(pf["feature"])},
+        height=160 + 22 * len(pf),
+        **_LAYOUT,
+    )
+    return fig
+
+
+def precision_recall_curves(precision: MetricResult, recall: MetricResult) -> go.Figure:
+    """alpha-precision and beta-recall curves against the diagonal, with the curves of real
+    holdout records (dotted) as the reference."""
+    levels = precision.details["levels"]
+    fig = go.Figure()
+    fig.add_scatter(
+        x=[0, 1], y=[0, 1], mode="lines", line={"color": "#9aa5b1", "dash": "dash"}, name="ideal"
+    )
+    for res, label, color in (
+        (precision, "alpha-precision", "#1f6f8b"),
+        (recall, "beta-recall", "#b23a48"),
+    ):
+        fig.add_scatter(
+            x=levels,
+            y=res.details["curve"],
+            mode="lines+markers",
+            marker={"size": 4},
+            line={"color": color},
+            name=f"{label} {res.value:.3f}",
+        )
+        if "real_vs_real_curve" in res.details:
+            fig.add_scatter(
+                x=levels,
+                y=res.details["real_vs_real_curve"],
+                mode="lines",
+                line={"color": color, "dash": "dot"},
+                name=f"{label}, real holdout {res.details['real_vs_real']:.3f}",
+            )
+    fig.update_layout(
+        title="alpha-precision and beta-recall curves (Alaa et al. 2022)",
+        xaxis_title="alpha / beta (share of the support)",
+        yaxis_title="share inside",
+        height=420,
+        legend={"orientation": "h", "y": -0.25},
+        **_LAYOUT,
+    )
+    return fig

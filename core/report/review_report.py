@@ -343,7 +343,49 @@ def figures_for(
         figs.append(rf.attack_rocs(battery))
     if synth_codes is not None:
         figs.append(codes_per_record_overlay(real_codes, synth_codes))
+    figs.extend(fidelity_figures(review))
     return figs
+
+
+DETECTION_IDS = ("detection_auroc_logistic_regression", "detection_auroc_gradient_boosting")
+
+
+def fidelity_figures(review: Review) -> list:
+    """Issue #33's plots: what the detectors lean on, the precision / recall curves and the
+    worst column pairs (those the review computed)."""
+    figs = [rf.detection_features(r) for r in map(review.get, DETECTION_IDS) if r is not None]
+    precision, recall = review.get("alpha_precision"), review.get("beta_recall")
+    if precision is not None and recall is not None:
+        figs.append(rf.precision_recall_curves(precision, recall))
+    pairs = review.get("pair_trends")
+    if pairs is not None and pairs.details["heatmap"]["columns"]:
+        figs.append(rf.pair_trends_heatmap(pairs))
+    return figs
+
+
+def detection_text(result: MetricResult) -> str:
+    """One sentence: "Gradient boosting tells synthetic from real training records with AUROC
+    0.99 (95% CI ...); real holdout vs training: 0.51. It leans most on ..."."""
+    d = result.details
+    lo, hi = result.ci or (float("nan"), float("nan"))
+    return (
+        f"{d['detector'].capitalize()} tells synthetic from real training records with AUROC "
+        f"{result.value:.3f} (95% CI {lo:.3f} to {hi:.3f}; 0.5 = cannot tell); real holdout vs "
+        f"training records: {d['real_vs_real_auroc']:.3f}. It leans most on {d['leans_on']}."
+    )
+
+
+def _fidelity_html(review: Review) -> str:
+    lines = [detection_text(r) for r in map(review.get, DETECTION_IDS) if r is not None]
+    pairs = review.get("pair_trends")
+    if pairs is not None:
+        lines.append(
+            f"Column-pair trends {pairs.value:.3f} over {pairs.details['pairs']:,} pairs; worst: "
+            f"{pairs.details['worst_pairs']}."
+        )
+    if not lines:
+        return ""
+    return "<p><b>What gives the set away.</b> " + " ".join(html.escape(t) for t in lines) + "</p>"
 
 
 def build_html(
@@ -400,6 +442,7 @@ def build_html(
             + "</div>"
         )
         parts.append(_validity_html(rv.get("validity")))
+        parts.append(_fidelity_html(rv))
         columns = rv.get("column_fidelity_worst")
         if columns is not None:
             parts.append(_column_table_html(columns))

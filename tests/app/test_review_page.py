@@ -55,6 +55,11 @@ def test_demo_cohort_two_sets_side_by_side_and_report():
     gcs = columns.set_index("Column").loc["GCS_max"]
     assert gcs["Measure"] == "KS" and gcs["Real support"].endswith("values")
     assert gcs["Off-support share"] == 0.0  # the shipped model decodes onto GCS's own values
+    # issue #33: detection against the real-vs-real reference, what gives each set away
+    gbm = rows.loc["Detection AUROC (gradient boosting, synthetic vs real)"]
+    assert gbm["Independent marginals (baseline)"] > 0.8  # the baseline has no joint structure
+    assert "What gives the set away" in [h.value for h in at.subheader]
+    assert "Column-pair trends (mean pair similarity)" in rows.index
     downloads = {d.label: d for d in at.get("download_button")}
     assert {"Download HTML report", "Download metrics (JSON)", "Download metrics (CSV)"} <= set(
         downloads

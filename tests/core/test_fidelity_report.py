@@ -1,0 +1,78 @@
+"""Issue #33's measures in the report: figures, the 'what gives the set away' paragraph, the JSON."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.data.cohort import FeatureSpec
+from core.data.records import EHRTable
+from core.metrics.suite import ReviewSettings, review
+from core.report import review_figures as rf
+from core.report.review_report import ReportContext, build_html, figures_for, to_json
+
+FEATURES = (
+    FeatureSpec("age", "numeric"),
+    FeatureSpec("lactate", "numeric"),
+    FeatureSpec("unit", "categorical", categories=("MICU", "SICU")),
+)
+
+
+def table(n, seed, prefix, lactate_shift=0.0):
+    rng = np.random.default_rng(seed)
+    age = rng.normal(60, 10, n)
+    frame = pd.DataFrame(
+        {
+            "age": age.round(),
+            "lactate": (0.05 * age + rng.normal(0, 1, n) + lactate_shift).round(1),
+            "unit": np.where(rng.random(n) < 0.4, "MICU", "SICU"),
+        }
+    )
+    ids = np.asarray([f"{prefix}{i}" for i in range(n)], dtype=object)
+    return EHRTable(ids, frame, FEATURES, None, None, None, ())
+
+
+@pytest.fixture(scope="module")
+def reviewed():
+    train, holdout = table(300, 0, "t"), table(150, 1, "h")
+    return review(
+        "shifted",
+        train,
+        holdout,
+        table(300, 2, "s", lactate_shift=1.0),
+        settings=ReviewSettings(bootstrap=50),
+    )
+
+
+def test_new_rows_and_figures(reviewed):
+    ids = {r.id for r in reviewed.results}
+    assert {
+        "detection_auroc_logistic_regression",
+        "detection_auroc_gradient_boosting",
+        "alpha_precision",
+        "beta_recall",
+        "authenticity",
+        "pair_trends",
+    } <= ids
+    gbm = reviewed.get("detection_auroc_gradient_boosting")
+    assert gbm.value > 0.7 and gbm.details["top_feature"] == "lactate"
+    titles = [f.layout.title.text for f in figures_for(reviewed)]
+    assert any(t.startswith("Detection (gradient boosting)") for t in titles)
+    assert any(t.startswith("alpha-precision and beta-recall") for t in titles)
+    assert any(t.startswith("Column-pair trends") for t in titles)
+    heat = rf.pair_trends_heatmap(reviewed.get("pair_trends"))
+    assert len(heat.data[0].x) == 3  # the three columns of the three pairs
+
+
+def test_report_and_json_carry_them(reviewed):
+    context = ReportContext("toy", "0" * 64, {"train": 300}, {"seed": 0})
+    page = build_html([reviewed], context)
+    assert "What gives the set away." in page and "It leans most on lactate" in page
+    payload = json.loads(to_json([reviewed], context))
+    metrics = {m["id"]: m for m in payload["sets"]["shifted"]["metrics"]}
+    det = metrics["detection_auroc_logistic_regression"]
+    assert det["ci"] and det["details"]["leans_on"].startswith("lactate")
+    assert 0 <= det["details"]["real_vs_real_auroc"] <= 1
+    assert "curve" not in metrics["alpha_precision"]["details"]  # arrays stay out
+    assert metrics["pair_trends"]["details"]["worst_pairs"]
