@@ -27,8 +27,8 @@ from collections import Counter
 import numpy as np
 from scipy import stats
 
-from benchmarks.marginals import DATA, ROOT, load_split
-from core.data.records import EHRTable, ehr_table
+from benchmarks.marginals import ROOT, split_tables
+from core.data.records import EHRTable
 from core.ehrdiff.pipeline import GenerationSettings
 from core.encoding.vectors import VectorEncoding
 from core.flexgen.pipeline import FlexGenSettings
@@ -153,14 +153,9 @@ def main() -> None:
     p.add_argument("--skip", nargs="*", default=[], choices=["ehrdiff", "flexgen", "distilled"])
     p.add_argument("--json", default=None, help="also write every figure to this file")
     args = p.parse_args()
-    if not DATA.exists():
-        raise SystemExit(f"PhysioNet 2012 not found at {DATA}")
-    cohort, split = load_split()
-    table = ehr_table(cohort)
-    train, holdout = table.subset(split.train), table.subset(split.holdout)
-    enc = VectorEncoding.fit(train)
+    train, holdout, enc = split_tables()
     results: dict[str, list[dict]] = {"real holdout": [measure(train, holdout, holdout, enc, 0)]}
-    print(f"{len(split.train)} training and {len(split.holdout)} held-out stays; {enc.dim} dims")
+    print(f"{train.n_records} training and {holdout.n_records} held-out stays; {enc.dim} dims")
     runs = []
     if "ehrdiff" not in args.skip:
         runs.append(("EHRDiff DPM++ 16", EHRDIFF, dict(sampler="dpmpp_2m", steps=16)))

@@ -47,6 +47,17 @@ def load_split():
     return cohort, split
 
 
+def split_tables() -> tuple[EHRTable, EHRTable, VectorEncoding]:
+    """The shipped PhysioNet models' training and holdout record tables, and the review's
+    encoding fitted on the training split (what the PhysioNet benchmarks compare in)."""
+    if not DATA.exists():
+        raise SystemExit(f"PhysioNet 2012 not found at {DATA}")
+    cohort, split = load_split()
+    table = ehr_table(cohort)
+    train, holdout = table.subset(split.train), table.subset(split.holdout)
+    return train, holdout, VectorEncoding.fit(train)
+
+
 def mia_auroc(train: np.ndarray, holdout: np.ndarray, synth: np.ndarray, seed: int):
     members, non_members = _balanced(train, holdout, seed)
     d = nearest_distances(np.concatenate([members, non_members]), synth)[:, 0]
@@ -148,12 +159,7 @@ def main() -> None:
     p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=16, help="DPM-Solver++(2M) steps (EHRDiff)")
     args = p.parse_args()
-    if not DATA.exists():
-        raise SystemExit(f"PhysioNet 2012 not found at {DATA}")
-    cohort, split = load_split()
-    table = ehr_table(cohort)
-    train, holdout = table.subset(split.train), table.subset(split.holdout)
-    review_enc = VectorEncoding.fit(train)
+    train, holdout, review_enc = split_tables()
     floor = measure("real holdout", train, holdout, holdout, review_enc, 0)
     resample = train.subset(np.random.default_rng(0).integers(0, train.n_records, train.n_records))
     copies = measure("train resample", train, holdout, resample, review_enc, 0)
@@ -169,7 +175,7 @@ def main() -> None:
         by_variant: dict[str, list[dict]] = {}
         for seed in args.seeds:
             settings = GenerationSettings(
-                n=len(split.train), sampler="dpmpp_2m", steps=args.steps, seed=seed
+                n=train.n_records, sampler="dpmpp_2m", steps=args.steps, seed=seed
             )
             out = model.generate(settings)
             ids, labels = out.table.record_ids, out.table.labels
@@ -198,7 +204,7 @@ def main() -> None:
         model = load_model(folder, "cpu")
         rows_seed = []
         for seed in args.seeds:
-            out = model.generate(FlexGenSettings(n=len(split.train), seed=seed))
+            out = model.generate(FlexGenSettings(n=train.n_records, seed=seed))
             rows_seed.append(measure("as shipped", train, holdout, out.table, review_enc, seed))
         print_rows(
             f"FLEXGEN-EHR {Path(folder).name} ({len(args.seeds)} seeds)", [averaged(rows_seed)]

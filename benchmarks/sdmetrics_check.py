@@ -42,8 +42,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import RobustScaler
 
-from benchmarks.marginals import DATA, ROOT, load_split
-from core.data.records import EHRTable, ehr_table
+from benchmarks.marginals import ROOT, split_tables
+from core.data.records import EHRTable
 from core.ehrdiff.pipeline import GenerationSettings
 from core.encoding.vectors import VectorEncoding
 from core.flexgen.pipeline import FlexGenSettings
@@ -173,12 +173,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=3200)
     p.add_argument("--boot", type=int, default=20, help="bootstrap resamples for our intervals")
     args = p.parse_args()
-    if not DATA.exists():
-        raise SystemExit(f"PhysioNet 2012 not found at {DATA}")
-    cohort, split = load_split()
-    table = ehr_table(cohort)
-    train, holdout = table.subset(split.train), table.subset(split.holdout)
-    enc = VectorEncoding.fit(train)
+    train, holdout, enc = split_tables()
     kinds = {c.name: c.kind for c in enc.columns}
     meta = {
         "columns": {
