@@ -104,7 +104,8 @@ def test_cxr_journey_example_forecast_downloads_and_hostile_uploads(server, brow
     from PIL import Image
 
     with Image.open(path) as img:
-        assert img.format == "PNG" and img.size == (256, 256)
+        # the 256 px image plus the label strip above it and the attribution strip below it
+        assert img.format == "PNG" and img.size[0] == 256 and img.size[1] > 256
     # hostile and identifying uploads: a text file, then a DICOM with a patient name
     page.get_by_text("Upload", exact=True).first.click()
     j.idle()
@@ -154,13 +155,13 @@ def test_model_store_journey_train_reload_find_download_delete_upload_generate(
     j.nav("Generate")
     page.get_by_text("Train a model on the session cohort").first.click()
     j.idle()
-    steps = page.get_by_label("Training steps")
+    steps = page.get_by_role("spinbutton", name="Training steps")
     steps.fill("600")
     steps.press("Enter")
     j.idle()
     j.choose("Network size", "small")
     j.button("Start training")
-    j.see("step")
+    j.see("site_cohort.csv): step")  # the progress line (the collapsed card also says "steps")
     j.shot("training")
     page.reload()  # the job lives on the server: the reloaded page finds it again
     page.get_by_text("Train a model on the session cohort").first.wait_for()
