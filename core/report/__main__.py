@@ -102,7 +102,8 @@ def verify(argv: list[str]) -> int:
         print(
             "SIGNER UNKNOWN: the manifest is intact, but no trusted key says who signed it. "
             "Get the publisher's public key (see trusted_key.published_at in the manifest) and "
-            "pass it with --public-key, or accept the embedded key with --trust-embedded-key."
+            "pass it with --public-key. (--trust-embedded-key only proves the file is intact: "
+            "anyone can sign a manifest with a key of their own.)"
         )
         return SIGNER_UNKNOWN
     print("REJECTED")
