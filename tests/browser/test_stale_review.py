@@ -36,6 +36,7 @@ def test_review_then_change_the_cohort_finds_the_review_stale_and_release_disabl
     j.idle()
     j.button("Run review")
     j.see("Release gate")
+    j.idle()  # the gate panel renders after its heading
     if page.get_by_text("Override: release this set").count():  # inconclusive on the demo
         page.get_by_text("Override: release this set").first.click()
         j.idle()
