@@ -102,6 +102,7 @@ class Session(threading.Thread):
         j.shot("generated")
         j.nav("Cohort")
         j.see(f"Table (cohort_{i}.csv)")
+        j.idle()  # the summary (its record count) renders after the caption
         body = page.inner_text("body")
         assert f"cohort_{i}.csv" in body and "250" in body
         assert not any(f"cohort_{k}.csv" in body for k in range(SESSIONS) if k != i)
