@@ -18,10 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.marginals import DATA, load_split
-from core.data.records import ehr_table
+from benchmarks.marginals import split_tables
 from core.ehrdiff.pipeline import GenerationSettings
-from core.encoding.vectors import VectorEncoding
 from core.flexgen.pipeline import FlexGenSettings
 from core.loading import load_model
 from core.metrics import domias, privacy
@@ -69,12 +67,7 @@ def main() -> None:
     p.add_argument("--flexgen", nargs="*", default=[])
     p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     args = p.parse_args()
-    if not DATA.exists():
-        raise SystemExit(f"PhysioNet 2012 not found at {DATA}")
-    cohort, split = load_split()
-    table = ehr_table(cohort)
-    train_t, holdout_t = table.subset(split.train), table.subset(split.holdout)
-    enc = VectorEncoding.fit(train_t)
+    train_t, holdout_t, enc = split_tables()
     train, holdout = enc.encode(train_t), enc.encode(holdout_t)
     header()
     resample = train[np.random.default_rng(0).integers(0, len(train), len(train))]
@@ -87,10 +80,10 @@ def main() -> None:
         for k, seed in enumerate(args.seeds):
             if family == "ehrdiff":
                 settings = GenerationSettings(
-                    n=len(split.train), sampler="dpmpp_2m", steps=16, seed=seed
+                    n=train_t.n_records, sampler="dpmpp_2m", steps=16, seed=seed
                 )
             else:
-                settings = FlexGenSettings(n=len(split.train), seed=seed)
+                settings = FlexGenSettings(n=train_t.n_records, seed=seed)
             synth = enc.encode(model.generate(settings).table)
             for attack, r in battery(train, holdout, synth, seed).items():
                 print_row(f"{name} seed {seed}", attack, r)

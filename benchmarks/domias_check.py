@@ -36,10 +36,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from benchmarks.marginals import DATA, load_split
-from core.data.records import ehr_table
+from benchmarks.marginals import split_tables
 from core.ehrdiff.pipeline import GenerationSettings
-from core.encoding.vectors import VectorEncoding
 from core.loading import load_model
 from core.metrics import domias
 from core.metrics.attack_stats import attack_stats
@@ -108,15 +106,10 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=1, help="random member / holdout-half draws")
     p.add_argument("--size", type=int, default=400, help="members = non-members = reference")
     args = p.parse_args()
-    if not DATA.exists():
-        raise SystemExit(f"PhysioNet 2012 not found at {DATA}")
-    cohort, split = load_split()
-    table = ehr_table(cohort)
-    train_t, holdout_t = table.subset(split.train), table.subset(split.holdout)
-    enc = VectorEncoding.fit(train_t)
+    train_t, holdout_t, enc = split_tables()
     model = load_model(ROOT / "checkpoints" / "ehrdiff-physionet2012", "cpu")
     out = model.generate(
-        GenerationSettings(n=len(split.train), sampler="dpmpp_2m", steps=16, seed=0)
+        GenerationSettings(n=train_t.n_records, sampler="dpmpp_2m", steps=16, seed=0)
     )
     train, holdout, synth = (enc.encode(t) for t in (train_t, holdout_t, out.table))
     half = min(args.size, len(holdout) // 2)
