@@ -28,6 +28,7 @@ from core.release.signing import (
     public_path,
     public_pem,
     read_key,
+    sweep_killed_writes,
     write_atomically,
 )
 
@@ -62,6 +63,7 @@ def rotate_key(path: Path, ledger: Ledger, actor: Actor) -> Rotation:
                     f"No signing key at {path} to rotate: the first release makes one (or set "
                     "CSS_SIGNING_KEY to the key in use)."
                 )
+            sweep_killed_writes(path)
             old = read_key(path)
             new, entry = _finishable(pending, old, ledger), None
             if new is None:

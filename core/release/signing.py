@@ -72,13 +72,12 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     path = Path(path)
     if path.is_file():
         key = read_key(path)
-        if _public_is(path, key):
+        if _public_is(path, key) and not killed_writes(path):
             return key
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(path.parent / f"{path.name}.lock", is_singleton=True):
-            for stale in path.parent.glob(f".{path.name}.tmp-*"):
-                stale.unlink(missing_ok=True)  # a killed creation's leftover, never in use here
+            sweep_killed_writes(path)
             if path.is_file():
                 key = read_key(path)
             else:
@@ -94,7 +93,12 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
                 )
                 faults.point("key.after_private")
             if not _public_is(path, key):
-                write_atomically(public_path(path), public_pem(key.public_key()), 0o644)
+                write_atomically(
+                    public_path(path),
+                    public_pem(key.public_key()),
+                    0o644,
+                    "key.public_before_rename",
+                )
                 log.info("wrote the public half of the signing key to %s", public_path(path))
     except OSError as exc:
         raise storage_error(exc, path, "Writing the release signing key") from None
@@ -138,8 +142,24 @@ def _public_is(path: Path, key: Ed25519PrivateKey) -> bool:
         return False
 
 
-def write_atomically(path: Path, data: bytes, mode: int) -> None:
-    """``data`` in a new file beside ``path``, fsynced, then renamed onto ``path``."""
+def sweep_killed_writes(path: Path) -> None:
+    """Removes the temporary files a killed write of the key at ``path`` left (either half);
+    call under the key's lock, where no write of them is in flight."""
+    for stale in killed_writes(path):
+        stale.unlink(missing_ok=True)
+
+
+def killed_writes(path: Path) -> list[Path]:
+    """Temporary files of writes of the key at ``path``: either half, a rotation's pending key
+    or a retired public half (all named ``.<stem>.*.tmp-*``)."""
+    return list(path.parent.glob(f".{path.stem}.*.tmp-*"))
+
+
+def write_atomically(
+    path: Path, data: bytes, mode: int, point: str = "key.before_rename"
+) -> None:
+    """``data`` in a new file beside ``path``, fsynced, then renamed onto ``path``; ``point``
+    names the moment between the two for fault injection."""
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -147,7 +167,7 @@ def write_atomically(path: Path, data: bytes, mode: int) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        faults.point("key.before_rename")
+        faults.point(point)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

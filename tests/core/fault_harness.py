@@ -51,7 +51,7 @@ REPLACE_POINTS = (
     "checkpoint.replace.after_second_rename",
 )
 IMPORT_POINTS = ("store.import.after_extract",)
-KEY_POINTS = ("key.before_rename", "key.after_private")
+KEY_POINTS = ("key.before_rename", "key.after_private", "key.public_before_rename")
 LEDGER_POINTS = ("ledger.record.before_commit", "ledger.record.after_commit")
 
 
@@ -227,6 +227,8 @@ def check_release_state(state: Path, rows: list[int], tally: Tally) -> None:
         tally.problems.append(f"{tally.path}: confirmed rows {set(rows) - present} missing")
     left = [p.name for p in state.iterdir() if ".tmp-" in p.name]
     tally.leftovers += len(left)
+    if left:
+        tally.problems.append(f"{tally.path}: leftovers after the next release: {left}")
     release(state, 999)  # the next release works
 
 
