@@ -6,7 +6,7 @@ distorts the shipped EHRDiff PhysioNet model's records, and the validity of ever
 The constraints are inferred from the training split (PhysioNet 2012 set-a, holdout 0.2, seed 0;
 :func:`core.encoding.constraints.infer_constraints`). EHRDiff samples ``--n`` records per seed
 (DPM-Solver++(2M), 16 steps, as the Generate page), decoded once; each repair of
-:data:`core.encoding.constraints.REPAIRS` then runs on the same decoded table (with the model's
+:data:`core.encoding.repair.REPAIRS` then runs on the same decoded table (with the model's
 snapping onto each column's support, as its pipeline decodes), beside the table as decoded
 without any (how the model shipped before). Per variant, mean over seeds:
 - validity: share of records satisfying every inferred constraint;
@@ -33,6 +33,7 @@ from benchmarks.marginals import DATA, ROOT, load_split
 from core.data.records import EHRTable, ehr_table
 from core.ehrdiff.pipeline import GenerationSettings
 from core.encoding import constraints as C
+from core.encoding import repair as R
 from core.encoding.vectors import VectorEncoding
 from core.flexgen.pipeline import FlexGenSettings
 from core.loading import load_model
@@ -149,7 +150,7 @@ def main() -> None:
         decoded = model.encoding.decode(vectors, ids, labels)
         variants = {"as decoded": decoded}
         variants |= {
-            r: C.enforce(decoded, constraints, r, snap=model.encoding.snap) for r in C.REPAIRS
+            r: R.enforce(decoded, constraints, r, snap=model.encoding.snap) for r in R.REPAIRS
         }
         for name, synth in variants.items():
             rows.setdefault(name, []).append(

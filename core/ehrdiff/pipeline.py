@@ -19,7 +19,8 @@ from core.diffusion import karras
 from core.diffusion.edm import EDMConfig, EDMDenoiser
 from core.diffusion.guidance import classifier_free, network_evaluations_per_step
 from core.ehrdiff.network import EHRDiffMLP, NetworkConfig
-from core.encoding.constraints import ConstraintSet, constraints_for, enforce
+from core.encoding.constraints import ConstraintSet, constraints_for
+from core.encoding.repair import enforce
 from core.encoding.vectors import VectorEncoding
 from core.errors import CheckpointError, ConfigError
 from core.generation import (

@@ -17,7 +17,8 @@ from core.data.records import SUMMARIES, ehr_table
 from core.device import make_generator, select_device
 from core.diffusion.ddpm import DDPMSchedule, ancestral_sample
 from core.diffusion.guidance import classifier_free, network_evaluations_per_step
-from core.encoding.constraints import ConstraintSet, constraints_for, enforce, summary_groups
+from core.encoding.constraints import ConstraintSet, constraints_for, summary_groups
+from core.encoding.repair import enforce
 from core.errors import CheckpointError, ConfigError
 from core.flexgen.encoding import FlexGenEncoding
 from core.flexgen.networks import (
