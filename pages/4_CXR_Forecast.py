@@ -140,7 +140,7 @@ with errors.guard("The CXR Forecast page"):  # nothing raw reaches the browser
         else:
             window_file = None
 
-    with st.form("cxr_settings"):
+    with st.form("cxr_settings", enter_to_submit=False):
         c1, c2, c3, c4 = st.columns(4)
         horizon_days = c1.number_input(
             "Forecast horizon (days after the prior)", min_value=0.0, max_value=365.0,

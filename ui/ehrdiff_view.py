@@ -140,7 +140,7 @@ def generation_form(
     info = student.distillation if sampler == DISTILLED else None
     if sampler in DEFAULT_STEPS:
         st.session_state.setdefault("gen_steps", DEFAULT_STEPS[sampler])
-    with st.form("generate"):
+    with st.form("generate", enter_to_submit=False):  # Enter in a number box is no click
         c1, c2, c3, c4 = st.columns(4)
         n = widgets.count_input(c1, "Records", MAX_RECORDS, 1000, "gen_n", "memory-safe limit")
         schedule = "auto"

@@ -112,7 +112,7 @@ def training_form(train: VisitCohort, device) -> TrainingPlan:
 
 def generation_form(model: EHRPDModel, sets: dict) -> SequenceSettings:
     """The sampling form; a submitted run lands in ``sets``. Returns the settings it holds now."""
-    with st.form("generate_ehrpd"):
+    with st.form("generate_ehrpd", enter_to_submit=False):
         c1, c2, c3 = st.columns(3)
         n = widgets.count_input(
             c1,

@@ -43,7 +43,7 @@ __all__ = [
 
 def generation_form(model: FlexGenModel, sets: dict) -> FlexGenSettings:
     """The sampling form; a submitted run lands in ``sets``. Returns the settings it holds now."""
-    with st.form("generate_flexgen"):
+    with st.form("generate_flexgen", enter_to_submit=False):
         c1, c2 = st.columns(2)
         n = widgets.count_input(
             c1,
