@@ -182,6 +182,7 @@ def generation_form(
             UNIT,
             "gen",
             fixed_guidance=None if info is None else info.guidance,
+            label_name=model.encoding.label_name,
         )
         name = st.text_input(
             "Name of this synthetic set",

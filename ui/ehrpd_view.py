@@ -132,7 +132,12 @@ def generation_form(model: EHRPDModel, sets: dict) -> SequenceSettings:
         seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="ehrpd_seed")
         classes = model.encoding.label_classes
         guidance, mix = widgets.label_mix_and_guidance(
-            model.n_classes, classes, model.class_prior, UNIT, "ehrpd"
+            model.n_classes,
+            classes,
+            model.class_prior,
+            UNIT,
+            "ehrpd",
+            label_name=model.encoding.label_name,
         )
         name = st.text_input("Name of this synthetic set", "", key="ehrpd_name")
         submitted = st.form_submit_button("Generate", type="primary")

@@ -61,6 +61,7 @@ def generation_form(model: FlexGenModel, sets: dict) -> FlexGenSettings:
             model.class_prior,
             "patients",
             "fg",
+            label_name=model.encoding.label_name,
         )
         name = st.text_input("Name of this synthetic set", "", key="fg_name")
         st.caption(

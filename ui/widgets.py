@@ -109,6 +109,15 @@ def refuse_over(value: int, limit: int, what: str, why: str) -> bool:
     return True
 
 
+def share_label(classes: tuple[str, ...], unit: str, label_name: str | None) -> str:
+    """What the label-mix slider asks: "Share of stays with In-hospital_death = 1", not a bare
+    "Share of '1' stays" (a user's own model has its label's name but no class names)."""
+    positive = classes[1]
+    if label_name and positive in ("1", "1.0", "True"):
+        return f"Share of {unit} with {label_name} = {positive}"
+    return f"Share of '{positive}' {unit}"
+
+
 def label_mix_and_guidance(
     n_classes: int,
     classes: tuple[str, ...],
@@ -116,6 +125,7 @@ def label_mix_and_guidance(
     unit: str,
     key_prefix: str,
     fixed_guidance: float | None = None,
+    label_name: str | None = None,
 ) -> tuple[float, tuple[float, float] | None]:
     """(guidance scale, class shares) for a binary label-conditional model; (1, None) otherwise.
     ``fixed_guidance``: the scale a model only samples at (shown, not asked)."""
@@ -124,7 +134,7 @@ def label_mix_and_guidance(
     c1, c2 = st.columns(2)
     classes = classes or ("0", "1")
     share = c1.slider(
-        f"Share of '{classes[1]}' {unit}",
+        share_label(classes, unit, label_name),
         0.0,
         1.0,
         float(class_prior[1]),

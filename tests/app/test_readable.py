@@ -64,3 +64,14 @@ def test_cohort_top_codes_carry_their_icd_descriptions():
     described = [label for label in labels if " · " in label]
     assert len(described) >= len(labels) - 2  # nearly every 3-digit ICD-9 code has its text
     assert any(label.startswith("427 · Cardiac dysrhythmias") for label in labels)
+
+
+def test_the_label_mix_slider_names_the_label_when_its_classes_are_bare_codes():
+    from ui.widgets import share_label
+
+    # a model trained in the app on a 0/1 outcome: its label's name, not "Share of '1' stays"
+    assert share_label(("0", "1"), "stays", "In-hospital_death") == (
+        "Share of stays with In-hospital_death = 1"
+    )
+    assert share_label(("survived", "died"), "stays", "outcome") == "Share of 'died' stays"
+    assert share_label(("0", "1"), "stays", None) == "Share of '1' stays"
