@@ -1,7 +1,5 @@
 """Review: fidelity, utility and privacy of synthetic sets side by side, with an exportable report."""
 
-import hashlib
-
 import pandas as pd
 import streamlit as st
 
@@ -63,14 +61,8 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
                 frame = read_table(upload.getvalue(), upload.name)
                 synth_table = table_from_frame(frame, table, upload.name)
                 name = state.unique_name(f"Upload: {upload.name}", sets)
-                sets[name] = SyntheticSet(
-                    synth_table,
-                    encoding.encode(synth_table),
-                    f"uploaded file {upload.name}",
-                    None,
-                    0.0,
-                    0,
-                    origin={"file sha256": hashlib.sha256(upload.getvalue()).hexdigest()},
+                sets[name] = SyntheticSet.from_upload(
+                    synth_table, encoding.encode(synth_table), upload.name, upload.getvalue()
                 )
                 state.mark_upload_added(upload.file_id)
                 state.choose_for_review(name)
@@ -89,17 +81,12 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
                 )
                 name = state.unique_name("Independent marginals (baseline)", sets)
                 state.choose_for_review(name)
-                sets[name] = SyntheticSet(
+                sets[name] = SyntheticSet.baseline(
                     base,
                     vectors,
-                    "baseline: independent marginals",
-                    None,
-                    0.0,
-                    0,
-                    origin={
-                        "definition": "every column resampled independently from the training split",
-                        "seed": 0,
-                    },
+                    "independent marginals",
+                    "every column resampled independently from the training split",
+                    seed=0,
                 )
 
         compatible, reasons = [], {}
