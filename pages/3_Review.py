@@ -292,7 +292,7 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
     )
     release_name = st.selectbox("Release a synthetic set", names, key="gate_set")
     release_set = sets[release_name]
-    released = ui_review.release_file(release_name, release_set)
+    released = export.release_file(release_name, release_set)
     ui_review.release_download(
         verdicts[release_name],
         released.build,  # built when Release is pressed; its sha256 must be the one reviewed

@@ -150,35 +150,6 @@ def run_review(
     return result
 
 
-@dataclass(frozen=True)
-class ReleaseFile:
-    """The file a set is released as; ``build`` makes its bytes (deterministically)."""
-
-    filename: str
-    mime: str
-    build: Callable[[], bytes]
-
-
-def release_file(name: str, synth: SyntheticSet) -> ReleaseFile:
-    """Visit sequences as a MEDS shard, complete patients as Parquet, records as CSV."""
-    stem = export.file_stem(name)
-    if synth.visits is not None:
-        return ReleaseFile(
-            f"{stem}.meds.parquet",
-            "application/octet-stream",
-            lambda: export.meds_parquet_bytes(synth.visits),
-        )
-    if synth.cohort is not None:
-        return ReleaseFile(
-            f"{stem}.parquet",
-            "application/octet-stream",
-            lambda: export.patients_parquet_bytes(synth.cohort),
-        )
-    return ReleaseFile(
-        f"{stem}.csv", "text/csv", lambda: export.to_csv_bytes(synth.table.to_frame())
-    )
-
-
 SET_SHA256 = "css.set_sha256"
 
 
@@ -193,7 +164,7 @@ def set_sha256(synth: SyntheticSet) -> str:
             del cache[stale]
         held = cache[id(synth)] = (
             synth,
-            hashlib.sha256(release_file("", synth).build()).hexdigest(),
+            hashlib.sha256(export.release_file("", synth).build()).hexdigest(),
         )
     return held[1]
 
