@@ -17,13 +17,13 @@ from core.report.review_report import (
     anonymeter_results,
     battery_frame,
     battery_note,
-    build_html,
     code_counts,
     column_frame,
     figures_for,
     make_context,
     to_json,
 )
+from core.report.review_sections import ReviewDocument, build_html
 from ui import errors, state, widgets
 from ui import fidelity as ui_fidelity
 from ui import review as ui_review
@@ -314,7 +314,7 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
     d1, d2, d3 = st.columns(3)
     d1.download_button(
         "Download HTML report",
-        lambda: build_html(reviews, context, codes, verdicts).encode("utf-8"),
+        lambda: build_html(ReviewDocument(reviews, context, verdicts, codes)).encode("utf-8"),
         "synthetic_review.html",
         "text/html",
         on_click="ignore",  # deferred file: a rerun would race its fetch
