@@ -54,15 +54,8 @@ class SyntheticSet:
         cls, table: EHRTable, vectors: np.ndarray, filename: str, content: bytes
     ) -> SyntheticSet:
         """A set read from a user's file: named by the file and bound to its bytes' sha256."""
-        return cls(
-            table=table,
-            vectors=vectors,
-            model_id=f"uploaded file {filename}",
-            settings=None,
-            seconds=0.0,
-            network_evaluations=0,
-            origin={"file sha256": hashlib.sha256(content).hexdigest()},
-        )
+        origin = {"file sha256": hashlib.sha256(content).hexdigest()}
+        return cls._unsampled(table, vectors, f"uploaded file {filename}", origin)
 
     @classmethod
     def baseline(
@@ -70,14 +63,22 @@ class SyntheticSet:
     ) -> SyntheticSet:
         """A reference set made by a fixed rule, not a model (``name``: "independent
         marginals"); its provenance states the rule and the seed."""
+        origin = {"definition": definition, "seed": seed}
+        return cls._unsampled(table, vectors, f"baseline: {name}", origin)
+
+    @classmethod
+    def _unsampled(
+        cls, table: EHRTable, vectors: np.ndarray, source: str, origin: dict
+    ) -> SyntheticSet:
+        """No model sampled it: no settings, no sampling time or network evaluations."""
         return cls(
             table=table,
             vectors=vectors,
-            model_id=f"baseline: {name}",
+            model_id=source,
             settings=None,
             seconds=0.0,
             network_evaluations=0,
-            origin={"definition": definition, "seed": seed},
+            origin=origin,
         )
 
     @property
