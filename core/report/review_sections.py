@@ -183,65 +183,60 @@ def _figures_html(section: Section, doc: ReviewDocument, fig: Figures) -> str:
     return "".join(parts)
 
 
-def _columns_html(section: Section, doc: ReviewDocument, fig: Figures) -> str:
-    parts = []
-    for rv in doc.reviews:
-        result = rv.get("column_fidelity_worst")
-        if result is None:
-            continue
-        frame = column_frame(result)
-        head = "".join(
-            f"<th onclick='sortTable(this)'>{html.escape(h)}</th>" for h in frame.columns
+def _per_set(section: Section, doc: ReviewDocument, render: Callable[[Review], str]) -> str:
+    """The section's heading, then each set's part under its name (sets with nothing left out)."""
+    parts = [(rv.name, render(rv)) for rv in doc.reviews]
+    body = "".join(f"<h3>{html.escape(name)}</h3>{part}" for name, part in parts if part)
+    return f"<h2>{section.title}</h2>{body}" if body else ""
+
+
+def _column_table_html(review: Review) -> str:
+    result = review.get("column_fidelity_worst")
+    if result is None:
+        return ""
+    frame = column_frame(result)
+    head = "".join(f"<th onclick='sortTable(this)'>{html.escape(h)}</th>" for h in frame.columns)
+    rows = []
+    for _, row in frame.iterrows():
+        cells = []
+        for v in row:
+            if isinstance(v, float):
+                text = "" if np.isnan(v) else f"{v:.3f}"
+                cells.append(f"<td data-v='{'' if np.isnan(v) else v}'>{text}</td>")
+            else:
+                cells.append(f"<td>{html.escape(str(v))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        "<details><summary>Per-column table (worst first; click a header to sort)</summary>"
+        f"<table class='sortable'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
+        "</table></details>"
+    )
+
+
+def _validity_html(review: Review) -> str:
+    result = review.get("validity")
+    if result is None:
+        return ""
+    broken = result.details.get("violations", [])
+    items = "".join(f"<li>{html.escape(v)}</li>" for v in broken[:50])
+    more = f"<li>... and {len(broken) - 50} more rules</li>" if len(broken) > 50 else ""
+    listing = f"<details><summary>Broken rules</summary><ul>{items}{more}</ul></details>"
+    return f"<p><b>Validity.</b> {html.escape(validity_text(result))}</p>" + (
+        listing if broken else ""
+    )
+
+
+def _fidelity_html(review: Review) -> str:
+    lines = [detection_text(r) for r in map(review.get, DETECTION_IDS) if r is not None]
+    pairs = review.get("pair_trends")
+    if pairs is not None:
+        lines.append(
+            f"Column-pair trends {pairs.value:.3f} over {pairs.details['pairs']:,} pairs; worst: "
+            f"{pairs.details['worst_pairs']}."
         )
-        rows = []
-        for _, row in frame.iterrows():
-            cells = []
-            for v in row:
-                if isinstance(v, float):
-                    text = "" if np.isnan(v) else f"{v:.3f}"
-                    cells.append(f"<td data-v='{'' if np.isnan(v) else v}'>{text}</td>")
-                else:
-                    cells.append(f"<td>{html.escape(str(v))}</td>")
-            rows.append("<tr>" + "".join(cells) + "</tr>")
-        parts.append(
-            f"<details><summary>{html.escape(rv.name)}: per-column table (worst first; click a "
-            f"header to sort)</summary><table class='sortable'><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></details>"
-        )
-    return f"<h2>{section.title}</h2>" + "".join(parts) if parts else ""
-
-
-def _validity_html(section: Section, doc: ReviewDocument, fig: Figures) -> str:
-    parts = []
-    for rv in doc.reviews:
-        result = rv.get("validity")
-        if result is None:
-            continue
-        parts.append(f"<p><b>{html.escape(rv.name)}</b>: {html.escape(validity_text(result))}</p>")
-        broken = result.details.get("violations", [])
-        if broken:
-            items = "".join(f"<li>{html.escape(v)}</li>" for v in broken[:50])
-            more = f"<li>... and {len(broken) - 50} more rules</li>" if len(broken) > 50 else ""
-            parts.append(
-                f"<details><summary>Broken rules</summary><ul>{items}{more}</ul></details>"
-            )
-    return f"<h2>{section.title}</h2>" + "".join(parts) if parts else ""
-
-
-def _detection_html(section: Section, doc: ReviewDocument, fig: Figures) -> str:
-    parts = []
-    for rv in doc.reviews:
-        lines = [detection_text(r) for r in map(rv.get, DETECTION_IDS) if r is not None]
-        pairs = rv.get("pair_trends")
-        if pairs is not None:
-            lines.append(
-                f"Column-pair trends {pairs.value:.3f} over {pairs.details['pairs']:,} pairs; "
-                f"worst: {pairs.details['worst_pairs']}."
-            )
-        if lines:
-            text = " ".join(html.escape(t) for t in lines)
-            parts.append(f"<p><b>{html.escape(rv.name)}.</b> {text}</p>")
-    return f"<h2>{section.title}</h2>" + "".join(parts) if parts else ""
+    if not lines:
+        return ""
+    return "<p><b>What gives the set away.</b> " + " ".join(html.escape(t) for t in lines) + "</p>"
 
 
 def _gate_html(section: Section, doc: ReviewDocument, fig: Figures) -> str:
@@ -292,9 +287,9 @@ SECTIONS: tuple[Section, ...] = (
     Section("overview", "Distances and Anonymeter risks", _overview_html),  # figures, no heading
     Section("attacks", "Membership attacks", _attacks_html),
     Section("figures", "Figures per set", _figures_html),
-    Section("columns", "Per-column fidelity", _columns_html),
-    Section("validity", "Validity", _validity_html),
-    Section("detection", "What gives the set away", _detection_html),
+    Section("columns", "Per-column fidelity", lambda s, d, f: _per_set(s, d, _column_table_html)),
+    Section("validity", "Validity", lambda s, d, f: _per_set(s, d, _validity_html)),
+    Section("detection", "What gives the set away", lambda s, d, f: _per_set(s, d, _fidelity_html)),
     Section("gate", "Release gate", _gate_html),
     Section("exposure", "Most exposed training patients", None),
     Section("release", "Release", None),
