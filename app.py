@@ -12,7 +12,7 @@ from core.errors import CoreError
 from core.registry import MODELS
 from core.release.signing import key_id
 from ui import auth, errors, state, widgets
-from ui import review as ui_review
+from ui.review import release as ui_release
 
 ROOT = Path(__file__).resolve().parent
 # Core logs carry counts and timings only, never patient values; CSS_LOG_LEVEL=INFO shows them.
@@ -77,7 +77,7 @@ def home() -> None:
             + "**"
         )
         try:
-            key = ui_review.signing_key()
+            key = ui_release.signing_key()
             st.write(f"Release signing key: **{key_id(key.public_key())}** (Ed25519)")
         except CoreError as exc:
             st.warning(f"Release signing key: {exc}")

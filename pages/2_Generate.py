@@ -5,7 +5,6 @@ import streamlit as st
 
 from core.device import select_device
 from core.errors import CoreError
-from core.report import export
 from ui import ehrdiff_view, ehrpd_view, errors, flexgen_view, models, state, training, widgets
 
 with errors.guard("The Generate page"):  # nothing raw reaches the browser
@@ -133,16 +132,15 @@ with errors.guard("The Generate page"):  # nothing raw reaches the browser
                 + ". Press **Generate** for a set made with the settings above.",
                 icon=":material/history:",
             )
-        stem = export.file_stem(view)
         if synth.visits is not None:  # patients with visit sequences
-            ehrpd_view.show_sequences(synth, stem)
+            ehrpd_view.show_sequences(synth, view)
         elif synth.cohort is not None:  # complete patients: static row + series
-            flexgen_view.show_patients(synth, stem, train_table, state.train_encoding())
+            flexgen_view.show_patients(synth, view, train_table, state.train_encoding())
         else:
             reference = (
                 model if model is not None and models.made_by(model, distilled, synth) else None
             )
-            ehrdiff_view.show_records(synth, stem, reference, train_table, compatible)
+            ehrdiff_view.show_records(synth, view, reference, train_table, compatible)
         if st.button("Remove this set", key="gen_remove"):
             del sets[view]
             state.drop_bound(state.GENERATED + view)

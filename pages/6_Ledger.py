@@ -10,7 +10,7 @@ from core.errors import CoreError
 from core.release.signing import key_id, manifest_json, public_pem, verify_manifest
 from core.report import export
 from ui import auth, errors, widgets
-from ui import review as ui_review
+from ui.review import release as ui_release
 
 with errors.guard("The Ledger page"):  # nothing raw reaches the browser
     widgets.device_sidebar()
@@ -24,8 +24,8 @@ with errors.guard("The Ledger page"):  # nothing raw reaches the browser
         st.stop()
 
     try:
-        ledger = ui_review.ledger()
-        key = ui_review.signing_key()
+        ledger = ui_release.ledger()
+        key = ui_release.signing_key()
     except CoreError as exc:
         widgets.show_error(exc, "Opening the ledger")
         st.stop()

@@ -21,7 +21,6 @@ from core.ehrdiff.train import NETWORK_PRESETS, TrainConfig, equivalent_command,
 from core.errors import CoreError
 from core.generation import SyntheticSet
 from core.metrics.fidelity import dimension_wise_probability, dimension_wise_probability_from_means
-from core.report import export
 from core.report import generation_figures as gfigs
 from ui import auth, state, training, widgets
 from ui.training import TrainingPlan
@@ -220,7 +219,7 @@ def generation_form(
 
 def show_records(
     synth: SyntheticSet,
-    stem: str,
+    name: str,
     reference: EHRDiffModel | None,
     train_table: EHRTable | None,
     compatible: bool,
@@ -255,22 +254,5 @@ def show_records(
             gfigs.codes_per_record_overlay(real_counts, synth.table.codes.codes_per_record()),
             key="gen_codes",
         )
-    if not auth.steward_only("Downloading synthetic data"):
-        return
-    d1, d2 = st.columns(2)  # files built once per set
-    d1.download_button(
-        "Download CSV",
-        widgets.download_data(synth, "gen_csv", lambda: export.to_csv_bytes(frame)),
-        f"{stem}.csv",
-        "text/csv",
-        on_click="ignore",  # a download needs no rerun of the page
-        key="gen_dl_csv",
-    )
-    d2.download_button(
-        "Download Parquet",
-        widgets.download_data(synth, "gen_parquet", lambda: export.to_parquet_bytes(frame)),
-        f"{stem}.parquet",
-        "application/octet-stream",
-        on_click="ignore",
-        key="gen_dl_parquet",
-    )
+    if auth.steward_only("Downloading synthetic data"):
+        widgets.download_files(synth, name, "gen")

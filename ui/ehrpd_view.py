@@ -10,7 +10,6 @@ from core.data.visits import VisitCohort
 from core.ehrpd.pipeline import FAMILY, MAX_PATIENTS, EHRPDModel, SequenceSettings
 from core.ehrpd.train import EHRPDTrainConfig, equivalent_command, train_ehrpd
 from core.generation import SyntheticSet
-from core.report import export
 from core.report import visit_figures as vfigs
 from ui import auth, state, training, widgets
 from ui.training import TrainingPlan
@@ -163,7 +162,7 @@ def generation_form(model: EHRPDModel, sets: dict) -> SequenceSettings:
     return settings
 
 
-def show_sequences(synth: SyntheticSet, stem: str) -> None:
+def show_sequences(synth: SyntheticSet, name: str) -> None:
     """A patient's timeline, visits and gaps against the training split, downloads."""
     v = synth.visits
     s = synth.settings
@@ -186,25 +185,5 @@ def show_sequences(synth: SyntheticSet, stem: str) -> None:
     c1.plotly_chart(vfigs.visits_per_patient(sets), key="ehrpd_vpp")
     if len(v.known_gaps()):
         c2.plotly_chart(vfigs.gaps(sets), key="ehrpd_gaps")
-    if not auth.steward_only("Downloading synthetic data"):
-        return
-    d1, d2 = st.columns(2)  # files built once per set
-    d1.download_button(
-        "MEDS (Parquet)",
-        widgets.download_data(v, "ehrpd_meds", lambda: export.meds_parquet_bytes(v)),
-        f"{stem}.meds.parquet",
-        "application/octet-stream",
-        on_click="ignore",  # a download needs no rerun of the page
-        key="ehrpd_dl_meds",
-        help="subject_id, time (synthetic dates from 2000-01-01), code = MODALITY//CODE, "
-        "numeric_value, visit_id.",
-    )
-    d2.download_button(
-        "Long CSV",
-        widgets.download_data(v, "ehrpd_long", lambda: export.to_csv_bytes(v.to_long())),
-        f"{stem}_visits.csv",
-        "text/csv",
-        on_click="ignore",
-        key="ehrpd_dl_long",
-        help="subject_id, visit, time (days since the first visit), modality, code.",
-    )
+    if auth.steward_only("Downloading synthetic data"):
+        widgets.download_files(synth, name, "ehrpd")

@@ -154,7 +154,7 @@ def training_form(train: Cohort, device) -> TrainingPlan:
 
 def show_patients(
     synth: SyntheticSet,
-    stem: str,
+    name: str,
     train_table: EHRTable | None,
     train_encoding: VectorEncoding | None,
 ) -> None:
@@ -166,7 +166,7 @@ def show_patients(
         f"{synth.table.n_records:,} patients from `{synth.model_id}` · DDPM {s.steps} steps, "
         f"seed {s.seed}{guidance} · {synth.seconds:.1f} s. Synthetic data: not real patients."
     )
-    static, long = export.patient_frames(cohort)
+    static, _ = export.patient_frames(cohort)
     st.markdown("**Static part** (one row per synthetic patient)")
     st.dataframe(with_value_labels(static.head(200)), hide_index=True, key="fg_static")
     widgets.value_label_note(static.columns)
@@ -191,34 +191,7 @@ def show_patients(
             key="fg_series",
         )
     if auth.steward_only("Downloading synthetic data"):
-        d1, d2, d3 = st.columns(3)  # files built once per set
-        d1.download_button(
-            "Static part (CSV)",
-            widgets.download_data(cohort, "fg_static", lambda: export.to_csv_bytes(static)),
-            f"{stem}_static.csv",
-            "text/csv",
-            on_click="ignore",  # a download needs no rerun of the page
-            key="fg_dl_static",
-        )
-        d2.download_button(
-            "Series, long format (CSV)",
-            widgets.download_data(cohort, "fg_long", lambda: export.to_csv_bytes(long)),
-            f"{stem}_series_long.csv",
-            "text/csv",
-            on_click="ignore",
-            key="fg_dl_long",
-            help="One row per observed cell: record_id, hour, variable, unit, value.",
-        )
-        d3.download_button(
-            "Both in one Parquet",
-            widgets.download_data(
-                cohort, "fg_parquet", lambda: export.patients_parquet_bytes(cohort)
-            ),
-            f"{stem}.parquet",
-            "application/octet-stream",
-            on_click="ignore",
-            key="fg_dl_parquet",
-        )
+        widgets.download_files(synth, name, "fg")
     if train_table is not None and train_encoding is not None:
         try:
             result = dimension_wise_probability(

@@ -190,7 +190,7 @@ def prune_review_choice(compatible: list[str], default: int = 3) -> None:
 def review_results(inputs_for: Callable[[list[str]], dict[str, Input]]) -> Bound | None:
     """The last review run, (set names, reviews, settings), with what changed since among the
     inputs now on the page for those sets (``inputs_for(names)``: cohort, split, each set's
-    file, settings; :func:`ui.review.review_inputs`)."""
+    file, settings; :func:`ui.review.cache.review_inputs`)."""
     held = st.session_state.get(REVIEW_RESULTS)
     if held is None:
         return None

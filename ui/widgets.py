@@ -9,6 +9,8 @@ import streamlit as st
 from core.data.clinical import VALUE_LABELS, coding
 from core.device import DEVICE_CHOICES, describe_device, select_device
 from core.errors import CoreError
+from core.generation import SyntheticSet
+from core.report.export import export_files
 from ui import state
 
 
@@ -200,3 +202,19 @@ def download_data(owner: object, name: str, build: Callable[[], bytes]) -> bytes
     if held is None or held[0] is not owner:
         held = cache[name] = (owner, build())
     return held[1]
+
+
+def download_files(synth: SyntheticSet, name: str, prefix: str) -> None:
+    """A row of download buttons, one per file :func:`core.report.export.export_files` offers
+    for ``synth`` (keys ``{prefix}_dl_{id}``), each file built once per set."""
+    files = export_files(name, synth)
+    for col, f in zip(st.columns(len(files)), files, strict=True):
+        col.download_button(
+            f.label,
+            download_data(synth, f"{prefix}_{f.id}", f.build),
+            f.filename,
+            f.mime,
+            on_click="ignore",  # a download needs no rerun of the page
+            key=f"{prefix}_dl_{f.id}",
+            help=f.help,
+        )

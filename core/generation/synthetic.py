@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -26,12 +27,14 @@ class SamplingSettings(Protocol):
     def schedule_name(self) -> str: ...
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class SyntheticSet:
     """A synthetic dataset with everything needed to reproduce and audit it.
 
     ``settings`` is set only when a model sampled the set; uploads and baselines carry ``None``
-    and say what they are in ``origin`` (a file's name and sha256, a baseline's definition).
+    and say what they are in ``origin`` (a file's name and sha256, a baseline's definition):
+    build those with :meth:`from_upload` and :meth:`baseline`. Fields are keyword-only, so that
+    no caller fills the sampling fields by position.
     """
 
     table: EHRTable
@@ -45,6 +48,38 @@ class SyntheticSet:
     cohort: Cohort | None = None  # static + temporal records, for generators that make series
     origin: dict = field(default_factory=dict)
     visits: VisitCohort | None = None  # visit sequences, for generators that make them
+
+    @classmethod
+    def from_upload(
+        cls, table: EHRTable, vectors: np.ndarray, filename: str, content: bytes
+    ) -> SyntheticSet:
+        """A set read from a user's file: named by the file and bound to its bytes' sha256."""
+        origin = {"file sha256": hashlib.sha256(content).hexdigest()}
+        return cls._unsampled(table, vectors, f"uploaded file {filename}", origin)
+
+    @classmethod
+    def baseline(
+        cls, table: EHRTable, vectors: np.ndarray, name: str, definition: str, seed: int
+    ) -> SyntheticSet:
+        """A reference set made by a fixed rule, not a model (``name``: "independent
+        marginals"); its provenance states the rule and the seed."""
+        origin = {"definition": definition, "seed": seed}
+        return cls._unsampled(table, vectors, f"baseline: {name}", origin)
+
+    @classmethod
+    def _unsampled(
+        cls, table: EHRTable, vectors: np.ndarray, source: str, origin: dict
+    ) -> SyntheticSet:
+        """No model sampled it: no settings, no sampling time or network evaluations."""
+        return cls(
+            table=table,
+            vectors=vectors,
+            model_id=source,
+            settings=None,
+            seconds=0.0,
+            network_evaluations=0,
+            origin=origin,
+        )
 
     @property
     def provenance(self) -> dict:

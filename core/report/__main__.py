@@ -51,7 +51,8 @@ from core.release.ledger import Actor, Ledger
 from core.release.publish import STEWARD, publish
 from core.release.signing import load_public_key, verify_manifest
 from core.report.export import to_csv_bytes
-from core.report.review_report import build_html, code_counts, make_context, to_json
+from core.report.review_report import code_counts, make_context, to_json
+from core.report.review_sections import ReviewDocument, build_html
 
 log = logging.getLogger("core.report")
 
@@ -263,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     thresholds = GateThresholds(**{k: getattr(args, f"gate_{k}") for k in asdict(GateThresholds())})
     verdicts = {rv.name: evaluate_gate(rv, thresholds) for rv in reviews}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(build_html(reviews, context, codes, verdicts), encoding="utf-8")
+    args.out.write_text(
+        build_html(ReviewDocument(reviews, context, verdicts, codes)), encoding="utf-8"
+    )
     args.out.with_suffix(".json").write_text(to_json(reviews, context, verdicts), encoding="utf-8")
     releases = {}
     actor = Actor(f"cli:{getpass.getuser()}", "command line", (STEWARD,))

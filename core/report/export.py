@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from core.data.cohort import Cohort
 from core.data.visits import VisitCohort
+from core.generation import SyntheticSet
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -91,3 +94,73 @@ def meds_parquet_bytes(cohort: VisitCohort) -> bytes:
     buf = io.BytesIO()
     pq.write_table(table, buf)
     return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """One file a synthetic set is downloaded as; ``build`` makes its bytes, the same each time
+    (a review is bound to the sha256 of the release file, which is built again on release)."""
+
+    id: str  # stable within the set's kind: "csv", "static", "meds", ...
+    label: str  # what its download button says
+    filename: str
+    mime: str
+    build: Callable[[], bytes]
+    help: str | None = None
+    release: bool = False  # the file the set is released as, and its review bound to
+
+
+def export_files(name: str, synth: SyntheticSet) -> list[ExportFile]:
+    """The files a set is offered as, by what it holds: visit sequences as a MEDS shard (released)
+    and a long CSV; complete patients as static and series CSVs and one Parquet (released);
+    records as CSV (released) and Parquet. The one place that picks the formats."""
+    stem = file_stem(name)
+    if synth.visits is not None:
+        v = synth.visits
+        return [
+            ExportFile(
+                "meds", "MEDS (Parquet)", f"{stem}.meds.parquet", "application/octet-stream",
+                lambda: meds_parquet_bytes(v),
+                "subject_id, time (synthetic dates from 2000-01-01), code = MODALITY//CODE, "
+                "numeric_value, visit_id.",
+                release=True,
+            ),
+            ExportFile(
+                "long", "Long CSV", f"{stem}_visits.csv", "text/csv",
+                lambda: to_csv_bytes(v.to_long()),
+                "subject_id, visit, time (days since the first visit), modality, code.",
+            ),
+        ]  # fmt: skip
+    if synth.cohort is not None:
+        c = synth.cohort
+        return [
+            ExportFile(
+                "static", "Static part (CSV)", f"{stem}_static.csv", "text/csv",
+                lambda: to_csv_bytes(patient_frames(c)[0]),
+            ),
+            ExportFile(
+                "long", "Series, long format (CSV)", f"{stem}_series_long.csv", "text/csv",
+                lambda: to_csv_bytes(patient_frames(c)[1]),
+                "One row per observed cell: record_id, hour, variable, unit, value.",
+            ),
+            ExportFile(
+                "parquet", "Both in one Parquet", f"{stem}.parquet", "application/octet-stream",
+                lambda: patients_parquet_bytes(c), release=True,
+            ),
+        ]  # fmt: skip
+    table = synth.table
+    return [
+        ExportFile(
+            "csv", "Download CSV", f"{stem}.csv", "text/csv",
+            lambda: to_csv_bytes(table.to_frame()), release=True,
+        ),
+        ExportFile(
+            "parquet", "Download Parquet", f"{stem}.parquet", "application/octet-stream",
+            lambda: to_parquet_bytes(table.to_frame()),
+        ),
+    ]  # fmt: skip
+
+
+def release_file(name: str, synth: SyntheticSet) -> ExportFile:
+    """The file of :func:`export_files` that ``synth`` is released as."""
+    return next(f for f in export_files(name, synth) if f.release)

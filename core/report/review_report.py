@@ -1,23 +1,21 @@
-"""The exportable review: one self-contained HTML file, plus the metric table as JSON / CSV."""
+"""What the exportable review states: its context, the JSON, and the tables, sentences and figures
+the Review page and the HTML report both show (the report's sections: review_sections.py)."""
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-import plotly.io as pio
 
 from core import __version__
 from core.data.cohort import Cohort, CohortSplit
 from core.data.records import EHRTable
-from core.metrics import specs
 from core.metrics.base import MetricResult
-from core.metrics.suite import Review, ReviewSettings, best_column, settings_dict, summary_table
-from core.release.gate import GROUPS, GateVerdict, detectable_text
+from core.metrics.suite import Review, ReviewSettings, settings_dict
+from core.release.gate import GROUPS, GateVerdict
 from core.report import review_figures as rf
 from core.report.generation_figures import codes_per_record_overlay, prevalence_scatter
 
@@ -66,43 +64,6 @@ def gate_json(verdict: GateVerdict) -> dict:
         "not_applicable": list(verdict.not_applicable),
         "detectable_leak": verdict.detectable,
     }
-
-
-def _gate_html(verdicts: dict[str, GateVerdict]) -> str:
-    if not verdicts:
-        return ""
-    rows = []
-    for name, v in verdicts.items():
-        for c in v.checks:
-            value = "not computed" if c.value is None else f"{c.value:.4g}"
-            bounds = "" if c.ci is None else f"{c.ci[0]:.3g} / {c.ci[1]:.3g}"
-            mark = "not computed" if c.value is None else c.verdict.upper()
-            limit = f"{'&ge;' if c.at_least else '&le;'} {c.threshold:.3g}"
-            rows.append(
-                f"<tr><td>{html.escape(name)}</td><td>{html.escape(c.group)}</td>"
-                f"<td>{html.escape(c.name)}</td><td>{value}</td><td>{bounds}</td><td>{limit}</td>"
-                f'<td class="{"best" if c.passed else "fail"}">{mark}</td></tr>'
-            )
-    verdict_text = "; ".join(
-        f"{html.escape(n)}: {v.status.upper()} ("
-        + ", ".join(f"{g} {v.group_status(g)}" for g in GROUPS if v.group_status(g))
-        + ")"
-        for n, v in verdicts.items()
-    )
-    first = next(iter(verdicts.values()))
-    return (
-        f"<h2>Release gate</h2><p><b>{verdict_text}</b></p>"
-        f"<p>{html.escape(detectable_text(first.detectable))}</p><table><thead><tr><th>Set</th>"
-        "<th>Group</th><th>Check</th><th>Estimate</th><th>Bounds (lower / upper)</th>"
-        "<th>Threshold</th><th>Result</th>"
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        "<p class='meta'>A set is releasable only when it is private enough (privacy checks) and "
-        "useful enough (fidelity floors). A leak passes when its upper bound (one-sided 95%) is at "
-        "or below the steward's threshold and fails when its lower bound (one-sided 98.75%) is "
-        "above it; a floor passes when its lower bound reaches it and fails when its upper bound "
-        "misses it; in between, inconclusive. A set with a leak at its threshold passes in at "
-        "most 5% of splits (every check must pass: an intersection-union test).</p>"
-    )
 
 
 def to_json(
@@ -157,27 +118,6 @@ def to_json(
     )
 
 
-def _table_html(reviews: list[Review]) -> str:
-    table = summary_table(reviews)
-    names = [rv.name for rv in reviews]
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["Metric", "Category", "Ideal", *names])
-    rows = []
-    for _, row in table.iterrows():
-        best = best_column(row, names)
-        cells = [
-            f"<td>{html.escape(row['metric'])}</td>",
-            f"<td>{row['category']}</td>",
-            f"<td>{row['ideal']:.3g}</td>",
-        ]
-        for n in names:
-            v = row.get(n)
-            text = "n/a" if v is None or pd.isna(v) else f"{v:.4g}"
-            cls = ' class="best"' if n == best and len(names) > 1 else ""
-            cells.append(f"<td{cls}>{text}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
 COLUMN_TABLE = {
     "feature": "Column",
     "kind": "Kind",
@@ -204,52 +144,6 @@ def validity_text(result: MetricResult) -> str:
         f"all {d['n_constraints']:,} rules of the real cohort ({d['constraints_source']}); "
         f"{d['invalid_records']:,} break at least one."
     )
-
-
-def _validity_html(result: MetricResult | None) -> str:
-    if result is None:
-        return ""
-    broken = result.details.get("violations", [])
-    items = "".join(f"<li>{html.escape(v)}</li>" for v in broken[:50])
-    more = f"<li>... and {len(broken) - 50} more rules</li>" if len(broken) > 50 else ""
-    listing = f"<details><summary>Broken rules</summary><ul>{items}{more}</ul></details>"
-    return f"<p><b>Validity.</b> {html.escape(validity_text(result))}</p>" + (
-        listing if broken else ""
-    )
-
-
-def _column_table_html(result: MetricResult) -> str:
-    frame = column_frame(result)
-    head = "".join(f"<th onclick='sortTable(this)'>{html.escape(h)}</th>" for h in frame.columns)
-    rows = []
-    for _, row in frame.iterrows():
-        cells = []
-        for v in row:
-            if isinstance(v, float):
-                text = "" if np.isnan(v) else f"{v:.3f}"
-                cells.append(f"<td data-v='{'' if np.isnan(v) else v}'>{text}</td>")
-            else:
-                cells.append(f"<td>{html.escape(str(v))}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return (
-        "<details><summary>Per-column table (worst first; click a header to sort)</summary>"
-        f"<table class='sortable'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
-        "</table></details>"
-    )
-
-
-_SORT_JS = """<script>
-function sortTable(th) {
-  const table = th.closest('table'), body = table.tBodies[0];
-  const i = Array.from(th.parentNode.children).indexOf(th);
-  const down = th.dataset.dir !== 'down';
-  th.dataset.dir = down ? 'down' : 'up';
-  const key = r => { const c = r.children[i]; const v = c.dataset.v;
-    return v === undefined ? c.textContent : (v === '' ? -Infinity : parseFloat(v)); };
-  Array.from(body.rows).sort((a, b) => { const x = key(a), y = key(b);
-    return (x < y ? -1 : x > y ? 1 : 0) * (down ? -1 : 1); }).forEach(r => body.appendChild(r));
-}
-</script>"""
 
 
 def anonymeter_results(reviews: list[Review]) -> dict[str, dict[str, MetricResult]]:
@@ -291,22 +185,6 @@ def battery_frame(reviews: list[Review]) -> pd.DataFrame:
             )
             rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _battery_html(reviews: list[Review]) -> str:
-    frame = battery_frame(reviews)
-    if frame.empty:
-        return ""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-        for row in frame.itertuples(index=False)
-    )
-    return (
-        "<h2>Membership attacks</h2>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        f"<p class='meta'>{html.escape(battery_note(reviews))}</p>"
-    )
 
 
 def battery_note(reviews: list[Review]) -> str:
@@ -373,108 +251,3 @@ def detection_text(result: MetricResult) -> str:
         f"{result.value:.3f} (95% CI {lo:.3f} to {hi:.3f}; 0.5 = cannot tell); real holdout vs "
         f"training records: {d['real_vs_real_auroc']:.3f}. It leans most on {d['leans_on']}."
     )
-
-
-def _fidelity_html(review: Review) -> str:
-    lines = [detection_text(r) for r in map(review.get, DETECTION_IDS) if r is not None]
-    pairs = review.get("pair_trends")
-    if pairs is not None:
-        lines.append(
-            f"Column-pair trends {pairs.value:.3f} over {pairs.details['pairs']:,} pairs; worst: "
-            f"{pairs.details['worst_pairs']}."
-        )
-    if not lines:
-        return ""
-    return "<p><b>What gives the set away.</b> " + " ".join(html.escape(t) for t in lines) + "</p>"
-
-
-def build_html(
-    reviews: list[Review],
-    context: ReportContext,
-    codes: dict[str, tuple[np.ndarray | None, np.ndarray | None]] | None = None,
-    verdicts: dict[str, GateVerdict] | None = None,
-) -> str:
-    """A single HTML file: plotly.js inlined once, every figure interactive, no network needed."""
-    codes = codes or {}
-    parts = []
-    first = True
-
-    def fig_html(fig) -> str:
-        nonlocal first
-        out = pio.to_html(
-            fig,
-            full_html=False,
-            include_plotlyjs="inline" if first else False,
-            config={"displaylogo": False},
-        )
-        first = False
-        return f'<div class="fig">{out}</div>'
-
-    mmd = {rv.name: rv.get("mmd") for rv in reviews if rv.get("mmd") is not None}
-    if mmd:
-        parts.append(fig_html(rf.mmd_bars(mmd)))
-    risks = anonymeter_results(reviews)
-    if risks:
-        parts.append(fig_html(rf.anonymeter_risks(risks)))
-    for rv in reviews:
-        real_c, syn_c = codes.get(rv.name, (None, None))
-        prov = context.sets.get(rv.name, {})
-        parts.append(f"<h2>{html.escape(rv.name)}</h2>")
-        parts.append(
-            "<p class='meta'>"
-            + html.escape(
-                f"{rv.n_records:,} records"
-                + (f" (subsampled from {rv.subsampled_from:,})" if rv.subsampled_from else "")
-                + f"; sha256 {rv.fingerprint[:16]}...; "
-                + "; ".join(f"{k}: {v}" for k, v in prov.items())
-            )
-            + "</p>"
-        )
-        if rv.skipped:
-            parts.append(
-                "<p class='meta'>Not computed: "
-                + html.escape("; ".join(f"{specs.title(k)} ({v})" for k, v in rv.skipped.items()))
-                + "</p>"
-            )
-        parts.append(
-            '<div class="grid">'
-            + "".join(fig_html(f) for f in figures_for(rv, real_c, syn_c))
-            + "</div>"
-        )
-        parts.append(_validity_html(rv.get("validity")))
-        parts.append(_fidelity_html(rv))
-        columns = rv.get("column_fidelity_worst")
-        if columns is not None:
-            parts.append(_column_table_html(columns))
-    settings = html.escape(
-        json.dumps({"split": context.split, "settings": context.settings}, indent=2)
-    )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Synthetic data review: {html.escape(context.cohort_name)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1300px; color: #1b2733; }}
-table {{ border-collapse: collapse; width: 100%; font-size: 0.92rem; }}
-th, td {{ border-bottom: 1px solid #dde3e8; padding: 6px 8px; text-align: left; }}
-td.best {{ background: #dff2e6; font-weight: 600; }}
-td.fail {{ background: #fbe3e1; font-weight: 600; }}
-.grid {{ display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; }}
-.meta {{ color: #52606d; font-size: 0.9rem; }}
-table.sortable th {{ cursor: pointer; }}
-details {{ margin: 0.5rem 0 1.5rem; }}
-.warn {{ background: #fff4e0; padding: 0.6rem 1rem; border-radius: 6px; }}
-</style></head><body>
-<h1>Synthetic data review</h1>
-<p class="warn">Synthetic records are generated, not real patients. Metrics describe risk and fidelity measured on
-this cohort; they are not a guarantee of privacy.</p>
-<p class="meta">Real cohort: {html.escape(context.cohort_name)} (sha256 {context.cohort_fingerprint[:16]}...).
-Generated {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")} by Clinical Synthesis Studio {__version__}.</p>
-<h2>Summary</h2>
-{_table_html(reviews)}
-<p class="meta">Highlighted: the value closest to the ideal in each row. Privacy metrics are measured against the
-real training (members) and holdout (non-members) patients.</p>
-{_gate_html(verdicts or {})}
-{_battery_html(reviews)}
-{"".join(parts)}
-<h2>Settings</h2><pre>{settings}</pre>
-{_SORT_JS}
-</body></html>"""

@@ -5,8 +5,10 @@ import json
 
 import pytest
 
+from core.report.review_sections import SECTIONS
 from tests.app.pages import load_demo, open_page
 from ui import state
+from ui.review.sections import PAGE
 
 TIMEOUT = 300
 
@@ -60,6 +62,9 @@ def test_demo_cohort_two_sets_side_by_side_and_report():
     assert gbm["Independent marginals (baseline)"] > 0.8  # the baseline has no joint structure
     assert "What gives the set away" in [h.value for h in at.subheader]
     assert "Column-pair trends (mean pair similarity)" in rows.index
+    titles = [s.title for s in SECTIONS]  # the page keeps core's one order of sections
+    shown = [h.value for h in at.subheader if h.value in titles]
+    assert shown == sorted(shown, key=titles.index) and len(shown) >= 6
     downloads = {d.label: d for d in at.get("download_button")}
     assert {"Download HTML report", "Download metrics (JSON)", "Download metrics (CSV)"} <= set(
         downloads
@@ -68,6 +73,10 @@ def test_demo_cohort_two_sets_side_by_side_and_report():
     filtered = at.session_state["css.synthetic_sets"]["EHRDiff (privacy-filtered)"]
     assert 700 <= filtered.table.n_records < 800  # a model's set loses only its closest records
     assert "privacy filter" in filtered.provenance and filtered.provenance["sampler"]
+
+
+def test_the_page_renders_each_section_core_lists_for_it():
+    assert set(PAGE) == {s.id for s in SECTIONS if s.on_page}
 
 
 def test_uploaded_set_with_wrong_columns_is_refused_by_name():

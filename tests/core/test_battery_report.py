@@ -9,9 +9,9 @@ from core.report.review_report import (
     ReportContext,
     battery_frame,
     battery_results,
-    build_html,
     figures_for,
 )
+from core.report.review_sections import ReviewDocument, build_html
 
 
 def _review(name: str, synth_kind: str) -> Review:
@@ -51,6 +51,6 @@ def test_table_has_tpr_at_fpr_with_intervals_and_the_epsilon_bound_per_set_and_a
 
 def test_html_report_shows_the_attack_table():
     rv = _review("copy", "copy")
-    page = build_html([rv], ReportContext("toy", "0" * 64, {}, {}))
+    page = build_html(ReviewDocument([rv], ReportContext("toy", "0" * 64, {}, {})))
     assert "<h2>Membership attacks</h2>" in page and "delta 1e-05" in page
     assert "TPR at 1.0% FPR" in page

@@ -54,3 +54,45 @@ def test_file_stem_keeps_letters_and_digits_only() -> None:
     assert file_stem("EHRDiff · dpmpp 16 steps / seed 0") == "EHRDiff___dpmpp_16_steps___seed_0"
     assert file_stem("../../etc/passwd") == "______etc_passwd"
     assert len(file_stem("x" * 500)) == 60
+
+
+def _sets():
+    """A record table, complete patients and visit sequences, as the three kinds of set."""
+    from core.data.records import ehr_table
+    from core.data.visits import patient_table
+    from core.generation import SyntheticSet
+    from tests.core.ehrpd.planted import planted_chain
+
+    def made(table, **parts):
+        return SyntheticSet(
+            table=table, vectors=None, model_id="m", settings=None, seconds=0.0,
+            network_evaluations=0, **parts,
+        )  # fmt: skip
+
+    cohort, visits = toy_cohort(20), planted_chain(20)
+    return {
+        "records": made(ehr_table(cohort)),
+        "patients": made(ehr_table(cohort), cohort=cohort),
+        "visits": made(patient_table(visits, {}), visits=visits),
+    }
+
+
+def test_one_function_picks_each_kind_of_set_its_files_and_the_one_it_is_released_as():
+    from core.report.export import export_files, release_file
+
+    offered = {
+        kind: [(f.id, f.filename, f.release) for f in export_files("My set", s)]
+        for kind, s in _sets().items()
+    }
+    assert offered == {
+        "records": [("csv", "My_set.csv", True), ("parquet", "My_set.parquet", False)],
+        "patients": [
+            ("static", "My_set_static.csv", False),
+            ("long", "My_set_series_long.csv", False),
+            ("parquet", "My_set.parquet", True),
+        ],
+        "visits": [("meds", "My_set.meds.parquet", True), ("long", "My_set_visits.csv", False)],
+    }
+    for s in _sets().values():  # the file a review is bound to is built to the same bytes again
+        f = release_file("x", s)
+        assert f.build() == f.build()

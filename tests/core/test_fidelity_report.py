@@ -10,7 +10,8 @@ from core.data.cohort import FeatureSpec
 from core.data.records import EHRTable
 from core.metrics.suite import ReviewSettings, review
 from core.report import review_figures as rf
-from core.report.review_report import ReportContext, build_html, figures_for, to_json
+from core.report.review_report import ReportContext, figures_for, to_json
+from core.report.review_sections import ReviewDocument, build_html
 
 FEATURES = (
     FeatureSpec("age", "numeric"),
@@ -67,7 +68,7 @@ def test_new_rows_and_figures(reviewed):
 
 def test_report_and_json_carry_them(reviewed):
     context = ReportContext("toy", "0" * 64, {"train": 300}, {"seed": 0})
-    page = build_html([reviewed], context)
+    page = build_html(ReviewDocument([reviewed], context))
     assert "What gives the set away." in page and "It leans most on lactate" in page
     payload = json.loads(to_json([reviewed], context))
     metrics = {m["id"]: m for m in payload["sets"]["shifted"]["metrics"]}
@@ -76,3 +77,19 @@ def test_report_and_json_carry_them(reviewed):
     assert 0 <= det["details"]["real_vs_real_auroc"] <= 1
     assert "curve" not in metrics["alpha_precision"]["details"]  # arrays stay out
     assert metrics["pair_trends"]["details"]["worst_pairs"]
+
+
+def test_the_report_follows_the_one_section_order(reviewed):
+    import re
+
+    from core.release.gate import evaluate_gate
+    from core.report.review_sections import SECTIONS, section
+
+    context = ReportContext("toy", "0" * 64, {"train": 300}, {"seed": 0})
+    page = build_html(ReviewDocument([reviewed], context, {"shifted": evaluate_gate(reviewed)}))
+    titles = [s.title for s in SECTIONS]
+    shown = [h for h in re.findall(r"<h2>(.*?)</h2>", page) if h in titles]
+    assert shown == sorted(shown, key=titles.index)
+    assert {"Summary", "Membership attacks", "Per-column fidelity", "Release gate"} <= set(shown)
+    assert shown[-1] == "Settings"
+    assert section("exposure").html is None  # the per-patient view is never exported

@@ -16,13 +16,13 @@ LEANING_COLUMNS = {
 }
 
 
-def detection_panel(reviews: list[Review]) -> None:
+def detection_panel(title: str, reviews: list[Review]) -> None:
     """Per set: both detectors' AUROC against the real-vs-real reference in words, the features
     they lean on, and the worst column pairs."""
     shown = [rv for rv in reviews if any(rv.get(i) is not None for i in DETECTION_IDS)]
     if not shown:
         return
-    st.subheader("What gives the set away")
+    st.subheader(title)
     st.caption(
         "Two classifiers try to tell each synthetic set from the real training records (0.5 = "
         "they cannot; real holdout patients score about 0.5). The tables list the features they "
