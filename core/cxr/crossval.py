@@ -310,9 +310,9 @@ def run_crossval(args: argparse.Namespace, rest: list[str], argv: list[str]) -> 
     torch.manual_seed(args.seed)
     pairs = hannover_pairs(args.hannover_root)
     folds = patient_folds([q.patient_id for q in pairs], args.folds, cv.fold_seed)
-    autoencoder, _ = CXRAutoencoder.load(cv.vae)
+    autoencoder = CXRAutoencoder.load(cv.vae)
     inits = {
-        t: DDLCXRForecaster.load(path, vae=cv.vae)[0] for t, path in _parse_inits(cv.init).items()
+        t: DDLCXRForecaster.load(path, vae=cv.vae) for t, path in _parse_inits(cv.init).items()
     }
     log.info(
         "%d pairs of %d patients in %d patient folds",

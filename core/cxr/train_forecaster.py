@@ -417,8 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     _out = claim_output(args.out)  # a second training into --out is refused
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with training_processes(args.device) as (device, rank, world):
-        autoencoder, _ = CXRAutoencoder.load(args.vae, device)
-        init = DDLCXRForecaster.load(args.init, device, args.vae)[0] if args.init else None
+        autoencoder = CXRAutoencoder.load(args.vae, device)
+        init = DDLCXRForecaster.load(args.init, device, args.vae) if args.init else None
         variables = init.vocabulary.variables if init is not None else HANNOVER_LABS
         enc_cfg = (
             init.encoder.cfg

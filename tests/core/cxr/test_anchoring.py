@@ -130,7 +130,7 @@ def test_sampler_survives_save_and_load(tiny_setup) -> None:
     tmp, ae, _, inits = tiny_setup
     vae_manifest = ae.save(tmp / "vae")
     inits["later"].save(tmp / "fc", tmp / "vae", vae_manifest.sha256)
-    loaded, _ = DDLCXRForecaster.load(tmp / "fc")
+    loaded = DDLCXRForecaster.load(tmp / "fc")
     assert loaded.sampler == inits["later"].sampler
     assert loaded.diffusion == inits["later"].diffusion
     assert loaded.start_step(24.0) <= loaded.start_step(500.0)

@@ -143,7 +143,8 @@ def tiny_forecaster(tmp_path_factory) -> tuple[Path, list[PairRecord]]:
     torch.manual_seed(0)
     ae = CXRAutoencoder(CXRVAE(TINY_VAE).eval(), "pad", 1.0)
     ae.save(tmp / "vae", data_card={"datasets": ["test phantoms"]})
-    ae, vae_manifest = CXRAutoencoder.load(tmp / "vae")
+    ae = CXRAutoencoder.load(tmp / "vae")
+    vae_manifest = ae.manifest
     pairs = _tiny_pairs(tmp)
     model, losses = train_forecaster(
         pairs,
@@ -163,7 +164,8 @@ def tiny_forecaster(tmp_path_factory) -> tuple[Path, list[PairRecord]]:
 @pytest.mark.slow
 def test_forecaster_roundtrip_and_forecast(tiny_forecaster) -> None:
     tmp, pairs = tiny_forecaster
-    model, manifest = DDLCXRForecaster.load(tmp / "forecaster")
+    model = DDLCXRForecaster.load(tmp / "forecaster")
+    assert model.manifest.family == "ddl-cxr"  # the manifest comes with the model
     assert model.gap_range_hours == (24.0, 48.0)
     w = window_from_frame(pairs[0].window, VOCAB)
     prior = phantom(80, seed=5)

@@ -31,5 +31,5 @@ def test_vae_command_writes_a_verified_checkpoint_with_its_card(tmp_path: Path) 
     assert manifest.metrics["train_seconds"] >= 0 and 0 < manifest.metrics["validation_images"]
     assert manifest.data_card["split"] == {"holdout": 0.2, "seed": 0, "patient_level": True}
     assert manifest.training_command.startswith("python -m core.cxr.train_vae --images")
-    autoencoder, _ = CXRAutoencoder.load(out, "cpu")  # hash-verified on load
+    autoencoder = CXRAutoencoder.load(out, "cpu")  # hash-verified on load
     assert autoencoder.size == 32
