@@ -21,6 +21,14 @@ from sklearn.metrics import roc_auc_score
 from core.data.visits import VisitCohort
 from core.errors import ConfigError
 from core.metrics.base import MetricResult
+from core.metrics.bootstrap import (
+    bootstrap_values,
+    both_classes,
+    cluster_resamples,
+    interval,
+    percentile_ci,
+    record_resamples,
+)
 
 Vocab = dict[str, tuple[str, ...]]
 MAX_INDEX = 5  # prevalence by visit index: visits 1..5 (later ones are few)
@@ -234,18 +242,9 @@ def _history_features(
 def _bootstrap_auc(
     y: np.ndarray, p: np.ndarray, groups: np.ndarray, n_boot: int, seed: int
 ) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    uniq = np.unique(groups)
-    members = {g: np.flatnonzero(groups == g) for g in uniq}
-    vals = []
-    for _ in range(n_boot):
-        pick = np.concatenate([members[g] for g in rng.choice(uniq, len(uniq))])
-        if 0 < y[pick].sum() < len(pick):
-            vals.append(roc_auc_score(y[pick], p[pick]))
-    return (
-        (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5)))
-        if vals
-        else (float("nan"),) * 2
+    return percentile_ci(
+        lambda pick: roc_auc_score(y[pick], p[pick]) if both_classes(y[pick]) else np.nan,
+        cluster_resamples(groups, n_boot, seed),
     )
 
 
@@ -330,14 +329,15 @@ def augmentation_auroc(
         .fit(np.vstack([xr, xs]), np.r_[yr, ys])
         .predict_proba(xh)[:, 1]
     )
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(n_boot):
-        pick = rng.integers(0, len(yh), len(yh))
-        if 0 < yh[pick].sum() < len(pick):
-            diffs.append(
-                roc_auc_score(yh[pick], p_aug[pick]) - roc_auc_score(yh[pick], p_real[pick])
-            )
+    diffs = bootstrap_values(
+        lambda pick: (
+            roc_auc_score(yh[pick], p_aug[pick]) - roc_auc_score(yh[pick], p_real[pick])
+            if both_classes(yh[pick])
+            else np.nan
+        ),
+        record_resamples(len(yh), n_boot, seed),
+    )
+    diff_ci = interval(diffs) if len(diffs) else None
     auc_real, auc_aug = roc_auc_score(yh, p_real), roc_auc_score(yh, p_aug)
     return MetricResult(
         name="Augmentation: risk AUROC, real + synthetic",
@@ -347,18 +347,11 @@ def augmentation_auroc(
         ideal=float(auc_real),
         lower_bound=0.0,
         upper_bound=1.0,
-        ci=(
-            float(np.percentile(diffs, 2.5)) + auc_real,
-            float(np.percentile(diffs, 97.5)) + auc_real,
-        )
-        if diffs
-        else None,
+        ci=None if diff_ci is None else (diff_ci[0] + auc_real, diff_ci[1] + auc_real),
         details={
             "real_only_auroc": float(auc_real),
             "difference": float(auc_aug - auc_real),
-            "difference_ci": (float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5)))
-            if diffs
-            else None,
+            "difference_ci": diff_ci,
             "holdout_patients": int(len(yh)),
         },
         id="augmentation_auroc",

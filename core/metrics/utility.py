@@ -9,6 +9,13 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from core.errors import ConfigError
 from core.metrics.base import MetricResult
+from core.metrics.bootstrap import (
+    bootstrap_values,
+    both_classes,
+    percentile_ci,
+    record_resamples,
+    standard_error,
+)
 
 CLASSIFIERS = ("random_forest", "logistic_regression")
 
@@ -24,16 +31,9 @@ def _classifier(name: str, seed: int):
 
 
 def _bootstrap_ci(y: np.ndarray, p: np.ndarray, fn, n_boot: int, seed: int) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(y), len(y))
-        if y[i].min() != y[i].max():
-            vals.append(fn(y[i], p[i]))
-    return (
-        (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5)))
-        if vals
-        else (float("nan"), float("nan"))
+    return percentile_ci(
+        lambda i: fn(y[i], p[i]) if both_classes(y[i]) else np.nan,
+        record_resamples(len(y), n_boot, seed),
     )
 
 
@@ -42,13 +42,11 @@ def _paired_se(
 ) -> float:
     """Bootstrap standard error of fn(y, p_a) - fn(y, p_b) over the same resampled records (both
     scored on one holdout, so their errors are shared and the difference is tighter)."""
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(y), len(y))
-        if y[i].min() != y[i].max():
-            diffs.append(fn(y[i], p_a[i]) - fn(y[i], p_b[i]))
-    return float(np.std(diffs, ddof=1)) if len(diffs) > 1 else float("nan")
+    diffs = bootstrap_values(
+        lambda i: fn(y[i], p_a[i]) - fn(y[i], p_b[i]) if both_classes(y[i]) else np.nan,
+        record_resamples(len(y), n_boot, seed),
+    )
+    return standard_error(diffs)
 
 
 def tstr(
