@@ -43,6 +43,7 @@ from core.ehrdiff.pipeline import CHUNK, EHRDiffModel, GenerationSettings
 from core.encoding.vectors import VectorEncoding
 from core.metrics.fidelity import dimension_wise_probability, dimension_wise_probability_from_means
 from core.metrics.fidelity import mmd as mmd_metric
+from core.metrics.ids import tstr_id
 from core.metrics.utility import tstr
 from core.registry import MODELS
 
@@ -277,8 +278,8 @@ def utility_privacy_report(name, teacher, student, dpm_steps: int) -> dict:
                     n_boot=20,
                 )
                 auroc = {r.id: r.value for r in res}
-                rf.append(auroc["tstr_auroc_random_forest"])
-                lr.append(auroc["tstr_auroc_logistic_regression"])
+                rf.append(auroc[tstr_id("auroc", "random_forest")])
+                lr.append(auroc[tstr_id("auroc", "logistic_regression")])
             auc, ci = mia_auroc(x_tr, x_ho, x_sy, seed)
             aucs.append(auc)
             cis.append(f"{auc:.3f} ({ci[0]:.3f}-{ci[1]:.3f})")

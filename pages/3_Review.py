@@ -11,6 +11,7 @@ from core.errors import CohortError, CoreError
 from core.generation import SyntheticSet
 from core.metrics import specs as metric_specs
 from core.metrics.baselines import independent_marginals
+from core.metrics.ids import MetricId
 from core.metrics.suite import ReviewSettings, best_column, summary_table
 from core.release.gate import evaluate_gate
 from core.report import export
@@ -223,7 +224,7 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
                 f"{rv.name}: reviewed on a random subsample of {rv.n_records:,} of {rv.subsampled_from:,} records."
             )
 
-    mmd = {rv.name: rv.get("mmd") for rv in reviews if rv.get("mmd") is not None}
+    mmd = {rv.name: rv.get(MetricId.MMD) for rv in reviews if rv.get(MetricId.MMD) is not None}
     if mmd:
         st.plotly_chart(rf.mmd_bars(mmd), key="review_mmd_bars")
     risks = anonymeter_results(reviews)
@@ -250,7 +251,7 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
                 for i, fig in enumerate(figures_for(rv, real_c, syn_c)):
                     st.plotly_chart(fig, key=f"review_fig_{rv.name}_{i}")
 
-    per_column = {rv.name: rv.get("column_fidelity_worst") for rv in reviews}
+    per_column = {rv.name: rv.get(MetricId.COLUMN_FIDELITY) for rv in reviews}
     per_column = {name: res for name, res in per_column.items() if res is not None}
     if per_column:
         st.subheader("Per-column fidelity")

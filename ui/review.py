@@ -22,6 +22,7 @@ from core.ehrpd.encoding import VisitEncoding
 from core.encoding.vectors import VectorEncoding
 from core.errors import CoreError
 from core.generation import SyntheticSet
+from core.metrics.ids import MetricId
 from core.metrics.privacy import patient_exposure, privacy_filter
 from core.metrics.specs import SequenceInputs
 from core.metrics.suite import Review, ReviewKey, ReviewSettings, review
@@ -327,7 +328,11 @@ def gate_summary(verdicts: dict[str, GateVerdict]) -> str:
 
 def validity_panel(reviews: list[Review]) -> None:
     """Each set's validity with the broken rules, most records first (core.metrics.validity)."""
-    results = {rv.name: rv.get("validity") for rv in reviews if rv.get("validity") is not None}
+    results = {
+        rv.name: rv.get(MetricId.VALIDITY)
+        for rv in reviews
+        if rv.get(MetricId.VALIDITY) is not None
+    }
     if not results:
         return
     st.subheader("Validity")

@@ -21,6 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from core.errors import ConfigError
 from core.metrics.base import MetricResult
 from core.metrics.bootstrap import percentile_ci, record_resamples
+from core.metrics.ids import detection_id
 
 DETECTORS = ("logistic_regression", "gradient_boosting")
 MAX_PER_CLASS = 3200  # records per class (stated in details); keeps the review fast in a browser
@@ -253,7 +254,7 @@ def detection(
         )
         out.append(
             MetricResult(
-                id=f"detection_auroc_{name}",
+                id=detection_id(name),
                 name=f"Detection AUROC ({TITLES[name]}, synthetic vs real)",
                 category="fidelity",
                 value=auc,

@@ -14,6 +14,7 @@ from core.errors import ConfigError
 from core.metrics.attack_stats import attack_stats
 from core.metrics.base import MetricResult
 from core.metrics.distances import nearest, nearest_distances
+from core.metrics.ids import MetricId
 from core.metrics.leak_statistics import balanced_dcr, membership_details, null_summary
 
 
@@ -93,7 +94,7 @@ def membership_inference(
     null = advantage_null(d, y.astype(bool), seed=seed)
     battery = attack_stats(score[: len(members)], score[len(members) :]).details()
     return MetricResult(
-        id="mia_accuracy",
+        id=MetricId.MIA,
         name="Membership inference accuracy (distance attack)",
         category="privacy",
         value=acc,
@@ -126,7 +127,7 @@ def distance_to_closest_record(
     d_holdout, i_holdout = (a[:, 0] for a in nearest(synth, ho))
     share, share_se = balanced_dcr(d_train, d_holdout, i_train, i_holdout, len(tr), len(ho))
     return MetricResult(
-        id="dcr_share",
+        id=MetricId.DCR,
         name="DCR: share of synthetic records closer to train than holdout",
         category="privacy",
         value=share,
@@ -192,7 +193,7 @@ def exact_copies(
     copy_holdout = _has_identical(synth, ho)
     diff = in_blocks - k * copy_holdout.astype(float)
     return MetricResult(
-        id="exact_copies",
+        id=MetricId.EXACT_COPIES,
         name="Exact copies of training records",
         category="privacy",
         value=synth_rate,
@@ -224,7 +225,7 @@ def nearest_neighbour_distance_ratio(
     d_synth, d_holdout = neighbours or train_neighbours(train, holdout, synth)
     synth_r, holdout_r = ratio(d_synth), ratio(d_holdout)
     return MetricResult(
-        id="nndr",
+        id=MetricId.NNDR,
         name="Nearest-neighbour distance ratio (synthetic to train)",
         category="privacy",
         value=float(synth_r.mean()),
@@ -277,7 +278,7 @@ def attribute_inference(
         null.append(f1(c_all[perm]) - f1(c_all[~perm]))
     null = np.asarray(null)
     return MetricResult(
-        id="attribute_inference_gap",
+        id=MetricId.ATTRIBUTE_INFERENCE,
         name="Attribute inference gap (F1 members - F1 non-members)",
         category="privacy",
         value=f_members - f_non,

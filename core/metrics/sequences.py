@@ -29,6 +29,7 @@ from core.metrics.bootstrap import (
     percentile_ci,
     record_resamples,
 )
+from core.metrics.ids import MetricId
 
 Vocab = dict[str, tuple[str, ...]]
 MAX_INDEX = 5  # prevalence by visit index: visits 1..5 (later ones are few)
@@ -50,7 +51,7 @@ def visits_per_patient(real: VisitCohort, synth: VisitCohort) -> MetricResult:
         ideal=0.0,
         lower_bound=0.0,
         details={"real_mean": float(r.mean()), "synthetic_mean": float(s.mean())},
-        id="visits_per_patient_w1",
+        id=MetricId.VISITS_PER_PATIENT,
     )
 
 
@@ -73,7 +74,7 @@ def gap_distribution(real: VisitCohort, synth: VisitCohort) -> MetricResult:
             "synthetic_median_days": float(np.expm1(np.median(s))),
             "real_known_gaps": len(r),
         },
-        id="gap_ks",
+        id=MetricId.GAPS,
     )
 
 
@@ -98,7 +99,7 @@ def prevalence_by_visit(real: VisitCohort, synth: VisitCohort, vocab: Vocab) -> 
         ideal=1.0,
         upper_bound=1.0,
         details={"visit_indices": MAX_INDEX, "mean_abs_difference": float(np.abs(r - s).mean())},
-        id="prevalence_by_visit_r2",
+        id=MetricId.PREVALENCE_BY_VISIT,
     )
 
 
@@ -129,7 +130,7 @@ def consecutive_cooccurrence(
         ideal=1.0,
         upper_bound=1.0,
         details={"codes": len(keep), "real_pairs": int(r_prev.shape[0])},
-        id="consecutive_cooccurrence_r2",
+        id=MetricId.COOCCURRENCE,
     )
 
 
@@ -184,7 +185,7 @@ def longitudinal_perplexity(
         ideal=out["real"],
         lower_bound=1.0,
         details={"trained_on_real": out["real"], "holdout_pairs": int(h_prev.shape[0])},
-        id="longitudinal_perplexity",
+        id=MetricId.LONGITUDINAL_PERPLEXITY,
     )
 
 
@@ -215,7 +216,7 @@ def cross_modality_perplexity(
         ideal=out["real"],
         lower_bound=1.0,
         details={"trained_on_real": out["real"], "target_modality": target},
-        id="cross_modality_perplexity",
+        id=MetricId.CROSS_MODALITY_PERPLEXITY,
     )
 
 
@@ -291,7 +292,7 @@ def next_visit_tstr(
         upper_bound=1.0,
         ci=out["synthetic"][1],
         details={"trtr_ci": out["real"][1], "target": f"{names[j][0]}:{names[j][1]}"},
-        id="next_visit_tstr_auroc",
+        id=MetricId.NEXT_VISIT_TSTR,
     )
 
 
@@ -354,5 +355,5 @@ def augmentation_auroc(
             "difference_ci": diff_ci,
             "holdout_patients": int(len(yh)),
         },
-        id="augmentation_auroc",
+        id=MetricId.AUGMENTATION,
     )

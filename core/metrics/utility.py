@@ -16,6 +16,7 @@ from core.metrics.bootstrap import (
     record_resamples,
     standard_error,
 )
+from core.metrics.ids import tstr_id
 
 CLASSIFIERS = ("random_forest", "logistic_regression")
 
@@ -76,7 +77,7 @@ def tstr(
             real_v, syn_v = fn(y_ho, probs["real"]), fn(y_ho, probs["synthetic"])
             out.append(
                 MetricResult(
-                    id=f"tstr_{metric.lower()}_{clf_name}",
+                    id=tstr_id(metric.lower(), clf_name),
                     name=f"TSTR {metric} ({clf_name.replace('_', ' ')})",
                     category="utility",
                     value=float(syn_v),

@@ -86,6 +86,7 @@ from core import __version__
 from core.errors import ConfigError
 from core.metrics import anonymeter
 from core.metrics.base import MetricResult
+from core.metrics.ids import MetricId, tstr_id
 from core.metrics.leak_statistics import MAX_FPR, advantage_se, null_quantile
 from core.metrics.suite import SUITE_VERSION, Review, ReviewKey
 
@@ -195,24 +196,26 @@ class Check:
 
 # threshold field -> its check
 CHECKS: dict[str, Check] = {
-    "mia_advantage": Check("mia_accuracy", _mia, "Membership-inference advantage"),
-    "exact_copies": Check("exact_copies", _copies, "Exact copies of training records"),
-    "dcr_share": Check("dcr_share", _dcr, "DCR share closer to train than holdout"),
-    "attribute_gap": Check("attribute_inference_gap", _gap, "Attribute-inference gap"),
-    "invalid_records": Check("validity", _invalid, "Records breaking the cohort's logic", FLOORS),
+    "mia_advantage": Check(MetricId.MIA, _mia, "Membership-inference advantage"),
+    "exact_copies": Check(MetricId.EXACT_COPIES, _copies, "Exact copies of training records"),
+    "dcr_share": Check(MetricId.DCR, _dcr, "DCR share closer to train than holdout"),
+    "attribute_gap": Check(MetricId.ATTRIBUTE_INFERENCE, _gap, "Attribute-inference gap"),
+    "invalid_records": Check(
+        MetricId.VALIDITY, _invalid, "Records breaking the cohort's logic", FLOORS
+    ),
     "dimwise_r2": Check(
-        "dimwise_probability_r2", _r2, "Dimension-wise probability R²", FLOORS, at_least=True
+        MetricId.DIMWISE_PROBABILITY, _r2, "Dimension-wise probability R²", FLOORS, at_least=True
     ),
     "tstr_deficit": Check(
-        "tstr_auroc_random_forest",
+        tstr_id("auroc", "random_forest"),
         _tstr,
         "TSTR AUROC below train-on-real",
         FLOORS,
-        applies_with="tstr",
+        applies_with=MetricId.TSTR,
     ),
-    "singling_out": Check("anonymeter_singling_out", _anonymeter, "Anonymeter singling-out risk"),
-    "linkability": Check("anonymeter_linkability", _anonymeter, "Anonymeter linkability risk"),
-    "inference": Check("anonymeter_inference", _anonymeter, "Anonymeter attribute-inference risk"),
+    "singling_out": Check(MetricId.SINGLING_OUT, _anonymeter, "Anonymeter singling-out risk"),
+    "linkability": Check(MetricId.LINKABILITY, _anonymeter, "Anonymeter linkability risk"),
+    "inference": Check(MetricId.INFERENCE, _anonymeter, "Anonymeter attribute-inference risk"),
 }
 OPTIONAL = ("singling_out", "linkability", "inference")
 VERDICTS = ("pass", "inconclusive", "fail")
@@ -295,7 +298,7 @@ def _judge(low: float, high: float, limit: float, at_least: bool) -> str:
 
 
 def _detectable(review: Review) -> dict | None:
-    mia = review.get("mia_accuracy")
+    mia = review.get(MetricId.MIA)
     if mia is None or "n_members" not in mia.details:
         return None
     n1, n0 = mia.details["n_members"], mia.details["n_non_members"]

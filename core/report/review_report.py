@@ -16,6 +16,7 @@ from core.data.cohort import Cohort, CohortSplit
 from core.data.records import EHRTable
 from core.metrics import specs
 from core.metrics.base import MetricResult
+from core.metrics.ids import MetricId, detection_id
 from core.metrics.suite import Review, ReviewSettings, best_column, settings_dict, summary_table
 from core.release.gate import GROUPS, GateVerdict, detectable_text
 from core.report import review_figures as rf
@@ -329,11 +330,11 @@ def figures_for(
 ) -> list:
     figs = []
     for metric_id, fn in (
-        ("dimwise_probability_r2", lambda r: prevalence_scatter(r, "real training split")),
-        ("dimwise_prediction_r2", rf.prediction_scatter),
-        ("column_fidelity_worst", rf.column_fidelity_bars),
-        ("mia_accuracy", rf.membership_roc),
-        ("dcr_share", rf.dcr_histogram),
+        (MetricId.DIMWISE_PROBABILITY, lambda r: prevalence_scatter(r, "real training split")),
+        (MetricId.DIMWISE_PREDICTION, rf.prediction_scatter),
+        (MetricId.COLUMN_FIDELITY, rf.column_fidelity_bars),
+        (MetricId.MIA, rf.membership_roc),
+        (MetricId.DCR, rf.dcr_histogram),
     ):
         res = review.get(metric_id)
         if res is not None:
@@ -347,17 +348,17 @@ def figures_for(
     return figs
 
 
-DETECTION_IDS = ("detection_auroc_logistic_regression", "detection_auroc_gradient_boosting")
+DETECTION_IDS = (detection_id("logistic_regression"), detection_id("gradient_boosting"))
 
 
 def fidelity_figures(review: Review) -> list:
     """Issue #33's plots: what the detectors lean on, the precision / recall curves and the
     worst column pairs (those the review computed)."""
     figs = [rf.detection_features(r) for r in map(review.get, DETECTION_IDS) if r is not None]
-    precision, recall = review.get("alpha_precision"), review.get("beta_recall")
+    precision, recall = review.get(MetricId.ALPHA_PRECISION), review.get(MetricId.BETA_RECALL)
     if precision is not None and recall is not None:
         figs.append(rf.precision_recall_curves(precision, recall))
-    pairs = review.get("pair_trends")
+    pairs = review.get(MetricId.PAIR_TRENDS)
     if pairs is not None and pairs.details["heatmap"]["columns"]:
         figs.append(rf.pair_trends_heatmap(pairs))
     return figs
@@ -377,7 +378,7 @@ def detection_text(result: MetricResult) -> str:
 
 def _fidelity_html(review: Review) -> str:
     lines = [detection_text(r) for r in map(review.get, DETECTION_IDS) if r is not None]
-    pairs = review.get("pair_trends")
+    pairs = review.get(MetricId.PAIR_TRENDS)
     if pairs is not None:
         lines.append(
             f"Column-pair trends {pairs.value:.3f} over {pairs.details['pairs']:,} pairs; worst: "
@@ -410,7 +411,7 @@ def build_html(
         first = False
         return f'<div class="fig">{out}</div>'
 
-    mmd = {rv.name: rv.get("mmd") for rv in reviews if rv.get("mmd") is not None}
+    mmd = {rv.name: rv.get(MetricId.MMD) for rv in reviews if rv.get(MetricId.MMD) is not None}
     if mmd:
         parts.append(fig_html(rf.mmd_bars(mmd)))
     risks = anonymeter_results(reviews)
@@ -441,9 +442,9 @@ def build_html(
             + "".join(fig_html(f) for f in figures_for(rv, real_c, syn_c))
             + "</div>"
         )
-        parts.append(_validity_html(rv.get("validity")))
+        parts.append(_validity_html(rv.get(MetricId.VALIDITY)))
         parts.append(_fidelity_html(rv))
-        columns = rv.get("column_fidelity_worst")
+        columns = rv.get(MetricId.COLUMN_FIDELITY)
         if columns is not None:
             parts.append(_column_table_html(columns))
     settings = html.escape(
