@@ -8,7 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from core.errors import ConfigError
-from core.metrics.base import MetricResult
+from core.metrics.base import GateEvidence, MetricResult
 from core.metrics.bootstrap import (
     bootstrap_values,
     both_classes,
@@ -75,6 +75,7 @@ def tstr(
             probs[source] = clf.predict_proba(x_ho)[:, 1]
         for metric, fn in (("AUROC", roc_auc_score), ("AUPR", average_precision_score)):
             real_v, syn_v = fn(y_ho, probs["real"]), fn(y_ho, probs["synthetic"])
+            deficit_se = _paired_se(y_ho, probs["real"], probs["synthetic"], fn, n_boot, seed)
             out.append(
                 MetricResult(
                     id=tstr_id(metric.lower(), clf_name),
@@ -91,10 +92,9 @@ def tstr(
                         "trtr_ci": _bootstrap_ci(y_ho, probs["real"], fn, n_boot, seed),
                         "prevalence_holdout": float(np.mean(y_ho)),
                         "deficit": float(real_v - syn_v),
-                        "deficit_se": _paired_se(
-                            y_ho, probs["real"], probs["synthetic"], fn, n_boot, seed
-                        ),
+                        "deficit_se": deficit_se,
                     },
+                    evidence=GateEvidence(float(real_v - syn_v), deficit_se),
                 )
             )
     return out

@@ -87,7 +87,7 @@ from core.errors import ConfigError
 from core.metrics import anonymeter
 from core.metrics.base import MetricResult
 from core.metrics.ids import MetricId, tstr_id
-from core.metrics.leak_statistics import MAX_FPR, advantage_se, null_quantile
+from core.metrics.leak_statistics import MAX_FPR, advantage_se
 from core.metrics.suite import SUITE_VERSION, Review, ReviewKey
 
 GATE_VERSION = "3"
@@ -128,14 +128,17 @@ class GateThresholds:
 Estimate = tuple[float, float, float]
 
 
+_NO_EVIDENCE: Estimate = (math.nan, math.nan, math.nan)  # a check without evidence fails
+
+
 def _mia(r: MetricResult) -> Estimate:
-    low = r.details["low_fpr"]
-    adv, null = low["advantage"], low["null"]
-    return (
-        adv - null["mean"],
-        adv - null_quantile(null, 1 - ALPHA_FAIL),
-        adv + Z_PASS * low["se_bound"],
-    )
+    """Low-FPR advantage: its null's mean removed; fail bound from the null's quantile, pass
+    bound from the bound on its standard error."""
+    e = r.evidence
+    if e is None or e.null is None or e.se is None:
+        return _NO_EVIDENCE
+    adv, null = e.estimate, e.null
+    return adv - null.mean, adv - null.quantile(1 - ALPHA_FAIL), adv + Z_PASS * e.se
 
 
 def _normal(value: float, se: float, floor: bool = False) -> Estimate:
@@ -143,21 +146,19 @@ def _normal(value: float, se: float, floor: bool = False) -> Estimate:
     return value, value - z_low * se, value + z_high * se
 
 
-def _copies(r: MetricResult) -> Estimate:
-    return _normal(r.details["excess_over_holdout"], r.details["excess_se"])
-
-
-def _dcr(r: MetricResult) -> Estimate:
-    return _normal(r.value - 0.5, r.details["share_se"])
+def _standard_error(r: MetricResult) -> Estimate:
+    """Excess copies, DCR share over chance, TSTR deficit: +- z standard errors."""
+    e = r.evidence
+    return _NO_EVIDENCE if e is None or e.se is None else _normal(e.estimate, e.se)
 
 
 def _gap(r: MetricResult) -> Estimate:
-    null = r.details["null_gap"]
-    return (
-        r.value - null["mean"],
-        r.value - null_quantile(null, 1 - ALPHA_FAIL),
-        r.value - null["mean"] + Z_PASS * null["sd"],
-    )
+    """Attribute-inference gap: bounds from its permutation null."""
+    e = r.evidence
+    if e is None or e.null is None:
+        return _NO_EVIDENCE
+    v, null = e.estimate, e.null
+    return v - null.mean, v - null.quantile(1 - ALPHA_FAIL), v - null.mean + Z_PASS * null.sd
 
 
 def _exact(value: float) -> Estimate:
@@ -170,10 +171,6 @@ def _invalid(r: MetricResult) -> Estimate:
 
 def _r2(r: MetricResult) -> Estimate:
     return _exact(r.value)  # the released records' own prevalences: no interval
-
-
-def _tstr(r: MetricResult) -> Estimate:
-    return _normal(r.details["deficit"], r.details["deficit_se"])
 
 
 def _anonymeter(r: MetricResult) -> Estimate:
@@ -197,8 +194,10 @@ class Check:
 # threshold field -> its check
 CHECKS: dict[str, Check] = {
     "mia_advantage": Check(MetricId.MIA, _mia, "Membership-inference advantage"),
-    "exact_copies": Check(MetricId.EXACT_COPIES, _copies, "Exact copies of training records"),
-    "dcr_share": Check(MetricId.DCR, _dcr, "DCR share closer to train than holdout"),
+    "exact_copies": Check(
+        MetricId.EXACT_COPIES, _standard_error, "Exact copies of training records"
+    ),
+    "dcr_share": Check(MetricId.DCR, _standard_error, "DCR share closer to train than holdout"),
     "attribute_gap": Check(MetricId.ATTRIBUTE_INFERENCE, _gap, "Attribute-inference gap"),
     "invalid_records": Check(
         MetricId.VALIDITY, _invalid, "Records breaking the cohort's logic", FLOORS
@@ -208,7 +207,7 @@ CHECKS: dict[str, Check] = {
     ),
     "tstr_deficit": Check(
         tstr_id("auroc", "random_forest"),
-        _tstr,
+        _standard_error,
         "TSTR AUROC below train-on-real",
         FLOORS,
         applies_with=MetricId.TSTR,
@@ -299,9 +298,9 @@ def _judge(low: float, high: float, limit: float, at_least: bool) -> str:
 
 def _detectable(review: Review) -> dict | None:
     mia = review.get(MetricId.MIA)
-    if mia is None or "n_members" not in mia.details:
+    if mia is None or mia.evidence is None or mia.evidence.groups is None:
         return None
-    n1, n0 = mia.details["n_members"], mia.details["n_non_members"]
+    n1, n0 = mia.evidence.groups
     return {
         "advantage": detectable_advantage(n1, n0),
         "n_members": n1,
