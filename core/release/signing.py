@@ -155,7 +155,9 @@ def killed_writes(path: Path) -> list[Path]:
     return list(path.parent.glob(f".{path.stem}.*.tmp-*"))
 
 
-def write_atomically(path: Path, data: bytes, mode: int, point: str = "key.before_rename") -> None:
+def write_atomically(
+    path: Path, data: bytes, mode: int, point: str = "key.before_rename"
+) -> None:
     """``data`` in a new file beside ``path``, fsynced, then renamed onto ``path``; ``point``
     names the moment between the two for fault injection."""
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
