@@ -47,7 +47,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=25)
     args = p.parse_args()
     device = select_device(args.device)
-    model, _ = DDLCXRForecaster.load(CHECKPOINT, device=device)
+    model = DDLCXRForecaster.load(CHECKPOINT, device=device)
     prior = read_radiograph(EXAMPLE / "prior.png").pixels
     window = read_ehr_window(EXAMPLE / "ehr_window.csv", model.vocabulary)
     print(f"device: {describe_device(device)}; torch threads {torch.get_num_threads()}")

@@ -43,6 +43,7 @@ from core.ehrdiff.pipeline import CHUNK, EHRDiffModel, GenerationSettings
 from core.encoding.vectors import VectorEncoding
 from core.metrics.fidelity import dimension_wise_probability, dimension_wise_probability_from_means
 from core.metrics.fidelity import mmd as mmd_metric
+from core.metrics.ids import tstr_id
 from core.metrics.utility import tstr
 from core.registry import MODELS
 
@@ -72,14 +73,14 @@ def our_sampler(denoiser: EDMDenoiser, sampler: str, steps: int, device: torch.d
     if sampler == karras.DISTILLED:
         mid = 1.6 * denoiser.edm.sigma_data
         sigmas = torch.tensor([denoiser.edm.sigma_max, mid][:steps] + [0.0], device=device)
-        gen = make_generator(1, "cpu")
-        return lambda z: karras.consistency(
-            lambda x, s: denoiser(x, s, None), z, sigmas, generator=gen
+    else:
+        sigmas = karras.karras_sigmas(
+            steps, denoiser.edm.sigma_min, denoiser.edm.sigma_max, device=device
         )
-    sigmas = karras.karras_sigmas(
-        steps, denoiser.edm.sigma_min, denoiser.edm.sigma_max, device=device
+    gen = make_generator(1, "cpu")  # drawn from by the distilled sampler only
+    return lambda z: karras.sample(
+        sampler, lambda x, s: denoiser(x, s, None), z, sigmas, generator=gen
     )
-    return lambda z: karras.sample(sampler, lambda x, s: denoiser(x, s, None), z, sigmas)
 
 
 def reference_sampler(folder: Path, device: torch.device):
@@ -149,7 +150,7 @@ def speed_at_paper_size(args, device: torch.device) -> dict[tuple[str, int], flo
             f"{'reference heun 32':<22}{63:>6}{ref_rate:>12,.0f}{ref_rate / heun:>15.2f}{1.0:>13.2f}"
         )
     for (sampler, steps), rate in rates.items():
-        evals = karras.network_evaluations(sampler, steps)
+        evals = karras.SAMPLERS.get(sampler).evaluations(steps)
         vs_ref = f"{rate / ref_rate:>13.2f}" if ref_rate else f"{'':>13}"
         print(f"{f'{sampler} {steps}':<22}{evals:>6}{rate:>12,.0f}{rate / heun:>15.2f}{vs_ref}")
     if ref_rate is not None:
@@ -212,7 +213,7 @@ def checkpoint_report(name: str, device: torch.device, repeats: int, dpm_steps: 
         rows[sampler, steps] = (n / statistics.median(seconds), float(r2))
     heun_rate, heun_r2 = rows["heun", 32]
     for (sampler, steps), (rate, r2) in rows.items():
-        evals = karras.network_evaluations(sampler, steps)
+        evals = karras.SAMPLERS.get(sampler).evaluations(steps)
         print(
             f"{f'{sampler} {steps}':<16}{evals:>6}{rate:>12,.0f}{rate / heun_rate:>11.1f}{r2:>8.4f}{r2 - heun_r2:>+9.4f}"
         )
@@ -277,8 +278,8 @@ def utility_privacy_report(name, teacher, student, dpm_steps: int) -> dict:
                     n_boot=20,
                 )
                 auroc = {r.id: r.value for r in res}
-                rf.append(auroc["tstr_auroc_random_forest"])
-                lr.append(auroc["tstr_auroc_logistic_regression"])
+                rf.append(auroc[tstr_id("auroc", "random_forest")])
+                lr.append(auroc[tstr_id("auroc", "logistic_regression")])
             auc, ci = mia_auroc(x_tr, x_ho, x_sy, seed)
             aucs.append(auc)
             cis.append(f"{auc:.3f} ({ci[0]:.3f}-{ci[1]:.3f})")

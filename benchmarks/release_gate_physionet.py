@@ -35,6 +35,7 @@ from core.ehrdiff.pipeline import GenerationSettings
 from core.encoding.vectors import VectorEncoding
 from core.loading import load_model
 from core.metrics.baselines import independent_marginals
+from core.metrics.ids import MetricId
 from core.metrics.specs import METRICS, ReviewInputs
 from core.metrics.suite import Review, ReviewSettings, review
 from core.release.gate import (
@@ -46,7 +47,7 @@ from core.release.gate import (
     evaluate_gate,
 )
 
-PRIVACY_SPECS = ("mia_accuracy", "dcr_share", "exact_copies", "attribute_inference_gap")
+PRIVACY_SPECS = (MetricId.MIA, MetricId.DCR, MetricId.EXACT_COPIES, MetricId.ATTRIBUTE_INFERENCE)
 PRIVACY_ONLY = GateThresholds(invalid_records=None, dimwise_r2=None, tstr_deficit=None)
 
 

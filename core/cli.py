@@ -51,22 +51,35 @@ def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE", help="loader option"
     )
+    add_split_arguments(p)
+
+
+def add_split_arguments(p: argparse.ArgumentParser) -> None:
+    """The patient-level train/holdout split (``split_card`` states it)."""
     p.add_argument("--holdout", type=float, default=0.2, help="patient share held out")
     p.add_argument("--split-seed", type=int, default=0)
+
+
+def add_run_arguments(
+    p: argparse.ArgumentParser, *, steps: int, batch_size: int, lr: float
+) -> None:
+    """The options of every training command: output, budget, seed, device."""
+    p.add_argument("--out", required=True, type=Path, help="checkpoint folder to write")
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | mps")
 
 
 def add_training_arguments(
     p: argparse.ArgumentParser, *, steps: int, batch_size: int, lr: float
 ) -> None:
-    """The options every training command shares: output, id, budget, label use, seed, device."""
-    p.add_argument("--out", required=True, type=Path, help="checkpoint folder to write")
+    """The options of a command training on a cohort: :func:`add_run_arguments`, the model id
+    and label use."""
+    add_run_arguments(p, steps=steps, batch_size=batch_size, lr=lr)
     p.add_argument("--model-id", default=None)
-    p.add_argument("--steps", type=int, default=steps)
-    p.add_argument("--batch-size", type=int, default=batch_size)
-    p.add_argument("--lr", type=float, default=lr)
     p.add_argument("--unconditional", action="store_true", help="ignore the label")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | mps")
 
 
 def load_cohort_from_args(args: argparse.Namespace) -> tuple[Cohort, dict[str, NamedInput]]:

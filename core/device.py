@@ -111,6 +111,43 @@ def seeded_construction(seed: int) -> Iterator[None]:
             torch.random.set_rng_state(state)
 
 
+class GlobalStream:
+    """torch's global generator as one training's private stream, for what cannot take an
+    explicit generator (dropout draws from the global one).
+
+    Inside :meth:`active` the global generator (and the device's, on CUDA) holds this stream's
+    state, starting where ``torch.manual_seed(seed)`` would; on leaving, the stream keeps its
+    state and the global one gets its own back, under the construction lock. So a training draws
+    exactly what a global seed would give it, and no other training's draws interleave."""
+
+    def __init__(self, seed: int, device: torch.device | str = "cpu") -> None:
+        device = torch.device(device)
+        self._cpu = make_generator(seed).get_state()
+        self._cuda: torch.Tensor | None = None
+        self._index = 0
+        if device.type == "cuda":
+            self._index = device.index if device.index is not None else torch.cuda.current_device()
+            self._cuda = make_generator(seed, torch.device("cuda", self._index)).get_state()
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        with _CONSTRUCTION:
+            saved = torch.random.get_rng_state()
+            torch.random.set_rng_state(self._cpu)
+            saved_cuda = None
+            if self._cuda is not None:
+                saved_cuda = torch.cuda.get_rng_state(self._index)
+                torch.cuda.set_rng_state(self._cuda, self._index)
+            try:
+                yield
+            finally:
+                self._cpu = torch.random.get_rng_state()
+                torch.random.set_rng_state(saved)
+                if saved_cuda is not None:
+                    self._cuda = torch.cuda.get_rng_state(self._index)
+                    torch.cuda.set_rng_state(saved_cuda, self._index)
+
+
 def describe_device(device: torch.device) -> str:
     """One human-readable line for the landing page and sidebars."""
     if device.type == "cuda":

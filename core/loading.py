@@ -26,16 +26,11 @@ from core.flexgen.pipeline import FlexGenModel, FlexGenSettings
 from core.metrics.fidelity import dimension_wise_probability
 from core.metrics.sequences import prevalence_by_visit
 
-
-def _forecaster(folder: str | Path, device: torch.device | str | None = None) -> DDLCXRForecaster:
-    return DDLCXRForecaster.load(folder, device or "cpu")[0]
-
-
 # family id (manifest) -> loader(folder, device=...)
 LOADERS: dict[str, Callable[..., Any]] = {
     EHRDIFF_FAMILY: EHRDiffModel.load,
     FLEXGEN_FAMILY: FlexGenModel.load,
-    FORECAST_FAMILY: _forecaster,
+    FORECAST_FAMILY: DDLCXRForecaster.load,
     EHRPD_FAMILY: EHRPDModel.load,
 }
 GENERATOR_FAMILIES = (EHRDIFF_FAMILY, FLEXGEN_FAMILY, EHRPD_FAMILY)  # make synthetic cohorts

@@ -32,6 +32,7 @@ BASE = {
 LAYER_OF_PREFIX = {
     "core.data": "data",
     "core.cli": "data",
+    "core.training": "data",
     "core.encoding": "encoding",
     "core.diffusion": "diffusion",
     "core.generation": "generation",

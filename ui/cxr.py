@@ -26,8 +26,7 @@ RESULT = "cxr_forecast_result"
 @st.cache_resource(show_spinner="Loading the CXR forecaster")
 def shipped_forecaster(checkpoint: str, device: str) -> DDLCXRForecaster:
     """One shared, read-only instance per checkpoint and device (inference only)."""
-    model, _ = DDLCXRForecaster.load(CHECKPOINTS / checkpoint, device=device)
-    return model
+    return DDLCXRForecaster.load(CHECKPOINTS / checkpoint, device=device)
 
 
 def forecasters() -> list[ModelSpec]:

@@ -8,14 +8,7 @@ import streamlit as st
 
 from core.data.clinical import with_value_labels
 from core.data.records import EHRTable
-from core.diffusion.karras import (
-    DEFAULT_STEPS,
-    DISTILLED,
-    SAMPLER_LABELS,
-    SAMPLERS,
-    SCHEDULES,
-    network_evaluations,
-)
+from core.diffusion.karras import DISTILLED, SAMPLERS, SCHEDULES, SCORE_SAMPLERS
 from core.ehrdiff.pipeline import FAMILY, MAX_RECORDS, EHRDiffModel, GenerationSettings
 from core.ehrdiff.train import NETWORK_PRESETS, TrainConfig, equivalent_command, train_ehrdiff
 from core.errors import CoreError
@@ -111,8 +104,8 @@ MAX_STEPS = 1000  # sampler steps offered in the form
 def _reset_steps() -> None:
     """On a sampler switch: the steps field starts again from the new sampler's default."""
     sampler = st.session_state.get("gen_sampler")
-    if sampler in DEFAULT_STEPS:
-        st.session_state["gen_steps"] = DEFAULT_STEPS[sampler]
+    if sampler in SCORE_SAMPLERS:
+        st.session_state["gen_steps"] = SAMPLERS.get(sampler).steps
 
 
 def generation_form(
@@ -122,7 +115,7 @@ def generation_form(
     ``model``, offered as a sampler beside Heun and DPM-Solver++(2M). Returns the settings the
     form holds now (what a set generated now would be made with)."""
     student = model if model.distillation is not None else distilled
-    samplers = () if model.distillation is not None else SAMPLERS
+    samplers = () if model.distillation is not None else SCORE_SAMPLERS
     samplers += (DISTILLED,) if student is not None else ()
     # Outside the form: the fields below depend on it. Switching sampler resets the steps to
     # the new sampler's default (DPM's 10 steps are not Heun's).
@@ -130,15 +123,17 @@ def generation_form(
         "Sampler",
         samplers,
         key="gen_sampler",
-        format_func=SAMPLER_LABELS.__getitem__,
+        format_func=lambda k: SAMPLERS.get(k).label,
         on_change=_reset_steps,
         help="The first is the default. "
-        + "; ".join(f"{SAMPLER_LABELS[k]}: {DEFAULT_STEPS[k]} steps" for k in SAMPLERS)
+        + "; ".join(
+            f"{SAMPLERS.get(k).label}: {SAMPLERS.get(k).steps} steps" for k in SCORE_SAMPLERS
+        )
         + ".",
     )
     info = student.distillation if sampler == DISTILLED else None
-    if sampler in DEFAULT_STEPS:
-        st.session_state.setdefault("gen_steps", DEFAULT_STEPS[sampler])
+    if sampler in SCORE_SAMPLERS:
+        st.session_state.setdefault("gen_steps", SAMPLERS.get(sampler).steps)
     with st.form("generate", enter_to_submit=False):  # Enter in a number box is no click
         c1, c2, c3, c4 = st.columns(4)
         n = widgets.count_input(c1, "Records", MAX_RECORDS, 1000, "gen_n", "memory-safe limit")
@@ -160,7 +155,7 @@ def generation_form(
                 "Steps",
                 min_value=1,
                 key="gen_steps",
-                help=f"Default {DEFAULT_STEPS[sampler]} for this sampler; at most {MAX_STEPS:,}. "
+                help=f"Default {SAMPLERS.get(sampler).steps} for this sampler; at most {MAX_STEPS:,}. "
                 "Heun uses 2 network evaluations per step; DPM-Solver++(2M) one.",
             )
         seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed")
@@ -212,7 +207,8 @@ def generation_form(
             sets,
             name.strip() or f"{model.model_id} · {sampler} {steps} {unit} · seed {seed}",
             UNIT,
-            f"Sampling ({network_evaluations(sampler, int(steps))} network evaluations per record)",
+            f"Sampling ({SAMPLERS.get(sampler).evaluations(int(steps))} network evaluations per "
+            "record)",
         )
     return settings
 

@@ -13,14 +13,9 @@ from core.data.records import EHRTable
 from core.encoding.vectors import VectorEncoding
 from core.errors import CoreError
 from core.flexgen.alignment import METHODS, PAPER_METHOD
+from core.flexgen.missing import HANDLING, missing_part_handling
 from core.flexgen.pipeline import FAMILY, MAX_RECORDS, FlexGenModel, FlexGenSettings
-from core.flexgen.train import (
-    HANDLING,
-    FlexGenConfig,
-    equivalent_command,
-    missing_part_handling,
-    train_flexgen,
-)
+from core.flexgen.train import FlexGenConfig, equivalent_command, train_flexgen
 from core.generation import SyntheticSet
 from core.metrics.fidelity import dimension_wise_probability
 from core.report import export

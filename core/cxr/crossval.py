@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from core.cxr.data import HANNOVER_LABS, PairRecord, hannover_pairs, patient_folds
 from core.cxr.diffusion import DiffusionConfig
@@ -39,7 +38,7 @@ from core.cxr.evaluate import (
 )
 from core.cxr.outcomes import outcome_table
 from core.cxr.pipeline import CXRAutoencoder, DDLCXRForecaster
-from core.cxr.train_forecaster import ForecasterTrainConfig, train_forecaster
+from core.cxr.train_forecaster import ForecasterConfig, ForecasterTrainConfig, train_forecaster
 from core.markdown import markdown_table
 from core.metrics.bootstrap import cluster_resamples, percentile_ci
 
@@ -81,7 +80,6 @@ def crossvalidate(
     variables: tuple[str, ...] = HANNOVER_LABS,
 ) -> pd.DataFrame:
     """Per-pair rows of every fold, target and variant (carry-forward and ceiling once)."""
-    device = autoencoder.device
     parts = []
     for k, held in enumerate(folds):
         test_keys = [i for i, p in enumerate(pairs) if p.patient_id in held]
@@ -94,17 +92,8 @@ def crossvalidate(
                 continue
             start = time.perf_counter()
             vocab = EHRVocabulary.fit([p.window for p in train], variables)
-            model, _ = train_forecaster(
-                train,
-                autoencoder,
-                vocab,
-                init.encoder.cfg,
-                init.unet.cfg,
-                DiffusionConfig(),
-                train_cfg,
-                device,
-                init=init,
-            )
+            config = ForecasterConfig(init.encoder.cfg, init.unet.cfg, DiffusionConfig(), train_cfg)
+            model = train_forecaster(train, autoencoder, vocab, config, init=init).model
             trained = time.perf_counter() - start
             rows = evaluate_pairs(
                 model,
@@ -307,12 +296,11 @@ def run_crossval(args: argparse.Namespace, rest: list[str], argv: list[str]) -> 
     p.add_argument("--n-boot", type=int, default=500)
     p.add_argument("--work", type=Path, default=None, help="cache per-fold results here")
     cv = p.parse_args(rest)
-    torch.manual_seed(args.seed)
     pairs = hannover_pairs(args.hannover_root)
     folds = patient_folds([q.patient_id for q in pairs], args.folds, cv.fold_seed)
-    autoencoder, _ = CXRAutoencoder.load(cv.vae)
+    autoencoder = CXRAutoencoder.load(cv.vae)
     inits = {
-        t: DDLCXRForecaster.load(path, vae=cv.vae)[0] for t, path in _parse_inits(cv.init).items()
+        t: DDLCXRForecaster.load(path, vae=cv.vae) for t, path in _parse_inits(cv.init).items()
     }
     log.info(
         "%d pairs of %d patients in %d patient folds",

@@ -307,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_crossval(args, rest, argv)
     if args.forecaster is None or rest:
         p.error("give --forecaster DIR, or --folds K with the cross-validation options")
-    model, manifest = DDLCXRForecaster.load(args.forecaster)
+    model = DDLCXRForecaster.load(args.forecaster)
+    manifest = model.manifest
     split = manifest.data_card.get("split", {"holdout": 0.2, "seed": 0})
     pairs = hannover_pairs(args.hannover_root)
     held = holdout_patients([q.patient_id for q in pairs], split["holdout"], split["seed"])

@@ -42,11 +42,13 @@ MAX_SAMPLES = 16
 
 @dataclass
 class CXRAutoencoder:
-    """The VAE plus how images enter it (resolution, fit) and the latent scale factor."""
+    """The VAE plus how images enter it (resolution, fit) and the latent scale factor;
+    ``manifest``: the checkpoint's, when loaded from one."""
 
     vae: CXRVAE
     fit: FitMode = "pad"
     latent_scale: float = 1.0
+    manifest: Manifest | None = field(default=None, repr=False, compare=False)
 
     @property
     def size(self) -> int:
@@ -84,9 +86,9 @@ class CXRAutoencoder:
         )
 
     @classmethod
-    def load(
-        cls, folder: str | Path, device: torch.device | str = "cpu"
-    ) -> tuple[CXRAutoencoder, Manifest]:
+    def load(cls, folder: str | Path, device: torch.device | str | None = None) -> CXRAutoencoder:
+        """The VAE in ``folder`` (hash-verified), on ``device`` (default CPU)."""
+        device = device or "cpu"
         tensors, manifest = load_checkpoint(folder, family=VAE_FAMILY, device=device)
         try:
             cfg = CXRVAEConfig.from_json(manifest.config["vae"])
@@ -97,7 +99,7 @@ class CXRAutoencoder:
             ) from None
         vae = CXRVAE(cfg)
         load_weights(vae, tensors, folder, "VAE")
-        return cls(vae.to(device).eval(), fit, scale), manifest
+        return cls(vae.to(device).eval(), fit, scale, manifest)
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,7 @@ class DDLCXRForecaster:
         diffusion: DiffusionConfig,
         gap_range_hours: tuple[float, float],
         sampler: SamplerConfig | None = None,
+        manifest: Manifest | None = None,
     ) -> None:
         self.autoencoder = autoencoder
         self.encoder = encoder
@@ -159,6 +162,7 @@ class DDLCXRForecaster:
         self.schedule = diffusion.schedule()
         self.gap_range_hours = gap_range_hours
         self.sampler = sampler or SamplerConfig()
+        self.manifest = manifest  # the checkpoint's, when loaded from one
 
     @property
     def device(self) -> torch.device:
@@ -278,11 +282,15 @@ class DDLCXRForecaster:
 
     @classmethod
     def load(
-        cls, folder: str | Path, device: torch.device | str = "cpu", vae: str | Path | None = None
-    ) -> tuple[DDLCXRForecaster, Manifest]:
-        """Load a forecaster and its VAE: ``vae`` (a folder), else the sibling folder named in
-        the manifest; the VAE's sha256 must match the one the forecaster was trained with."""
-        folder = Path(folder)
+        cls,
+        folder: str | Path,
+        device: torch.device | str | None = None,
+        vae: str | Path | None = None,
+    ) -> DDLCXRForecaster:
+        """Load a forecaster and its VAE (on ``device``, default CPU): ``vae`` (a folder), else
+        the sibling folder named in the manifest; the VAE's sha256 must match the one the
+        forecaster was trained with. The manifest is the model's ``manifest``."""
+        folder, device = Path(folder), device or "cpu"
         tensors, manifest = load_checkpoint(folder, family=FORECAST_FAMILY, device=device)
         cfg = manifest.config
         try:
@@ -303,7 +311,7 @@ class DDLCXRForecaster:
                 f"Checkpoint '{folder.name}' was trained with VAE '{vae_folder.name}' of another "
                 "version (sha256 differs); refusing to mix latent spaces."
             )
-        autoencoder, _ = CXRAutoencoder.load(vae_folder, device)
+        autoencoder = CXRAutoencoder.load(vae_folder, device)
         encoder, unet = EHREncoder(enc_cfg), LatentUNet(unet_cfg)
         load_weights(
             encoder,
@@ -314,7 +322,7 @@ class DDLCXRForecaster:
         load_weights(
             unet, {k[5:]: v for k, v in tensors.items() if k.startswith("unet.")}, folder, "UNet"
         )
-        model = cls(
+        return cls(
             autoencoder,
             encoder.to(device).eval(),
             unet.to(device).eval(),
@@ -322,5 +330,5 @@ class DDLCXRForecaster:
             diffusion,
             (lo, hi),
             sampler,
+            manifest,
         )
-        return model, manifest

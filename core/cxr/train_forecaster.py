@@ -16,56 +16,52 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
-import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.checkpoints import read_manifest
-from core.cli import claim_output, export_trained, split_card
-from core.cxr.augment import random_views
+from core.cli import add_run_arguments, add_split_arguments, split_card
 from core.cxr.data import (
     DATASET_CARDS,
     HANNOVER_LABS,
     MEDFUSE_VARIABLES,
     PairRecord,
     dataset_cards,
-    empty_window,
     example_pair,
     hannover_pairs,
     holdout_patients,
     image_folder,
-    load_images,
     mimic_pairs,
 )
-from core.cxr.diffusion import (
-    ANCHORS,
-    TARGETS,
-    DiffusionConfig,
-    SamplerConfig,
-    perturb_context,
-    ramp,
+from core.cxr.diffusion import ANCHORS, TARGETS, DiffusionConfig, perturb_context, ramp
+from core.cxr.ehr_encoder import EHREncoder, EHREncoderConfig
+from core.cxr.ehr_window import EHRVocabulary
+from core.cxr.latents import (
+    PSEUDO_GAP_RANGE_HOURS,
+    LatentPairs,
+    fit_sampler,
+    pair_latents,
+    pseudo_pair_latents,
+    residual_scale,
 )
-from core.cxr.ehr_encoder import EHREncoder, EHREncoderConfig, EHRTokens
-from core.cxr.ehr_window import EHRVocabulary, tokens_from_windows
 from core.cxr.pipeline import CXRAutoencoder, DDLCXRForecaster
 from core.cxr.unet import LatentUNet, UNetConfig
-from core.device import make_generator
+from core.device import GlobalStream
 from core.diffusion.ddpm import DDPMSchedule
-from core.distributed import command_line, training_processes, wrap
-from core.progress import ProgressCallback, StepCallback
+from core.progress import StepCallback
+from core.training import TrainingCommand, TrainingRun, training_command
 
 log = logging.getLogger(__name__)
-
-PSEUDO_GAP_RANGE_HOURS = (24.0, 24.0 * 22)  # view changes do not depend on the gap: any in range
 
 
 @dataclass(frozen=True)
 class ForecasterTrainConfig:
+    """The optimisation: steps, batch, learning rate, contrastive ramp, label loss weight."""
+
     steps: int = 4000
     batch_size: int = 32
     lr: float = 2e-4
@@ -74,19 +70,25 @@ class ForecasterTrainConfig:
     seed: int = 0
 
 
-@dataclass
-class LatentPairs:
-    """Training examples in latent space; ``has_ehr`` False rows always see the null context."""
+@dataclass(frozen=True)
+class ForecasterConfig:
+    """Everything a forecaster training is built from; the command line builds it
+    (:func:`config_from_args`). ``sampler_defaults``: the manifest's default anchor, strength
+    and eta (the rest of the sampler is fitted on the training pairs)."""
 
-    z0: torch.Tensor
-    z1: torch.Tensor
-    gaps: torch.Tensor
-    tokens: EHRTokens
-    labels: torch.Tensor
-    has_ehr: torch.Tensor
+    encoder: EHREncoderConfig
+    unet: UNetConfig
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: ForecasterTrainConfig = field(default_factory=ForecasterTrainConfig)
+    sampler_defaults: dict = field(default_factory=dict)
 
-    def __len__(self) -> int:
-        return len(self.z0)
+
+@dataclass(frozen=True, eq=False)
+class ForecasterTrainResult:
+    model: DDLCXRForecaster
+    losses: np.ndarray  # denoising MSE per step done
+    stopped_early: bool
+    seconds: float
 
 
 class _Objective(torch.nn.Module):
@@ -151,137 +153,54 @@ class _Objective(torch.nn.Module):
         return loss, pos.mean().detach(), hinge.detach(), label_loss.detach()
 
 
-def latent_pairs(
-    pairs: list[PairRecord],
-    autoencoder: CXRAutoencoder,
-    callback: ProgressCallback | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scaled latents of every pair's prior and later image (each image encoded once)."""
-    paths = sorted({p.prior for p in pairs} | {p.later for p in pairs})
-    images = load_images(paths, autoencoder.size, autoencoder.fit, callback) / 255.0
-    latents = torch.cat([autoencoder.encode(images[i : i + 64]) for i in range(0, len(images), 64)])
-    row = {p: i for i, p in enumerate(paths)}
-    z0 = latents[[row[p.prior] for p in pairs]]
-    z1 = latents[[row[p.later] for p in pairs]]
-    return z0, z1
-
-
-def pair_latents(
-    pairs: list[PairRecord], autoencoder: CXRAutoencoder, vocabulary: EHRVocabulary, max_tokens: int
-) -> LatentPairs:
-    z0, z1 = latent_pairs(pairs, autoencoder)
-    return LatentPairs(
-        z0,
-        z1,
-        torch.tensor([p.gap_hours for p in pairs], dtype=torch.float32),
-        tokens_from_windows([p.window for p in pairs], vocabulary, max_tokens),
-        torch.tensor([p.label for p in pairs], dtype=torch.long),
-        torch.ones(len(pairs), dtype=torch.bool),
-    )
-
-
-def pseudo_pair_latents(
-    paths: list[Path],
-    autoencoder: CXRAutoencoder,
-    vocabulary: EHRVocabulary,
-    max_tokens: int,
-    *,
-    views_per_image: int,
-    gap_range_hours: tuple[float, float],
-    seed: int,
-) -> LatentPairs:
-    """Two independent random views of each image per round (``core.cxr.augment``), no EHR,
-    gaps drawn log-uniformly over ``gap_range_hours`` (view changes do not depend on the gap)."""
-    gen = make_generator(seed)
-    images = torch.as_tensor(
-        load_images(paths, 2 * autoencoder.size, autoencoder.fit), dtype=torch.float32
-    )
-    z0s, z1s = [], []
-    for _ in range(views_per_image):
-        for i in range(0, len(images), 128):
-            chunk = images[i : i + 128] / 255.0
-            z0s.append(autoencoder.encode(random_views(chunk, autoencoder.size, gen)))
-            z1s.append(autoencoder.encode(random_views(chunk, autoencoder.size, gen)))
-    n = sum(len(z) for z in z0s)
-    lo, hi = np.log(gap_range_hours[0]), np.log(gap_range_hours[1])
-    gaps = torch.exp(lo + (hi - lo) * torch.rand(n, generator=gen))
-    return LatentPairs(
-        torch.cat(z0s).cpu(),
-        torch.cat(z1s).cpu(),
-        gaps,
-        tokens_from_windows([empty_window()] * n, vocabulary, max_tokens),
-        torch.full((n,), -1, dtype=torch.long),
-        torch.zeros(n, dtype=torch.bool),
-    )
-
-
-def fit_sampler(data: LatentPairs, diffusion: DiffusionConfig, **defaults: object) -> SamplerConfig:
-    """Sampler defaults fitted on training pairs: the RMS latent change against log gap (for the
-    prior-anchored start) and the targets' 99.9th percentile of ``|x|`` (for thresholding)."""
-    change = (data.z1 - data.z0).pow(2).mean(dim=(1, 2, 3)).sqrt().numpy()
-    log_gap = np.log(np.maximum(data.gaps.numpy(), 1.0))
-    a, b = float(change.mean()), 0.0
-    if len(change) >= 3 and np.ptp(log_gap) > 0:
-        slope, intercept = np.polyfit(log_gap, change, 1)
-        if slope > 0:  # change cannot shrink with the gap; a negative fit is noise
-            a, b = float(intercept), float(slope)
-    x = data.z1 if diffusion.target == "later" else (data.z1 - data.z0) / diffusion.residual_scale
-    bound = float(torch.quantile(x.abs().flatten()[:2_000_000], 0.999))
-    return SamplerConfig(
-        **{"x0_bound": round(bound, 4), "change_rms": (round(float(a), 5), round(float(b), 5))}
-        | defaults  # type: ignore[arg-type]
-    )
-
-
-def residual_scale(data: LatentPairs) -> float:
-    return round(float((data.z1 - data.z0).pow(2).mean().sqrt()), 5)
-
-
 def train_forecaster(
     data: list[PairRecord] | LatentPairs,
     autoencoder: CXRAutoencoder,
     vocabulary: EHRVocabulary,
-    encoder_cfg: EHREncoderConfig,
-    unet_cfg: UNetConfig,
-    diffusion: DiffusionConfig,
-    cfg: ForecasterTrainConfig,
-    device: torch.device,
-    rank: int = 0,
-    world: int = 1,
+    config: ForecasterConfig,
+    *,
+    device: torch.device | str | None = None,
     callback: StepCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
     init: DDLCXRForecaster | None = None,
-    sampler_defaults: dict | None = None,
-) -> tuple[DDLCXRForecaster, np.ndarray]:
-    """Train (or, from ``init``, fine-tune) the encoder and UNet on real pairs or latent pairs.
+) -> ForecasterTrainResult:
+    """Train (or, from ``init``, fine-tune) the encoder and UNet on real pairs or latent pairs,
+    on ``device`` (default: the autoencoder's). ``callback(step, total, mse)`` reports progress;
+    ``should_stop()`` ends training early with the weights so far.
 
     A fine-tuned model keeps ``init``'s diffusion target and residual scale; a new residual model
     takes its scale from the data. The sampler defaults are fitted on the same data.
     """
+    device = torch.device(device) if device is not None else autoencoder.device
+    cfg, diffusion = config.train, config.diffusion
     if not isinstance(data, LatentPairs):
-        data = pair_latents(data, autoencoder, vocabulary, encoder_cfg.max_tokens)
+        data = pair_latents(data, autoencoder, vocabulary, config.encoder.max_tokens)
     if init is not None:
         diffusion = replace(
             diffusion, target=init.diffusion.target, residual_scale=init.diffusion.residual_scale
         )
     elif diffusion.target == "residual":
         diffusion = replace(diffusion, residual_scale=residual_scale(data))
-    sampler = fit_sampler(data, diffusion, **(sampler_defaults or {}))
-    torch.manual_seed(cfg.seed)
-    encoder, unet = EHREncoder(encoder_cfg).to(device), LatentUNet(unet_cfg).to(device)
+    sampler = fit_sampler(data, diffusion, **config.sampler_defaults)
+    # Dropout (the EHR encoder's) draws from torch's global generator: it gets its own stream.
+    stream = GlobalStream(cfg.seed, device)
+    with stream.active():
+        encoder = EHREncoder(config.encoder).to(device)
+        unet = LatentUNet(config.unet).to(device)
     if init is not None:
         encoder.load_state_dict(init.encoder.state_dict())
         unet.load_state_dict(init.unet.state_dict())
     objective = _Objective(encoder, unet)
-    model = wrap(objective, device, world)
+    run = TrainingRun(cfg.steps, callback, should_stop)
+    model = run.wrap(objective, device)
     schedule = diffusion.schedule()
     opt = torch.optim.AdamW(objective.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    gen = make_generator(cfg.seed + rank)
-    rng = np.random.default_rng(cfg.seed + rank)
-    shard = np.arange(len(data))[rank::world]
-    losses = np.zeros(cfg.steps)
+    gen = run.generator(cfg.seed)
+    rng = np.random.default_rng(cfg.seed + 1000 * run.rank)
+    shard = np.arange(len(data))[run.rank :: run.world]
     encoder.train()
     unet.train()
-    for step in range(1, cfg.steps + 1):
+    for step in run.steps(cfg.steps):
         idx = rng.choice(
             shard, size=min(cfg.batch_size, len(shard)), replace=len(shard) < cfg.batch_size
         )
@@ -293,19 +212,23 @@ def train_forecaster(
             "labels": data.labels[idx].to(device),
             "has_ehr": data.has_ehr[idx].to(device),
         }
-        loss, mse, hinge, label_loss = model(
-            batch, diffusion, schedule, ramp(step, cfg.ramp_steps), cfg.label_weight, gen
-        )
+        with stream.active():
+            loss, mse, hinge, label_loss = model(
+                batch, diffusion, schedule, ramp(step + 1, cfg.ramp_steps), cfg.label_weight, gen
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(objective.parameters(), 1.0)
         opt.step()
-        losses[step - 1] = float(mse)
-        if callback is not None:
-            callback(step, cfg.steps, float(mse))
-        if rank == 0 and step % 250 == 0:
+        run.done(float(mse))
+        if run.rank == 0 and (step + 1) % 250 == 0:
             log.info(
-                "step %d/%d mse %.4f hinge %.4f label %.3f", step, cfg.steps, mse, hinge, label_loss
+                "step %d/%d mse %.4f hinge %.4f label %.3f",
+                step + 1,
+                cfg.steps,
+                mse,
+                hinge,
+                label_loss,
             )
     gaps_np = data.gaps.numpy()
     forecaster = DDLCXRForecaster(
@@ -317,11 +240,11 @@ def train_forecaster(
         (float(np.floor(gaps_np.min())), float(np.ceil(gaps_np.max()))),
         sampler,
     )
-    return forecaster, losses
+    return ForecasterTrainResult(forecaster, np.asarray(run.losses), run.stopped, run.seconds)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m core.cxr.train_forecaster", description=__doc__)
     p.add_argument("--vae", type=Path, required=True, help="VAE checkpoint folder")
     p.add_argument("--hannover-root", type=Path, default=None)
     p.add_argument("--mimic-metadata", type=Path, default=None)
@@ -351,21 +274,49 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="JSON written by `core.cxr.evaluate --folds --json`: its verdict goes in the manifest",
     )
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--holdout", type=float, default=0.2)
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=4000)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--ramp-steps", type=int, default=1000)
+    add_split_arguments(p)
+    train = ForecasterTrainConfig()
+    add_run_arguments(p, steps=train.steps, batch_size=train.batch_size, lr=train.lr)
+    p.add_argument("--ramp-steps", type=int, default=train.ramp_steps)
     p.add_argument("--base-channels", type=int, default=64)
     p.add_argument("--channel-mult", default="1,2")
     p.add_argument("--attention-levels", default="1")
     p.add_argument("--d-model", type=int, default=64)
     p.add_argument("--ehr-layers", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
     return p
+
+
+def config_from_args(
+    args: argparse.Namespace, autoencoder: CXRAutoencoder, init: DDLCXRForecaster | None
+) -> ForecasterConfig:
+    """The training the flags ask for; a fine-tuning (``--init``) keeps the networks' shapes of
+    the model it starts from. Pretraining takes no sampler defaults (fine-tuning sets them)."""
+    variables = init.vocabulary.variables if init is not None else HANNOVER_LABS
+    encoder = (
+        init.encoder.cfg
+        if init is not None
+        else EHREncoderConfig(
+            n_variables=len(variables), d_model=args.d_model, n_layers=args.ehr_layers
+        )
+    )
+    unet = (
+        init.unet.cfg
+        if init is not None
+        else UNetConfig(
+            latent_channels=autoencoder.vae.cfg.latent_channels,
+            base_channels=args.base_channels,
+            channel_mult=tuple(int(c) for c in args.channel_mult.split(",")),
+            attention_levels=tuple(int(c) for c in args.attention_levels.split(",") if c),
+            context_dim=args.d_model,
+        )
+    )
+    train = ForecasterTrainConfig(
+        args.steps, args.batch_size, args.lr, args.ramp_steps, seed=args.seed
+    )
+    sampler = {} if args.pretrain_images else {
+        "anchor": args.anchor, "strength": args.strength, "eta": args.eta,
+    }  # fmt: skip
+    return ForecasterConfig(encoder, unet, DiffusionConfig(target=args.target), train, sampler)
 
 
 def load_pairs(args: argparse.Namespace) -> tuple[list[PairRecord], tuple[str, ...], dict]:
@@ -383,133 +334,98 @@ def load_pairs(args: argparse.Namespace) -> tuple[list[PairRecord], tuple[str, .
 
 
 def _pretrain(
-    args: argparse.Namespace, autoencoder: CXRAutoencoder, model_cfgs: tuple, device, rank, world
-) -> tuple[DDLCXRForecaster, np.ndarray, dict]:
-    enc_cfg, unet_cfg, cfg = model_cfgs
+    args: argparse.Namespace,
+    autoencoder: CXRAutoencoder,
+    config: ForecasterConfig,
+    callback: StepCallback,
+) -> tuple[ForecasterTrainResult, dict]:
     paths = [p for folder in args.pretrain_images for p, _ in image_folder(folder)]
     vocab = EHRVocabulary.fit([], HANNOVER_LABS)  # no EHR in pseudo-pairs; refit at fine-tuning
     data = pseudo_pair_latents(
         paths,
         autoencoder,
         vocab,
-        enc_cfg.max_tokens,
+        config.encoder.max_tokens,
         views_per_image=args.views_per_image,
         gap_range_hours=PSEUDO_GAP_RANGE_HOURS,
         seed=args.seed,
     )
     log.info("%d pseudo-pairs from %d images", len(data), len(paths))
-    forecaster, losses = train_forecaster(
-        data, autoencoder, vocab, enc_cfg, unet_cfg, DiffusionConfig(target=args.target), cfg,
-        device, rank, world,
-    )  # fmt: skip
+    result = train_forecaster(data, autoencoder, vocab, config, callback=callback)
     card = {
         "datasets": dataset_cards(args.pretrain_images),
         "pseudo_pairs": len(data),
         "images": len(paths),
         "views_per_image": args.views_per_image,
     }
-    return forecaster, losses, card
+    return result, card
+
+
+def _finetune_or_train(
+    args: argparse.Namespace,
+    autoencoder: CXRAutoencoder,
+    config: ForecasterConfig,
+    init: DDLCXRForecaster | None,
+    callback: StepCallback,
+) -> tuple[ForecasterTrainResult, dict]:
+    pairs, variables, dataset = load_pairs(args)
+    held = holdout_patients([p.patient_id for p in pairs], args.holdout, args.split_seed)
+    left_out: set[str] = set()
+    if args.leave_out_example:
+        left_out = {example_pair(pairs).patient_id}
+    train = [p for p in pairs if p.patient_id not in held | left_out]
+    vocab = EHRVocabulary.fit([p.window for p in train], variables)
+    result = train_forecaster(train, autoencoder, vocab, config, callback=callback, init=init)
+    card = {
+        "datasets": [dataset],
+        "pairs_train": len(train),
+        "patients_train": len({p.patient_id for p in train}),
+        "pairs_holdout": sum(p.patient_id in held for p in pairs),
+        "patients_holdout": len(held),
+        "example_patient_left_out": bool(left_out),
+        "split": split_card(args),
+        "gap_hours_range": list(result.model.gap_range_hours),
+    }
+    if init is not None:
+        card["pretrained_from"] = {
+            "checkpoint": args.init.name,
+            "sha256": init.manifest.sha256,
+            "data_card": init.manifest.data_card,
+        }
+    return result, card
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    _out = claim_output(args.out)  # a second training into --out is refused
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    with training_processes(args.device) as (device, rank, world):
-        autoencoder, _ = CXRAutoencoder.load(args.vae, device)
-        init = DDLCXRForecaster.load(args.init, device, args.vae)[0] if args.init else None
-        variables = init.vocabulary.variables if init is not None else HANNOVER_LABS
-        enc_cfg = (
-            init.encoder.cfg
-            if init is not None
-            else EHREncoderConfig(
-                n_variables=len(variables), d_model=args.d_model, n_layers=args.ehr_layers
-            )
-        )
-        unet_cfg = (
-            init.unet.cfg
-            if init is not None
-            else UNetConfig(
-                latent_channels=autoencoder.vae.cfg.latent_channels,
-                base_channels=args.base_channels,
-                channel_mult=tuple(int(c) for c in args.channel_mult.split(",")),
-                attention_levels=tuple(int(c) for c in args.attention_levels.split(",") if c),
-                context_dim=args.d_model,
-            )
-        )
-        cfg = ForecasterTrainConfig(
-            args.steps, args.batch_size, args.lr, args.ramp_steps, seed=args.seed
-        )
-        start = time.perf_counter()
-        if args.pretrain_images:
-            forecaster, losses, card = _pretrain(
-                args, autoencoder, (enc_cfg, unet_cfg, cfg), device, rank, world
-            )
-        else:
-            pairs, variables, dataset = load_pairs(args)
-            held = holdout_patients([p.patient_id for p in pairs], args.holdout, args.split_seed)
-            left_out: set[str] = set()
-            if args.leave_out_example:
-                left_out = {example_pair(pairs).patient_id}
-            train = [p for p in pairs if p.patient_id not in held | left_out]
-            vocab = EHRVocabulary.fit([p.window for p in train], variables)
-            forecaster, losses = train_forecaster(
-                train,
-                autoencoder,
-                vocab,
-                enc_cfg,
-                unet_cfg,
-                DiffusionConfig(target=args.target),
-                cfg,
-                device,
-                rank,
-                world,
-                init=init,
-                sampler_defaults={
-                    "anchor": args.anchor,
-                    "strength": args.strength,
-                    "eta": args.eta,
-                },
-            )
-            card = {
-                "datasets": [dataset],
-                "pairs_train": len(train),
-                "patients_train": len({p.patient_id for p in train}),
-                "pairs_holdout": sum(p.patient_id in held for p in pairs),
-                "patients_holdout": len(held),
-                "example_patient_left_out": bool(left_out),
-                "split": split_card(args),
-                "gap_hours_range": list(forecaster.gap_range_hours),
-            }
-            if init is not None:
-                card["pretrained_from"] = {
-                    "checkpoint": args.init.name,
-                    "sha256": read_manifest(args.init).sha256,
-                    "data_card": read_manifest(args.init).data_card,
-                }
-        seconds = time.perf_counter() - start
-        if rank == 0:
-            metrics = {
-                "final_mse": round(float(losses[-100:].mean()), 4),
-            }
-            if args.validation is not None:
-                metrics["crossvalidation"] = json.loads(args.validation.read_text())[
-                    "crossvalidation"
-                ]
-            export_trained(
-                lambda out, **card_and_metrics: forecaster.save(
-                    out, args.vae, read_manifest(args.vae).sha256, **card_and_metrics
-                ),
-                args.out,
-                data_card=card,
-                command=command_line("core.cxr.train_forecaster", argv, world),
-                metrics=metrics,
-                seconds=seconds,
-                world=world,
-                device=device,
-            )
+    with training_command("core.cxr.train_forecaster", argv, args.out, args.device) as command:
+        _train_and_save(args, command)
     return 0
+
+
+def _train_and_save(args: argparse.Namespace, command: TrainingCommand) -> None:
+    autoencoder = CXRAutoencoder.load(args.vae, command.device)
+    init = DDLCXRForecaster.load(args.init, command.device, args.vae) if args.init else None
+    config = config_from_args(args, autoencoder, init)
+    report = command.log_every(500)
+    if args.pretrain_images:
+        result, card = _pretrain(args, autoencoder, config, report)
+    else:
+        result, card = _finetune_or_train(args, autoencoder, config, init, report)
+    if not command.writes:
+        return
+    metrics = {"final_mse": round(float(result.losses[-100:].mean()), 4)}
+    if args.validation is not None:
+        metrics["crossvalidation"] = json.loads(args.validation.read_text())["crossvalidation"]
+    vae_sha256 = autoencoder.manifest.sha256
+    command.export(
+        lambda out, **card_and_metrics: result.model.save(
+            out, args.vae, vae_sha256, **card_and_metrics
+        ),
+        args.out,
+        data_card=card,
+        metrics=metrics,
+        seconds=result.seconds,
+    )
 
 
 if __name__ == "__main__":

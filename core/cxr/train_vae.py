@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -16,42 +15,33 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.cli import claim_output, export_trained, split_card
+from core.cli import add_run_arguments, add_split_arguments, split_card
 from core.cxr.data import dataset_cards, holdout_patients, image_folder, load_images
 from core.cxr.pipeline import CXRAutoencoder
 from core.cxr.vae import CXRVAE, CXRVAEConfig
-from core.device import make_generator
-from core.distributed import command_line, training_processes, wrap
+from core.device import seeded_construction
 from core.metrics.images import psnr, ssim
+from core.training import TrainingRun, training_command
 
 log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m core.cxr.train_vae", description=__doc__)
     p.add_argument("--images", action="append", required=True, help="folder of images (repeatable)")
     p.add_argument("--hannover-root", default=None, help="exclude held-out Hannover patients")
-    p.add_argument("--holdout", type=float, default=0.2)
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True)
+    add_split_arguments(p)
+    add_run_arguments(p, steps=3000, batch_size=32, lr=1e-3)
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--base-channels", type=int, default=32)
     p.add_argument("--channel-mult", default="1,2,2,4")
     p.add_argument("--latent-channels", type=int, default=4)
     p.add_argument("--fit", choices=("pad", "crop"), default="pad")
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    _out = claim_output(args.out)  # a second training into --out is refused
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cfg = CXRVAEConfig(
         image_size=args.image_size,
         base_channels=args.base_channels,
@@ -69,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         items += [(p, lab) for p, lab in image_folder(folder) if p.stem not in excluded]
     paths = [p for p, _ in items]
     labels = torch.tensor([lab for _, lab in items], dtype=torch.float32)[:, None]
-    with training_processes(args.device) as (device, rank, world):
-        torch.manual_seed(args.seed)
+    with training_command("core.cxr.train_vae", argv, args.out, args.device) as command:
+        device = command.device
         start = time.perf_counter()
         images = load_images(paths, cfg.image_size, args.fit)
         log.info(
@@ -82,16 +72,17 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(args.seed)
         val_idx = rng.choice(len(paths), size=min(256, len(paths) // 10), replace=False)
         train_idx = np.setdiff1d(np.arange(len(paths)), val_idx)
-        vae = CXRVAE(cfg).to(device)
-        model = wrap(vae, device, world)
+        with seeded_construction(args.seed):  # the VAE draws no noise of its own later
+            vae = CXRVAE(cfg).to(device)
+        run = TrainingRun(args.steps)
+        model = run.wrap(vae, device)
         opt = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=0.0)
         sched = torch.optim.lr_scheduler.OneCycleLR(
             opt, args.lr, total_steps=args.steps, pct_start=0.05
         )
-        gen = make_generator(args.seed + rank)
-        shard = train_idx[rank::world]
-        start = time.perf_counter()
-        for step in range(1, args.steps + 1):
+        gen = run.generator(args.seed)
+        shard = train_idx[run.rank :: run.world]
+        for step in (s + 1 for s in run.steps(args.steps)):
             batch = rng.choice(shard, size=args.batch_size)
             x = (
                 torch.as_tensor(images[batch], dtype=torch.float32, device=device)[:, None] / 127.5
@@ -103,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
             opt.step()
             sched.step()
-            if rank == 0 and (step % 100 == 0 or step == args.steps):
+            run.done(float(losses.total.detach()))
+            if command.writes and (step % 100 == 0 or step == args.steps):
                 log.info(
                     "step %d/%d loss %.4f l1 %.4f 1-ssim %.4f kl %.1f label %.3f (%.1f s)",
                     step,
@@ -113,10 +105,9 @@ def main(argv: list[str] | None = None) -> int:
                     losses.ssim,
                     losses.kl,
                     losses.label,
-                    time.perf_counter() - start,
+                    run.seconds,
                 )
-        seconds = time.perf_counter() - start
-        if rank == 0:
+        if command.writes:
             vae.eval()
             ae = CXRAutoencoder(vae, args.fit, 1.0)
             with torch.no_grad():
@@ -145,16 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 "hannover_holdout_patients_excluded": len(excluded) > 0,
                 "split": split_card(args),
             }
-            export_trained(
-                ae.save,
-                args.out,
-                data_card=card,
-                command=command_line("core.cxr.train_vae", argv, world),
-                metrics=metrics,
-                seconds=seconds,
-                world=world,
-                device=device,
-            )
+            command.export(ae.save, args.out, data_card=card, metrics=metrics, seconds=run.seconds)
     return 0
 
 

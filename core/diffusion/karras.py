@@ -10,29 +10,23 @@ Karras et al. noise schedule and run float32, batched; they draw no noise of the
   reusing the previous denoised estimate (multistep).
 - ``consistency``: one evaluation per level for a distilled denoiser (``DISTILLED``), which is no
   score model: it is offered only for such a model and only at the levels it was trained on.
+
+Each sampler is declared once, in :data:`SAMPLERS` at the end (id, label, default schedule and
+steps, network evaluations, function); :func:`sample` runs one by id.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from core.progress import ProgressCallback
+from core.registry import Registry
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-SAMPLERS = ("dpmpp_2m", "heun")
 DISTILLED = "distilled"
-# The first of SAMPLERS is the default (the app preselects it); Heun is the paper's sampler.
-SAMPLER_LABELS = {
-    "dpmpp_2m": "DPM-Solver++(2M) (default, fast)",
-    "heun": "Heun (the EHRDiff paper's, 2 evaluations per step)",
-    DISTILLED: "Distilled (1 or 2 evaluations)",
-}
-# Steps each sampler is offered with: DPM-Solver++(2M) at the 16 the shipped models are
-# evaluated with (GenerationSettings' default), Heun at the paper's 32 (63 evaluations).
-DEFAULT_STEPS = {"dpmpp_2m": 16, "heun": 32}
 
 
 @dataclass(frozen=True)
@@ -52,7 +46,6 @@ SCHEDULES = {
     "edm": SigmaSchedule(80.0, 7.0, "EDM (sigma_max 80, rho 7)"),
     "tuned": SigmaSchedule(10.0, 3.0, "tuned for [0, 1] data (sigma_max 10, rho 3)"),
 }
-DEFAULT_SCHEDULE = {"heun": "edm", "dpmpp_2m": "tuned"}
 
 
 def karras_sigmas(
@@ -71,11 +64,6 @@ def karras_sigmas(
     return sigmas.float()
 
 
-def network_evaluations(sampler: str, steps: int) -> int:
-    """Per record and label condition; a distilled sampler's "steps" are its evaluations."""
-    return 2 * steps - 1 if sampler == "heun" else steps
-
-
 def initial_state(
     noise: torch.Tensor, sigmas: torch.Tensor, mean: torch.Tensor | None
 ) -> torch.Tensor:
@@ -91,6 +79,7 @@ def heun(
     noise: torch.Tensor,
     sigmas: torch.Tensor,
     *,
+    generator: torch.Generator | None = None,  # deterministic: draws nothing
     callback: ProgressCallback | None = None,
     mean: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -127,6 +116,7 @@ def dpmpp_2m(
     noise: torch.Tensor,
     sigmas: torch.Tensor,
     *,
+    generator: torch.Generator | None = None,  # deterministic: draws nothing
     callback: ProgressCallback | None = None,
     mean: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -181,17 +171,58 @@ def consistency(
     return x
 
 
+@dataclass(frozen=True)
+class Sampler:
+    """One sampler, declared once. ``steps``: what the app offers by default (a distilled
+    sampler's steps are its network evaluations); ``schedule``: the noise levels it samples at
+    unless told otherwise (a key of :data:`SCHEDULES`); ``score_model``: False for a sampler of a
+    distilled denoiser, which no other sampler can use."""
+
+    id: str
+    label: str
+    schedule: str
+    steps: int
+    run: Callable[..., torch.Tensor] = field(repr=False, compare=False)
+    evaluations: Callable[[int], int] = field(default=lambda steps: steps, compare=False)
+    score_model: bool = True
+
+
+# The first is the default (the app preselects it); Heun is the paper's sampler, at its 32 steps;
+# DPM-Solver++(2M) at the 16 the shipped models are evaluated with.
+SAMPLERS: Registry[Sampler] = Registry("sampler")
+for _sampler in (
+    Sampler("dpmpp_2m", "DPM-Solver++(2M) (default, fast)", "tuned", 16, dpmpp_2m),
+    Sampler(
+        "heun",
+        "Heun (the EHRDiff paper's, 2 evaluations per step)",
+        "edm",
+        32,
+        heun,
+        evaluations=lambda steps: 2 * steps - 1,  # the last step needs no correction
+    ),
+    # its levels are the teacher's Heun-32 levels on the EDM schedule, snapped (core.ehrdiff.distill)
+    Sampler(DISTILLED, "Distilled (1 or 2 evaluations)", "edm", 1, consistency, score_model=False),
+):
+    SAMPLERS.register(_sampler)
+DEFAULT_SAMPLER = next(iter(SAMPLERS)).id
+SCORE_SAMPLERS = tuple(s.id for s in SAMPLERS if s.score_model)  # for a score model
+
+
 def sample(
     sampler: str,
     denoise: Denoise,
     noise: torch.Tensor,
     sigmas: torch.Tensor,
     *,
+    generator: torch.Generator | None = None,
     callback: ProgressCallback | None = None,
     mean: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    if sampler == "heun":
-        return heun(denoise, noise, sigmas, callback=callback, mean=mean)
-    if sampler == "dpmpp_2m":
-        return dpmpp_2m(denoise, noise, sigmas, callback=callback, mean=mean)
-    raise ValueError(f"Unknown sampler '{sampler}'; expected one of {SAMPLERS}.")
+    """Run the sampler with id ``sampler`` (``generator``: for those that draw noise)."""
+    if sampler not in SAMPLERS:
+        raise ValueError(
+            f"Unknown sampler '{sampler}'; expected one of {tuple(s.id for s in SAMPLERS)}."
+        )
+    return SAMPLERS.get(sampler).run(
+        denoise, noise, sigmas, generator=generator, callback=callback, mean=mean
+    )

@@ -26,19 +26,17 @@ import argparse
 import copy
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from core.checkpoints import Manifest
-from core.cli import claim_output
 from core.config import JSONConfig
-from core.device import make_generator, select_device
+from core.device import make_generator
 from core.diffusion import karras
 from core.diffusion.edm import EMA
 from core.diffusion.guidance import classifier_free
@@ -48,6 +46,7 @@ from core.errors import ConfigError
 from core.generation import chunks, draw_labels
 from core.metrics.fidelity import dimension_wise_probability_from_means
 from core.progress import ProgressCallback, StepCallback
+from core.training import TrainingRun, training_command
 
 log = logging.getLogger(__name__)
 
@@ -191,11 +190,8 @@ def distill(
         sigma = levels[level].expand(len(idx), 1).to(device)
         return inputs[level][idx].to(device), sigma, lab, pairs.end[idx].to(device)
 
-    losses = []
-    start = time.perf_counter()
-    for step in range(config.steps):
-        if should_stop is not None and should_stop():
-            break
+    run = TrainingRun(config.steps, callback, should_stop)
+    for step in run.steps(config.steps):
         idx = train[torch.randint(len(train), (2 * half,), generator=gen)]
         for group in opt.param_groups:
             group["lr"] = warmup_cosine_lr(step, config.lr, config.warmup, config.steps, floor=0.05)
@@ -210,10 +206,8 @@ def distill(
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         opt.step()
         ema.update(student)
-        losses.append(float(loss.detach()))
-        if callback is not None and ((step + 1) % 25 == 0 or step == config.steps - 1):
-            callback(step + 1, config.steps, losses[-1])
-    seconds = time.perf_counter() - start
+        run.done(float(loss.detach()))
+    seconds, losses = run.seconds, run.losses
     held_out = {}
     with torch.inference_mode():
         for level in range(len(inputs)):
@@ -295,49 +289,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _out = claim_output(args.out)  # a second training into --out is refused
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    device = select_device(args.device)
-    teacher = EHRDiffModel.load(args.teacher, device=device)
-    config = DistillConfig(
-        pairs=args.pairs,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        mid_level=args.mid_level,
-        guidance=args.guidance,
-        seed=args.seed,
-    )
-
-    def report(step: int, total: int, loss: float) -> None:
-        if step % 1000 == 0 or step == total:
-            log.info("step %d/%d loss %.5f", step, total, loss)
-
-    result = distill(teacher, config, model_id=args.model_id or args.out.name, callback=report)
-    n = int(teacher.manifest.data_card.get("records_train", 2000)) if teacher.manifest else 2000
-    metrics = {
-        **fidelity_against_teacher(teacher, result.model, n),
-        "held_out_weighted_error": result.held_out_loss,
-        "final_loss": float(result.losses[-50:].mean()),
-        "train_seconds": round(result.seconds, 1),
-        "teacher_sample_seconds": round(result.pair_seconds, 1),
-        "device": str(device),
-    }
-    data_card = dict(teacher.manifest.data_card) if teacher.manifest else {}
-    data_card["distilled_from"] = {
-        "model_id": teacher.model_id,
-        "sha256": teacher.manifest.sha256 if teacher.manifest else "",
-        "note": "trained on the teacher's samples only; no training record was read",
-    }
-    manifest: Manifest = result.model.save(
-        args.out,
-        data_card=data_card,
-        training_command="python -m core.ehrdiff.distill " + " ".join(argv),
-        metrics=metrics,
-        extra_config={"distill": config.to_json()},
-    )
-    log.info("wrote %s (sha256 %s): %s", args.out, manifest.sha256[:12], metrics)
+    with training_command("core.ehrdiff.distill", argv, args.out, args.device) as command:
+        teacher = EHRDiffModel.load(args.teacher, device=command.device)
+        config = DistillConfig(
+            pairs=args.pairs,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            mid_level=args.mid_level,
+            guidance=args.guidance,
+            seed=args.seed,
+        )
+        result = distill(
+            teacher,
+            config,
+            model_id=args.model_id or args.out.name,
+            callback=command.log_every(1000),
+        )
+        n = int(teacher.manifest.data_card.get("records_train", 2000)) if teacher.manifest else 2000
+        metrics = {
+            **fidelity_against_teacher(teacher, result.model, n),
+            "held_out_weighted_error": result.held_out_loss,
+            "final_loss": float(result.losses[-50:].mean()),
+            "teacher_sample_seconds": round(result.pair_seconds, 1),
+        }
+        data_card = dict(teacher.manifest.data_card) if teacher.manifest else {}
+        data_card["distilled_from"] = {
+            "model_id": teacher.model_id,
+            "sha256": teacher.manifest.sha256 if teacher.manifest else "",
+            "note": "trained on the teacher's samples only; no training record was read",
+        }
+        command.export(
+            partial(result.model.save, extra_config={"distill": config.to_json()}),
+            args.out,
+            data_card=data_card,
+            metrics=metrics,
+            seconds=result.seconds,
+        )
     return 0
 
 

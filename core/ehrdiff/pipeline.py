@@ -59,8 +59,8 @@ class Distillation(JSONConfig):
 @dataclass(frozen=True)
 class GenerationSettings:
     n: int
-    sampler: str = "dpmpp_2m"
-    steps: int = 16
+    sampler: str = karras.DEFAULT_SAMPLER
+    steps: int = karras.SAMPLERS.get(karras.DEFAULT_SAMPLER).steps
     seed: int = 0
     guidance: float = 1.0
     label_mix: tuple[float, ...] | None = None  # class probabilities; None = training frequencies
@@ -68,7 +68,11 @@ class GenerationSettings:
 
     @property
     def schedule_name(self) -> str:
-        return self.schedule or karras.DEFAULT_SCHEDULE.get(self.sampler, "edm")
+        if self.schedule:
+            return self.schedule
+        return (
+            karras.SAMPLERS.get(self.sampler).schedule if self.sampler in karras.SAMPLERS else "edm"
+        )
 
     def validate(self, model: EHRDiffModel) -> None:
         if not isinstance(self.n, int) or self.n <= 0:
@@ -80,8 +84,10 @@ class GenerationSettings:
         if model.distillation is not None or self.sampler == karras.DISTILLED:
             self._validate_distilled(model)
             return
-        if self.sampler not in karras.SAMPLERS:
-            raise ConfigError(f"Unknown sampler '{self.sampler}'; choose one of {karras.SAMPLERS}.")
+        if self.sampler not in karras.SCORE_SAMPLERS:
+            raise ConfigError(
+                f"Unknown sampler '{self.sampler}'; choose one of {karras.SCORE_SAMPLERS}."
+            )
         if self.schedule is not None and self.schedule not in karras.SCHEDULES:
             raise ConfigError(
                 f"Unknown noise schedule '{self.schedule}'; choose one of {tuple(karras.SCHEDULES)}."
@@ -94,7 +100,7 @@ class GenerationSettings:
         info = model.distillation
         if info is None:
             raise ConfigError(
-                f"Model '{model.model_id}' is not distilled; sample it with {' or '.join(karras.SAMPLERS)}."
+                f"Model '{model.model_id}' is not distilled; sample it with {' or '.join(karras.SCORE_SAMPLERS)}."
             )
         if self.sampler != karras.DISTILLED:
             raise ConfigError(
@@ -200,19 +206,15 @@ class EHRDiffModel(SavedModel):
             denoise = classifier_free(
                 self.denoiser, lab, self.denoiser.net.null_label, settings.guidance
             )
-            if self.distillation is not None:
-                x = karras.consistency(
-                    denoise, noise, sigmas, generator=gen, callback=chunk.callback, mean=start_mean
-                )
-            else:
-                x = karras.sample(
-                    settings.sampler,
-                    denoise,
-                    noise,
-                    sigmas,
-                    callback=chunk.callback,
-                    mean=start_mean,
-                )
+            x = karras.sample(  # a distilled model's sampler draws fresh noise from gen
+                settings.sampler,
+                denoise,
+                noise,
+                sigmas,
+                generator=gen,
+                callback=chunk.callback,
+                mean=start_mean,
+            )
             out.append((x.clamp(0.0, 1.0) if clamp else x).float().cpu())
         vectors = torch.cat(out).numpy()
         return vectors, None if labels is None else labels.numpy().astype(np.int64)
@@ -239,7 +241,7 @@ class EHRDiffModel(SavedModel):
             vectors = self.encoding.encode(table)
         seconds = time.perf_counter() - start
         per_step = network_evaluations_per_step(labels, settings.guidance)
-        evals = per_step * karras.network_evaluations(settings.sampler, settings.steps)
+        evals = per_step * karras.SAMPLERS.get(settings.sampler).evaluations(settings.steps)
         log.info("generated %d records in %.2fs (%d evaluations)", settings.n, seconds, evals)
         return SyntheticSet(
             table=table,

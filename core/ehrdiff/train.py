@@ -15,35 +15,30 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from core.cli import (
     EquivalentCommand,
     add_cohort_arguments,
     add_training_arguments,
-    claim_output,
     cohort_data_card,
-    export_trained,
     load_cohort_from_args,
 )
 from core.data.records import EHRTable
-from core.device import make_generator, seeded_construction, select_device
+from core.device import seeded_construction, select_device
 from core.diffusion.edm import EMA, EDMConfig, EDMDenoiser, edm_loss
-from core.distributed import command_line, current_process, training_processes
 from core.ehrdiff.network import EHRDiffMLP, NetworkConfig
 from core.ehrdiff.pipeline import EHRDiffModel, GenerationSettings
 from core.encoding.constraints import infer_constraints
 from core.encoding.vectors import NUMERIC_SPACES, VectorEncoding
 from core.errors import ConfigError
 from core.progress import StepCallback
+from core.training import TrainingCommand, TrainingRun, training_command
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +115,6 @@ def train_ehrdiff(
     """
     config.validate()
     device = torch.device(device) if device is not None else select_device()
-    rank, world = current_process()
     if init_from is not None:
         encoding = init_from.encoding
     encoding = encoding or VectorEncoding.fit(table, config.numeric_space)
@@ -154,17 +148,11 @@ def train_ehrdiff(
             )
         denoiser = EDMDenoiser(net, EDMConfig(sigma_data=sigma_data)).to(device)
     ema = EMA(denoiser, config.ema_decay, config.ema_rampup or None)
-    trained = DistributedDataParallel(denoiser) if world > 1 else denoiser
+    run = TrainingRun(config.steps, callback, should_stop)
+    trained = run.wrap(denoiser, device)
     opt = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=0.0)
-    gen = make_generator(config.seed + 1000 * rank, device)
-
-    losses = []
-    stopped = False
-    start = time.perf_counter()
-    for step in range(config.steps):
-        if should_stop is not None and should_stop():
-            stopped = True
-            break
+    gen = run.generator(config.seed, device)
+    for step in run.steps(config.steps):
         idx = torch.randint(len(x_all), (config.batch_size,), device=device, generator=gen)
         lab = None
         if labels_all is not None:
@@ -179,11 +167,8 @@ def train_ehrdiff(
         torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
         opt.step()
         ema.update(denoiser)
-        value = float(loss.detach())
-        losses.append(value)
-        if callback is not None:  # every step: the app's rate and ETA show from the first seconds
-            callback(step + 1, config.steps, value)
-    seconds = time.perf_counter() - start
+        run.done(float(loss.detach()))
+    seconds, losses = run.seconds, run.losses
     data_mean = x_all.mean(dim=0).cpu().numpy()
     model = EHRDiffModel(
         ema.shadow,
@@ -193,7 +178,7 @@ def train_ehrdiff(
         data_mean=data_mean,
         constraints=infer_constraints(table),  # what every training record obeys
     )
-    if rank == 0:
+    if run.rank == 0:
         log.info(
             "trained %s for %d steps in %.1fs (final loss %.4f)",
             model_id,
@@ -204,7 +189,7 @@ def train_ehrdiff(
     return EHRDiffTrainResult(
         model=model,
         losses=np.asarray(losses, dtype=np.float32),
-        stopped_early=stopped,
+        stopped_early=run.stopped,
         seconds=seconds,
     )
 
@@ -272,17 +257,12 @@ def equivalent_command(config: TrainConfig, device: object = None) -> Equivalent
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _out = claim_output(args.out)  # a second training into --out is refused
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    with training_processes(args.device) as (device, rank, world):
-        _train_and_save(args, argv, device, rank, world)
+    with training_command("core.ehrdiff.train", argv, args.out, args.device) as command:
+        _train_and_save(args, command)
     return 0
 
 
-def _train_and_save(
-    args: argparse.Namespace, argv: list[str], device: torch.device, rank: int, world: int
-) -> None:
+def _train_and_save(args: argparse.Namespace, command: TrainingCommand) -> None:
     from core.data.cohort import split_cohort
     from core.data.records import ehr_table
     from core.metrics.fidelity import dimension_wise_probability
@@ -293,13 +273,14 @@ def _train_and_save(
     train_table, holdout_table = table.subset(split.train), table.subset(split.holdout)
     config = config_from_args(args)
     model_id = args.model_id or args.out.name
-
-    def report(step: int, total: int, loss: float) -> None:
-        if rank == 0 and (step % 1000 == 0 or step == total):
-            log.info("step %d/%d loss %.4f", step, total, loss)
-
-    result = train_ehrdiff(train_table, config, model_id=model_id, device=device, callback=report)
-    if rank == 0:
+    result = train_ehrdiff(
+        train_table,
+        config,
+        model_id=model_id,
+        device=command.device,
+        callback=command.log_every(1000),
+    )
+    if command.writes:
         model = result.model
         settings = GenerationSettings(
             n=train_table.n_records, steps=args.eval_steps, seed=args.seed
@@ -316,17 +297,14 @@ def _train_and_save(
             "evaluated_with": f"{settings.sampler} {settings.steps} steps, n={settings.n}, seed={settings.seed}",
             "final_loss": float(result.losses[-20:].mean()),
         }
-        export_trained(
+        command.export(
             partial(
                 model.save, extra_config={"train": {**asdict(config), "units": list(config.units)}}
             ),
             args.out,
             data_card=cohort_data_card(args, cohort, inputs, split),
-            command=command_line("core.ehrdiff.train", argv, world),
             metrics=metrics,
             seconds=result.seconds,
-            world=world,
-            device=device,
         )
 
 

@@ -13,6 +13,7 @@ from core.ehrpd.pipeline import EHRPDModel, SequenceSettings
 from core.errors import CoreError
 from core.metrics import privacy, sequences
 from core.metrics.base import MetricResult
+from core.metrics.bootstrap import bootstrap_values, normal_ci, two_set_resamples
 
 
 def _bootstrap(
@@ -26,20 +27,15 @@ def _bootstrap(
     """95% interval of a two-set statistic: point estimate +- 1.96 bootstrap standard errors,
     resampling patients of both sets. (Percentile intervals are biased here: a resample repeats
     patients, which lowers R²-type statistics, so they can miss the point estimate.)"""
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n_boot):
-        r = real.take(rng.integers(0, real.n_patients, real.n_patients))
-        s = synth.take(rng.integers(0, synth.n_patients, synth.n_patients))
+
+    def statistic(rows: tuple[np.ndarray, np.ndarray]) -> float:
         try:
-            vals.append(fn(r, s).value)
+            return fn(real.take(rows[0]), synth.take(rows[1])).value
         except CoreError:
-            continue
-    vals = [v for v in vals if np.isfinite(v)]
-    if len(vals) < 2:
-        return (float("nan"), float("nan"))
-    se = float(np.std(vals, ddof=1))
-    return (point - 1.96 * se, point + 1.96 * se)
+            return float("nan")
+
+    resamples = two_set_resamples(real.n_patients, synth.n_patients, n_boot, seed)
+    return normal_ci(point, bootstrap_values(statistic, resamples))
 
 
 def evaluate_model(

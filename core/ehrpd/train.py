@@ -13,8 +13,6 @@ import argparse
 import copy
 import logging
 import math
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -25,21 +23,19 @@ from core.cli import (
     EquivalentCommand,
     add_cohort_arguments,
     add_training_arguments,
-    claim_output,
     cohort_data_card,
-    export_trained,
     load_cohort_from_args,
 )
 from core.data.visits import VisitCohort
-from core.device import make_generator, seeded_construction, select_device
+from core.device import seeded_construction, select_device
 from core.diffusion.ddpm import DDPMSchedule
 from core.diffusion.edm import EMA
-from core.distributed import command_line, current_process, training_processes, wrap
 from core.ehrpd.encoding import VisitEncoding
 from core.ehrpd.networks import EHRPDConfig, EHRPDNet
 from core.ehrpd.pipeline import EHRPDModel
 from core.errors import CohortError, ConfigError
 from core.progress import StepCallback
+from core.training import TrainingRun, training_command
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +93,6 @@ def train_ehrpd(
     if cohort.n_patients < 2:
         raise ConfigError("Training needs at least two patients.")
     device = torch.device(device) if device is not None else select_device()
-    rank, world = current_process()
     encoding = VisitEncoding.fit(
         cohort,
         min_patients=config.min_patients,
@@ -127,21 +122,16 @@ def train_ehrpd(
             )
         ).to(device)
     ema = EMA(net, config.ema_decay)
-    trained = wrap(net, device, world)
+    run = TrainingRun(config.steps, callback, should_stop)
+    trained = run.wrap(net, device)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=0.0)
     warm = max(1, min(100, config.steps // 20))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * s / config.steps))
     )
-    gen = make_generator(config.seed + 1000 * rank, device)
-    cpu_gen = make_generator(config.seed + 1000 * rank)
-    losses: list[float] = []
-    stopped = False
-    start = time.perf_counter()
-    for step in range(config.steps):
-        if should_stop is not None and should_stop():
-            stopped = True
-            break
+    gen = run.generator(config.seed, device)
+    cpu_gen = run.generator(config.seed)
+    for _ in run.steps(config.steps):
         idx = torch.randint(len(visits), (min(config.batch_size, len(visits)),), generator=cpu_gen)
         idx = idx.to(device)
         lab = None
@@ -162,10 +152,8 @@ def train_ehrpd(
         opt.step()
         sched.step()
         ema.update(net)
-        losses.append(loss.item())
-        if callback is not None:
-            callback(step + 1, config.steps, losses[-1])
-    seconds = time.perf_counter() - start
+        run.done(loss.item())
+    seconds, losses = run.seconds, run.losses
     training = {
         "config": {**asdict(config), "ddpm": config.ddpm.to_json()},
         "patients": cohort.n_patients,
@@ -182,7 +170,7 @@ def train_ehrpd(
         training=training,
     )
     log.info("trained %s in %.1fs (%d steps)", model_id, seconds, len(losses))
-    return EHRPDTrainResult(model, np.asarray(losses), seconds, stopped)
+    return EHRPDTrainResult(model, np.asarray(losses), seconds, run.stopped)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,25 +212,20 @@ def equivalent_command(config: EHRPDTrainConfig, device: object = None) -> Equiv
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _out = claim_output(args.out)  # a second training into --out is refused
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    with training_processes(args.device) as (device, rank, world):
+    with training_command("core.ehrpd.train", argv, args.out, args.device) as command:
         cohort, inputs = load_cohort_from_args(args)
         if not isinstance(cohort, VisitCohort):
             raise SystemExit(f"--cohort {args.cohort} is not a visit-sequence format")
         split = cohort.split(args.holdout, args.split_seed)
         train = cohort.subset(split.train)
-        config = config_from_args(args)
-
-        def report(step: int, total: int, loss: float) -> None:
-            if rank == 0 and (step % 500 == 0 or step == total):
-                log.info("step %d/%d loss %.4f", step, total, loss)
-
         result = train_ehrpd(
-            train, config, model_id=args.model_id or args.out.name, device=device, callback=report
+            train,
+            config_from_args(args),
+            model_id=args.model_id or args.out.name,
+            device=command.device,
+            callback=command.log_every(500),
         )
-        if rank == 0:
+        if command.writes:
             from core.ehrpd.evaluate import evaluate_model  # metrics only for export
 
             metrics = evaluate_model(
@@ -252,15 +235,12 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 n=args.eval_patients,
             )
-            export_trained(
+            command.export(
                 result.model.save,
                 args.out,
                 data_card=cohort_data_card(args, cohort, inputs, split),
-                command=command_line("core.ehrpd.train", argv, world),
                 metrics=metrics,
                 seconds=result.seconds,
-                world=world,
-                device=device,
             )
     return 0
 

@@ -48,13 +48,9 @@ from core.flexgen.alignment import METHODS, PAPER_METHOD, AlignmentConfig
 from core.flexgen.encoding import modality_presence
 from core.flexgen.evaluate import MMD_RECORDS, score_table
 from core.flexgen.imputation import evaluate_imputation
+from core.flexgen.missing import missing_part_handling
 from core.flexgen.pipeline import FlexGenSettings
-from core.flexgen.train import (
-    FlexGenConfig,
-    fit_autoencoders,
-    missing_part_handling,
-    train_flexgen,
-)
+from core.flexgen.train import FlexGenConfig, fit_autoencoders, train_flexgen
 from core.markdown import markdown_table
 
 log = logging.getLogger(__name__)

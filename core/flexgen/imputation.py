@@ -27,7 +27,8 @@ from core.data.cohort import Cohort
 from core.errors import ConfigError
 from core.flexgen.alignment import AlignmentConfig, align
 from core.flexgen.encoding import modality_presence, shared_measurements
-from core.flexgen.train import Autoencoders, knn_impute, posterior_means
+from core.flexgen.missing import knn_impute
+from core.flexgen.train import Autoencoders, posterior_means
 
 BASELINES = ("label_mean", "knn", "vae_ceiling")
 DIRECTIONS = ("static", "temporal")  # the part that is hidden and imputed

@@ -10,13 +10,8 @@ nccl on GPU): every process takes its share of each epoch and batch, gradients a
 draws its own noise from its own generator, rank 0 exports.
 
 Stages: (1) static VAE on records with static data, temporal VAE on records with a series;
-(2) missing-modality handling, one of
-    ``flexgen``       latents of a missing modality imputed in latent space by the alignment
-                      method (``--alignment``: a map fitted on the records with both parts, or
-                      the paper's Gromov-Wasserstein transport; :mod:`core.flexgen.alignment`),
-    ``complete_case`` records missing either modality dropped,
-    ``knn``           the missing modality imputed in data space from the k nearest records that
-                      have both (the EHR-M-GAN treatment), then every record treated as complete;
+(2) missing-modality handling (:mod:`core.flexgen.missing`): ``knn`` imputation in data space,
+``complete_case``, or the ``flexgen`` variant imputing latents by an ``--alignment`` method;
 (3) a latent DDPM on the standardised fused latent ``[z_T; z_S]``, label-conditional with
 classifier-free guidance. Trains on the train part of the patient-level split only.
 """
@@ -27,22 +22,17 @@ import argparse
 import json
 import logging
 import math
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.neighbors import NearestNeighbors
 
 from core.cli import (
     EquivalentCommand,
     add_cohort_arguments,
-    claim_output,
     cohort_data_card,
-    export_trained,
     load_cohort_from_args,
 )
 from core.config import JSONConfig
@@ -51,12 +41,12 @@ from core.data.records import ehr_table
 from core.device import make_generator, seeded_construction, select_device
 from core.diffusion import ddpm
 from core.diffusion.ddpm import DDPMSchedule
-from core.distributed import command_line, current_process, training_processes, wrap
 from core.encoding.constraints import infer_constraints
 from core.encoding.vectors import NUMERIC_SPACES
 from core.errors import CohortError, ConfigError
 from core.flexgen.alignment import METHODS, PAPER_METHOD, Alignment, AlignmentConfig, align
 from core.flexgen.encoding import FlexGenEncoding, check_trainable, shared_measurements
+from core.flexgen.missing import VARIANTS, knn_impute, note, training_rows
 from core.flexgen.networks import (
     TEMPORAL_KINDS,
     DenoiserConfig,
@@ -70,17 +60,9 @@ from core.flexgen.networks import (
 )
 from core.flexgen.pipeline import FlexGenModel
 from core.progress import StepCallback
+from core.training import TrainingRun, training_command
 
 log = logging.getLogger(__name__)
-
-VARIANTS = ("flexgen", "complete_case", "knn")
-DATA_VARIANTS = ("knn", "complete_case")
-# One choice for users: a data-space variant, or the flexgen variant with an alignment method.
-HANDLING = {
-    "knn": "kNN imputation in data space (measured best)",
-    **METHODS,
-    "complete_case": "Complete-case (records missing a part left out)",
-}
 
 
 @dataclass(frozen=True)
@@ -123,18 +105,6 @@ class FlexGenConfig(JSONConfig):
             raise ConfigError("k of the kNN imputation must be at least 1.")
 
 
-def missing_part_handling(config: FlexGenConfig, choice: str) -> FlexGenConfig:
-    """``config`` with a choice of :data:`HANDLING`: ``knn`` / ``complete_case`` as variants, an
-    alignment method as the flexgen variant imputing with it."""
-    if choice in DATA_VARIANTS:
-        return replace(config, variant=choice)
-    if choice not in METHODS:
-        raise ConfigError(
-            f"unknown missing-part handling '{choice}'; expected one of {tuple(HANDLING)}"
-        )
-    return replace(config, variant="flexgen", alignment=replace(config.alignment, method=choice))
-
-
 @dataclass(frozen=True, eq=False)
 class FlexGenTrainResult:
     model: FlexGenModel
@@ -146,42 +116,7 @@ class FlexGenTrainResult:
     @property
     def missing_parts_note(self) -> str | None:
         """One line on how the records missing a part were treated, for the training panel."""
-        t = self.model.training
-        lacks_s = t["records"] - t["records_with_static"]
-        lacks_t = t["records"] - t["records_with_temporal"]
-        if self.alignment is not None:
-            a = self.alignment
-            return (
-                f"{lacks_s:,} missing static row(s) and {lacks_t:,} missing series imputed in "
-                f"latent space by {METHODS[a.method].lower()} ({a.n_pairs:,} records with both "
-                f"parts known; {a.seconds:.1f} s)."
-            )
-        variant = t["variant"]
-        if variant == "complete_case":
-            return f"Complete-case: trained on the {t['records']:,} records with both parts."
-        if variant == "knn":
-            return "Missing parts filled from the nearest records with both parts (kNN)."
-        return None
-
-
-class _Progress:
-    def __init__(
-        self, total: int, callback: StepCallback | None, should_stop: Callable[[], bool] | None
-    ) -> None:
-        self.total, self.callback, self.should_stop = total, callback, should_stop
-        self.step = 0
-        self.losses: list[float] = []
-        self.stopped = False
-
-    def tick(self, loss: float) -> bool:
-        """Record one step; False once the user asked to stop."""
-        self.step += 1
-        self.losses.append(loss)
-        if self.callback is not None:
-            self.callback(self.step, self.total, loss)
-        if self.should_stop is not None and self.should_stop():
-            self.stopped = True
-        return not self.stopped
+        return note(self.model.training, self.alignment)
 
 
 def _fit_vae(
@@ -191,28 +126,29 @@ def _fit_vae(
     cfg: FlexGenConfig,
     order_gen: torch.Generator,
     noise_gen: torch.Generator,
-    progress: _Progress,
-    world: tuple[int, int],
+    run: TrainingRun,
 ) -> None:
     """Minibatch training; under torchrun each process takes its share of every epoch's
     permutation (``order_gen`` is the same in all of them) and draws its own noise."""
-    rank, size = world
-    trained = wrap(vae, x.device, size)
+    trained = run.wrap(vae, x.device)
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.vae_lr)
     vae.train()
-    usable = len(x) // size * size  # equal shares: every process must run as many steps
+    usable = len(x) // run.world * run.world  # equal shares: every process runs as many steps
     for _ in range(cfg.vae_epochs):
-        order = torch.randperm(len(x), generator=order_gen)[:usable][rank::size].to(x.device)
+        if run.stopped:
+            break
+        order = torch.randperm(len(x), generator=order_gen)[:usable]
+        order = order[run.rank :: run.world].to(x.device)
         for lo in range(0, len(order), cfg.vae_batch):
+            if not run.proceed():
+                break
             xb = x[order[lo : lo + cfg.vae_batch]]
             recon, mu, logvar = trained(xb, noise_gen)
             loss = (loss_fn(recon, xb) + cfg.kl_weight * kl_divergence(mu, logvar)).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if not progress.tick(loss.item()):
-                vae.eval()
-                return
+            run.done(loss.item())
     vae.eval()
 
 
@@ -225,43 +161,6 @@ def posterior_means(vae: torch.nn.Module, x: torch.Tensor, batch: int = 2048) ->
     return (
         torch.cat([vae.encode(x[i : i + batch])[0] for i in range(0, len(x), batch)]).cpu().numpy()
     )
-
-
-def _temporal_profile(x_t: np.ndarray) -> np.ndarray:
-    """Per variable: mean scaled value where observed (0.5 if never) and share of hours observed."""
-    d = x_t.shape[-1] // 2
-    values, mask = x_t[..., :d], x_t[..., d:]
-    seen = mask.sum(axis=1)
-    mean = np.where(seen > 0, (values * mask).sum(axis=1) / np.maximum(seen, 1e-9), 0.5)
-    return np.concatenate([mean, mask.mean(axis=1)], axis=1)
-
-
-def knn_impute(
-    x_s: np.ndarray, x_t: np.ndarray, has_s: np.ndarray, has_t: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Fill each missing modality with the mean of its k nearest complete records, searched on
-    the modality the record has (static vector, or the per-variable temporal profile). The
-    temporal mean keeps a fractional mask, which then weights the value error."""
-    complete = np.flatnonzero(has_s & has_t)
-    if len(complete) == 0:
-        raise CohortError("kNN imputation needs records with both static and temporal data")
-    k = min(k, len(complete))
-    x_s, x_t = x_s.copy(), x_t.copy()
-    lacks_s = np.flatnonzero(~has_s)
-    if len(lacks_s):
-        nn = NearestNeighbors(n_neighbors=k).fit(_temporal_profile(x_t[complete]))
-        idx = complete[nn.kneighbors(_temporal_profile(x_t[lacks_s]), return_distance=False)]
-        x_s[lacks_s] = x_s[idx].mean(axis=1)
-    lacks_t = np.flatnonzero(~has_t)
-    if len(lacks_t):
-        nn = NearestNeighbors(n_neighbors=k).fit(x_s[complete])
-        idx = complete[nn.kneighbors(x_s[lacks_t], return_distance=False)]
-        d = x_t.shape[-1] // 2
-        nb = x_t[idx]  # [m, k, T, 2D]
-        mask = nb[..., d:].mean(axis=1)
-        values = (nb[..., :d] * nb[..., d:]).sum(axis=1) / np.maximum(nb[..., d:].sum(axis=1), 1e-9)
-        x_t[lacks_t] = np.concatenate([values, mask], axis=-1)
-    return x_s, x_t
 
 
 @dataclass(frozen=True, eq=False)
@@ -295,26 +194,15 @@ def _stage_one_key(config: FlexGenConfig) -> str:
     return json.dumps(raw, sort_keys=True)
 
 
-def _training_rows(
-    has_s: np.ndarray, has_t: np.ndarray, variant: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(has static, has series, rows trained on) as the variant treats missing parts: the
-    data-space variants see every training record as complete; complete-case keeps only those."""
-    rows = np.flatnonzero(has_s & has_t) if variant == "complete_case" else np.arange(len(has_s))
-    if variant != "flexgen":
-        has_s = has_t = np.ones(len(has_s), bool)
-    return has_s, has_t, rows
-
-
 def fit_autoencoders(
     cohort: Cohort,
     config: FlexGenConfig,
     device: torch.device,
-    progress: _Progress | None = None,
+    run: TrainingRun | None = None,
 ) -> Autoencoders:
-    """Encode the cohort, treat missing parts as the variant says, fit both VAEs."""
-    rank, world = current_process()
-    progress = progress or _Progress(0, None, None)
+    """Encode the cohort, treat missing parts as the variant says, fit both VAEs; ``run``
+    carries the progress and stop requests of the whole training."""
+    run = run or TrainingRun(0)
     has_s, has_t = check_trainable(cohort)
     encoding = FlexGenEncoding.fit(cohort, config.numeric_space)
     values_rng = np.random.default_rng(config.seed)
@@ -322,7 +210,7 @@ def fit_autoencoders(
     x_t = encoding.temporal_inputs(cohort, values_rng)
     if config.variant == "knn":
         x_s, x_t = knn_impute(x_s, x_t, has_s, has_t, config.knn_k)
-    has_s, has_t, rows = _training_rows(has_s, has_t, config.variant)
+    has_s, has_t, rows = training_rows(has_s, has_t, config.variant)
     if config.variant == "complete_case" and len(rows) < 2:
         raise CohortError("complete-case training needs records with both modalities")
     s_rows = np.intersect1d(rows, np.flatnonzero(has_s))
@@ -341,23 +229,18 @@ def fit_autoencoders(
             )
         ).to(device)
     order_gen = make_generator(config.seed, "cpu")  # the same permutations in every process
-    noise_gen = make_generator(config.seed + 1000 * rank + 3, device)  # reparameterisation
+    noise_gen = run.generator(config.seed, device, stream=3)  # reparameterisation
     xs_dev, xt_dev = torch.from_numpy(x_s).to(device), torch.from_numpy(x_t).to(device)
-    world_pair = (rank, world)
+    _fit_vae(static_vae, xs_dev[s_rows], static_loss, config, order_gen, noise_gen, run)
     _fit_vae(
-        static_vae, xs_dev[s_rows], static_loss, config, order_gen, noise_gen, progress, world_pair
+        temporal_vae,
+        xt_dev[t_rows],
+        lambda r, x: temporal_loss(r, x, config.value_weight),
+        config,
+        order_gen,
+        noise_gen,
+        run,
     )
-    if not progress.stopped:
-        _fit_vae(
-            temporal_vae,
-            xt_dev[t_rows],
-            lambda r, x: temporal_loss(r, x, config.value_weight),
-            config,
-            order_gen,
-            noise_gen,
-            progress,
-            world_pair,
-        )
     return Autoencoders(
         encoding,
         static_vae,
@@ -369,7 +252,7 @@ def fit_autoencoders(
         has_s,
         has_t,
         rows,
-        progress.stopped,
+        run.stopped,
         _stage_one_key(config),
     )
 
@@ -393,9 +276,8 @@ def train_flexgen(
     with the same arguments; gradients are averaged across them.
     """
     config.validate()
-    start = time.perf_counter()
+    run = TrainingRun(0, callback, should_stop)  # the total is set below
     device = torch.device(device) if device is not None else select_device()
-    rank, world = current_process()
     labels_np = cohort.labels if config.conditional else None
     if labels_np is not None:
         classes = np.unique(labels_np[labels_np >= 0])
@@ -407,9 +289,9 @@ def train_flexgen(
             )
     stage_one = 0
     if autoencoders is None:
-        has_s, has_t, rows = _training_rows(*check_trainable(cohort), config.variant)
+        has_s, has_t, rows = training_rows(*check_trainable(cohort), config.variant)
         stage_one = sum(
-            _vae_steps(len(np.intersect1d(rows, np.flatnonzero(has))), config, world)
+            _vae_steps(len(np.intersect1d(rows, np.flatnonzero(has))), config, run.world)
             for has in (has_s, has_t)
         )
     elif (
@@ -417,8 +299,8 @@ def train_flexgen(
         or len(autoencoders.z_s) != cohort.n_records
     ):
         raise ConfigError("the autoencoders were fitted with another configuration or cohort")
-    progress = _Progress(stage_one + config.diffusion_iters, callback, should_stop)
-    ae = autoencoders or fit_autoencoders(cohort, config, device, progress)
+    run.total = stage_one + config.diffusion_iters
+    ae = autoencoders or fit_autoencoders(cohort, config, device, run)
     has_s, has_t, rows = ae.has_s, ae.has_t, ae.rows
     z_s, z_t = ae.z_s, ae.z_t
     alignment = None
@@ -447,17 +329,17 @@ def train_flexgen(
                 fused.shape[1], config.denoiser_hidden, config.denoiser_blocks, n_classes
             )
         ).to(device)
-    trained = wrap(denoiser, device, world)
+    trained = run.wrap(denoiser, device)
     opt = torch.optim.AdamW(denoiser.parameters(), lr=config.diffusion_lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(
         opt, config.diffusion_iters, 0.1 * config.diffusion_lr
     )
     denoiser.train()
     # Batches, label dropout, diffusion steps and noise: this stage's own streams, per process.
-    batch_gen = make_generator(config.seed + 1000 * rank + 1, "cpu")
-    noise_gen = make_generator(config.seed + 1000 * rank + 2, device)
-    batch = max(1, min(config.diffusion_batch, len(x0)) // world)
-    for _ in range(0 if progress.stopped else config.diffusion_iters):
+    batch_gen = run.generator(config.seed, "cpu", stream=1)
+    noise_gen = run.generator(config.seed, device, stream=2)
+    batch = max(1, min(config.diffusion_batch, len(x0)) // run.world)
+    for _ in run.steps(config.diffusion_iters):
         idx = torch.randint(0, len(x0), (batch,), generator=batch_gen).to(device)
         yb = None
         if lab is not None:
@@ -471,15 +353,14 @@ def train_flexgen(
         loss.backward()
         opt.step()
         sched.step()
-        if not progress.tick(loss.item()):
-            break
+        run.done(loss.item())
     training = {
         "variant": config.variant,
         "alignment_method": config.alignment.method if config.variant == "flexgen" else None,
         "records": int(len(rows)),
         "records_with_static": int(has_s[rows].sum()),
         "records_with_temporal": int(has_t[rows].sum()),
-        "processes": world,
+        "processes": run.world,
         "ddpm_terminal_signal": round(config.ddpm.terminal_signal, 4),
         "alignment": None if alignment is None else alignment.summary(),
         "config": config.to_json(),
@@ -497,10 +378,10 @@ def train_flexgen(
         training=training,
         constraints=infer_constraints(ehr_table(cohort)),  # what every training record obeys
     )
-    seconds = time.perf_counter() - start
+    seconds = run.seconds
     log.info("trained %s (%s) in %.1fs", model_id, config.variant, seconds)
     return FlexGenTrainResult(
-        model, np.asarray(progress.losses), progress.stopped or ae.stopped, seconds, alignment
+        model, np.asarray(run.losses), run.stopped or ae.stopped, seconds, alignment
     )
 
 
@@ -577,38 +458,29 @@ def equivalent_command(config: FlexGenConfig, device: object = None) -> Equivale
 
 def main(argv: list[str] | None = None) -> int:
     """Trains in one process, or in each of ``torchrun --nproc_per_node=N``; rank 0 exports."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
-    _out = claim_output(args.out)  # a second training into --out is refused
-    cohort, inputs = load_cohort_from_args(args)
-    split = split_cohort(cohort, args.holdout, args.split_seed)
-    train = cohort.subset(split.train)
-    config = config_from_args(args)
-    model_id = args.model_id or args.out.name
-    with training_processes(args.device) as (device, rank, world):
-
-        def report(step: int, total: int, loss: float) -> None:
-            if rank == 0 and (step % 500 == 0 or step == total):
-                log.info("step %d/%d loss %.4f", step, total, loss)
-
-        result = train_flexgen(train, config, model_id=model_id, device=device, callback=report)
-        if rank != 0:
-            return 0
-        from core.flexgen.evaluate import evaluate_model  # heavy metrics import only for export
-
-        export_trained(
-            result.model.save,
-            args.out,
-            data_card=cohort_data_card(args, cohort, inputs, split),
-            command=command_line(
-                "core.flexgen.train", list(sys.argv[1:] if argv is None else argv), world
-            ),
-            metrics=evaluate_model(result.model, cohort, split, seed=args.seed),
-            seconds=result.seconds,
-            device=result.model.device,
+    with training_command("core.flexgen.train", argv, args.out, args.device) as command:
+        cohort, inputs = load_cohort_from_args(args)
+        split = split_cohort(cohort, args.holdout, args.split_seed)
+        result = train_flexgen(
+            cohort.subset(split.train),
+            config_from_args(args),
+            model_id=args.model_id or args.out.name,
+            device=command.device,
+            callback=command.log_every(500),
         )
+        if command.writes:
+            from core.flexgen.evaluate import evaluate_model  # heavy metrics only for export
+
+            command.export(
+                result.model.save,
+                args.out,
+                data_card=cohort_data_card(args, cohort, inputs, split),
+                metrics=evaluate_model(result.model, cohort, split, seed=args.seed),
+                seconds=result.seconds,
+            )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -34,6 +34,7 @@ from scipy.stats import norm
 from core.data.records import ID_COLUMN, LABEL_COLUMN, EHRTable
 from core.errors import ConfigError
 from core.metrics.base import MetricResult
+from core.metrics.ids import MetricId
 
 N_ATTACKS = 500  # the package's default
 CONFIDENCE = 0.95
@@ -327,7 +328,7 @@ def singling_out(
         "success_baseline": int((_matches(members, *base) == 1).sum()),
     }
     return _result(
-        "anonymeter_singling_out",
+        MetricId.SINGLING_OUT,
         f"Anonymeter singling-out risk ({mode})",
         counts,
         {"mode": mode, "n_cols": n_cols, "queries_asked": n_attacks, "n_targets": len(members)},
@@ -389,7 +390,7 @@ def linkability(
         "success_baseline": int(random_links),
     }
     return _result(
-        "anonymeter_linkability",
+        MetricId.LINKABILITY,
         "Anonymeter linkability risk",
         counts,
         {
@@ -459,7 +460,7 @@ def inference(
         "success_baseline": int(_correct(guesses, main_targets[:, secret], cat).sum()),
     }
     return _result(
-        "anonymeter_inference",
+        MetricId.INFERENCE,
         f"Anonymeter attribute-inference risk ({tables.columns[secret]})",
         counts,
         {"secret": tables.columns[secret], "known_columns": len(known)},

@@ -20,6 +20,8 @@ from sklearn.preprocessing import StandardScaler
 
 from core.errors import ConfigError
 from core.metrics.base import MetricResult
+from core.metrics.bootstrap import percentile_ci, record_resamples
+from core.metrics.ids import detection_id
 
 DETECTORS = ("logistic_regression", "gradient_boosting")
 MAX_PER_CLASS = 3200  # records per class (stated in details); keeps the review fast in a browser
@@ -108,17 +110,12 @@ def bootstrap_auroc_ci(
     """Percentile interval (``level``) of the AUROC over records resampled with replacement
     (each resample as multiplicities, so one pass over the records per resample)."""
     groups, yy = _grouped(y, scores)
-    rng = np.random.default_rng(seed)
     n = len(yy)
-    values = [
-        _auroc_of_groups(groups, yy, np.bincount(rng.integers(0, n, n), minlength=n))
-        for _ in range(n_boot)
-    ]
-    values = np.asarray([v for v in values if np.isfinite(v)])
-    if not len(values):
-        return float("nan"), float("nan")
-    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
+    return percentile_ci(
+        lambda i: _auroc_of_groups(groups, yy, np.bincount(i, minlength=n)),
+        record_resamples(n, n_boot, seed),
+        level,
+    )
 
 
 def _logistic_leaning(models: list, names: list[str]) -> pd.DataFrame:
@@ -257,7 +254,7 @@ def detection(
         )
         out.append(
             MetricResult(
-                id=f"detection_auroc_{name}",
+                id=detection_id(name),
                 name=f"Detection AUROC ({TITLES[name]}, synthetic vs real)",
                 category="fidelity",
                 value=auc,

@@ -51,6 +51,7 @@ from sklearn.neighbors import KernelDensity
 from core.errors import ConfigError
 from core.metrics.attack_stats import attack_stats
 from core.metrics.base import MetricResult
+from core.metrics.ids import MetricId
 
 COMPONENTS = 10
 SYNTHETIC_BANDWIDTH = 0.2  # times Scott's rule; see the module notes
@@ -145,7 +146,7 @@ def domias(
         s_members[mem], s_non[scored] = s_m, s_n
     st = attack_stats(s_members, s_non)
     return MetricResult(
-        id="domias_auroc",
+        id=MetricId.DOMIAS,
         name="DOMIAS density-ratio attack AUROC",
         category="privacy",
         value=st.auroc,

@@ -10,6 +10,7 @@ from scipy import stats
 from core.encoding.marginals import significant
 from core.errors import ConfigError
 from core.metrics.base import MetricResult
+from core.metrics.ids import MetricId
 
 
 def r2_against_identity(real: np.ndarray, synth: np.ndarray) -> float:
@@ -68,7 +69,7 @@ def dimension_wise_probability_from_means(
         else float("nan")
     )
     return MetricResult(
-        id="dimwise_probability_r2",
+        id=MetricId.DIMWISE_PROBABILITY,
         name="Dimension-wise probability R^2",
         category="fidelity",
         value=r2_against_identity(p_real, p_synth),
@@ -159,7 +160,7 @@ def mmd(
         - 2 * kernel_sum(x, y, False) / (m * n)
     )
     return MetricResult(
-        id="mmd",
+        id=MetricId.MMD,
         name="MMD (Gaussian kernel, unbiased)",
         category="fidelity",
         value=float(value),
@@ -207,7 +208,7 @@ def numeric_marginals(real: pd.DataFrame, synth: pd.DataFrame, columns: list[str
         rows.append({"feature": col, **_ks_and_wasserstein(a, b)})
     table = pd.DataFrame(rows, columns=["feature", "ks", "wasserstein", "wasserstein_iqr"])
     return MetricResult(
-        id="numeric_marginals_ks",
+        id=MetricId.NUMERIC_MARGINALS,
         name="Numeric marginals (mean KS statistic)",
         category="fidelity",
         value=float(table["ks"].mean()) if table["ks"].notna().any() else float("nan"),
@@ -329,7 +330,7 @@ def column_fidelity(
     table = table.reset_index(drop=True)
     worst = table["distance"].dropna()
     return MetricResult(
-        id="column_fidelity_worst",
+        id=MetricId.COLUMN_FIDELITY,
         name="Per-column fidelity (worst column's KS or TV)",
         category="fidelity",
         value=float(worst.iloc[0]) if len(worst) else float("nan"),
@@ -362,7 +363,7 @@ def correlation_difference(real: np.ndarray, synth: np.ndarray) -> MetricResult:
     iu = np.triu_indices(int(keep.sum()), k=1)
     diff = np.abs(a - b)[iu]
     return MetricResult(
-        id="correlation_difference",
+        id=MetricId.CORRELATION,
         name="Correlation matrix difference (mean |r_real - r_syn|)",
         category="fidelity",
         value=float(diff.mean()),
@@ -389,7 +390,7 @@ def missingness_agreement(
     table = pd.DataFrame(rows, columns=["feature", "real", "synthetic"])
     diff = (table["real"] - table["synthetic"]).abs()
     return MetricResult(
-        id="missingness_difference",
+        id=MetricId.MISSINGNESS,
         name="Missingness agreement (mean |difference| of missing shares)",
         category="fidelity",
         value=float(diff.mean()) if len(diff) else 0.0,
@@ -404,7 +405,7 @@ def missingness_agreement(
 def codes_per_record(real_counts: np.ndarray, synth_counts: np.ndarray) -> MetricResult:
     """Wasserstein-1 distance between the distributions of distinct codes per record."""
     return MetricResult(
-        id="codes_per_record_w1",
+        id=MetricId.CODES_PER_RECORD,
         name="Codes per record (Wasserstein distance)",
         category="fidelity",
         value=float(stats.wasserstein_distance(real_counts, synth_counts)),
@@ -476,7 +477,7 @@ def dimension_wise_prediction(
         {"feature": [names[j] for j in cols], "auroc_real": aucs[0], "auroc_synthetic": aucs[1]}
     )
     return MetricResult(
-        id="dimwise_prediction_r2",
+        id=MetricId.DIMWISE_PREDICTION,
         name="Dimension-wise prediction R^2 (AUROC, train-on-real vs train-on-synthetic)",
         category="fidelity",
         value=r2_against_identity(aucs[0], aucs[1]),

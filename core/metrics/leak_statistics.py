@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+from core.metrics.base import GateEvidence, NullSummary
+
 # Attacks are judged where they matter for individuals: thresholds that wrongly flag at most 10%
 # of unseen patients (Carlini et al., S&P 2022: average-case accuracy hides low-FPR attacks). The
 # best of all thresholds has a selection bias about as large as the 0.05 threshold at 800
@@ -89,37 +91,38 @@ def advantage_se(n_members: int, n_non_members: int, max_fpr: float = MAX_FPR) -
     return math.sqrt(0.25 / n_members + f * (1 - f) / n_non_members)
 
 
-def null_summary(null: np.ndarray, observed: float) -> dict:
+def null_summary(null: np.ndarray, observed: float) -> NullSummary:
     """Mean, standard deviation and upper quantiles of a permutation null, and the one-sided
-    p-value of ``observed`` (JSON-ready: quantile levels are string keys)."""
-    return {
-        "mean": float(null.mean()),
-        "sd": float(null.std(ddof=1)) if len(null) > 1 else 0.0,
-        "quantiles": {f"{q:g}": float(np.quantile(null, q)) for q in NULL_LEVELS},
-        "p_value": float((1 + np.sum(null >= observed)) / (1 + len(null))),
-        "permutations": len(null),
-    }
+    p-value of ``observed``."""
+    return NullSummary(
+        mean=float(null.mean()),
+        sd=float(null.std(ddof=1)) if len(null) > 1 else 0.0,
+        quantiles={f"{q:g}": float(np.quantile(null, q)) for q in NULL_LEVELS},
+        p_value=float((1 + np.sum(null >= observed)) / (1 + len(null))),
+        permutations=len(null),
+    )
 
 
-def null_quantile(summary: dict, level: float) -> float:
-    """The null's quantile at ``level`` (one of :data:`NULL_LEVELS`)."""
-    return summary["quantiles"][f"{level:g}"]
-
-
-def membership_details(d: np.ndarray, members: np.ndarray, seed: int = 0) -> dict:
-    """What the gate's membership check reads: group sizes, the low-FPR advantage, the bound on
-    its standard error and its permutation null."""
+def membership_evidence(d: np.ndarray, members: np.ndarray, seed: int = 0) -> GateEvidence:
+    """What the gate's membership check reads: the low-FPR advantage, the bound on its standard
+    error, its permutation null and the group sizes."""
     n1, n0 = int(members.sum()), int((~members).sum())
     observed = low_fpr_advantage(d, members)
     null = low_fpr_null(d, members, seed=seed)
+    return GateEvidence(observed, advantage_se(n1, n0), null_summary(null, observed), (n1, n0))
+
+
+def membership_details(evidence: GateEvidence) -> dict:
+    """The membership evidence as the result's JSON-ready details (pages, reports)."""
+    assert evidence.groups is not None and evidence.null is not None
     return {
-        "n_members": n1,
-        "n_non_members": n0,
+        "n_members": evidence.groups[0],
+        "n_non_members": evidence.groups[1],
         "low_fpr": {
             "max_fpr": MAX_FPR,
-            "advantage": observed,
-            "se_bound": advantage_se(n1, n0),
-            "null": null_summary(null, observed),
+            "advantage": evidence.estimate,
+            "se_bound": evidence.se,
+            "null": evidence.null.as_dict(),
         },
     }
 

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from core.errors import ConfigError
 from core.metrics.base import MetricResult
+from core.metrics.ids import MetricId
 
 BINS = 10
 MIN_JOINT = 3  # records with both values recorded, in each set, for a correlation
@@ -206,7 +207,7 @@ def pair_trends(
     np.fill_diagonal(heat, np.nan)
     is_corr = measure[iu] == "correlation"
     return MetricResult(
-        id="pair_trends",
+        id=MetricId.PAIR_TRENDS,
         name="Column-pair trends (mean pair similarity)",
         category="fidelity",
         value=float(pair_scores[kept].mean()),

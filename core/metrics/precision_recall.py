@@ -27,6 +27,7 @@ import torch
 
 from core.errors import ConfigError
 from core.metrics.base import MetricResult
+from core.metrics.ids import MetricId
 
 MAX_RECORDS = 4000
 LEVELS = np.linspace(0.0, 1.0, 30)  # the alpha / beta grid (30 steps, as the paper's code)
@@ -73,9 +74,9 @@ def curves(real: np.ndarray, synth: np.ndarray) -> dict:
         return float(1.0 - 2.0 * np.mean(np.abs(curve - LEVELS)))
 
     return {
-        "alpha_precision": integrated(precision),
-        "beta_recall": integrated(recall),
-        "authenticity": float(np.mean(authentic)),
+        MetricId.ALPHA_PRECISION: integrated(precision),
+        MetricId.BETA_RECALL: integrated(recall),
+        MetricId.AUTHENTICITY: float(np.mean(authentic)),
         "precision_curve": precision,
         "recall_curve": recall,
     }
@@ -128,16 +129,22 @@ def precision_recall_authenticity(
         "levels": LEVELS.tolist(),
     }
     texts = {
-        "alpha_precision": ("alpha-precision (synthetic records inside the real support)", 1.0),
-        "beta_recall": ("beta-recall (real records covered by synthetic ones)", 1.0),
-        "authenticity": ("Authenticity (synthetic records not closer than a real neighbour)", 0.5),
+        MetricId.ALPHA_PRECISION: (
+            "alpha-precision (synthetic records inside the real support)",
+            1.0,
+        ),
+        MetricId.BETA_RECALL: ("beta-recall (real records covered by synthetic ones)", 1.0),
+        MetricId.AUTHENTICITY: (
+            "Authenticity (synthetic records not closer than a real neighbour)",
+            0.5,
+        ),
     }
     out = []
     for key, (name, default_ideal) in texts.items():
         details = dict(common)
         details["real_vs_real"] = float("nan") if ref is None else ref[key]
-        if key != "authenticity":
-            curve = "precision_curve" if key == "alpha_precision" else "recall_curve"
+        if key != MetricId.AUTHENTICITY:
+            curve = "precision_curve" if key == MetricId.ALPHA_PRECISION else "recall_curve"
             details["curve"] = ours[curve].tolist()
             if ref is not None:
                 details["real_vs_real_curve"] = ref[curve].tolist()

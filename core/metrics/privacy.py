@@ -12,9 +12,15 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from core.errors import ConfigError
 from core.metrics.attack_stats import attack_stats
-from core.metrics.base import MetricResult
+from core.metrics.base import GateEvidence, MetricResult
 from core.metrics.distances import nearest, nearest_distances
-from core.metrics.leak_statistics import balanced_dcr, membership_details, null_summary
+from core.metrics.ids import MetricId
+from core.metrics.leak_statistics import (
+    balanced_dcr,
+    membership_details,
+    membership_evidence,
+    null_summary,
+)
 
 
 def _balanced(train: np.ndarray, holdout: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,7 +53,6 @@ def _sorted_advantage(ms: np.ndarray, last: np.ndarray) -> float:
 
 
 PERMUTATIONS = 800
-_null_summary = null_summary  # mean, sd, upper quantiles, p-value (core.metrics.leak_statistics)
 
 
 def _targets(train: np.ndarray, holdout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,8 +97,10 @@ def membership_inference(
     advantage = _advantages(d, y.astype(bool))
     null = advantage_null(d, y.astype(bool), seed=seed)
     battery = attack_stats(score[: len(members)], score[len(members) :]).details()
+    # the gate's membership check (issue #30): low-FPR advantage, its spread and null
+    evidence = membership_evidence(d, y.astype(bool), seed=seed)
     return MetricResult(
-        id="mia_accuracy",
+        id=MetricId.MIA,
         name="Membership inference accuracy (distance attack)",
         category="privacy",
         value=acc,
@@ -105,12 +112,12 @@ def membership_inference(
             **battery,  # its ROC curve is thinned on a log-FPR grid, its AUROC the one below
             "auroc": auc,
             "advantage": advantage,
-            "null_advantage": _null_summary(null, advantage),
+            "null_advantage": null_summary(null, advantage).as_dict(),
             "member_distance_median": float(np.median(d[: len(members)])),
             "non_member_distance_median": float(np.median(d[len(members) :])),
-            # the gate's membership check (issue #30): low-FPR advantage, its spread and null
-            **membership_details(d, y.astype(bool), seed=seed),
+            **membership_details(evidence),
         },
+        evidence=evidence,
     )
 
 
@@ -126,7 +133,7 @@ def distance_to_closest_record(
     d_holdout, i_holdout = (a[:, 0] for a in nearest(synth, ho))
     share, share_se = balanced_dcr(d_train, d_holdout, i_train, i_holdout, len(tr), len(ho))
     return MetricResult(
-        id="dcr_share",
+        id=MetricId.DCR,
         name="DCR: share of synthetic records closer to train than holdout",
         category="privacy",
         value=share,
@@ -144,6 +151,7 @@ def distance_to_closest_record(
             "n_synthetic": len(d_train),
             "share_se": share_se,  # permutation standard error (issue #30)
         },
+        evidence=GateEvidence(share - 0.5, share_se),  # the excess over chance
     )
 
 
@@ -191,8 +199,10 @@ def exact_copies(
     ho = holdout if len(holdout) == size else holdout[rng.choice(len(holdout), size, replace=False)]
     copy_holdout = _has_identical(synth, ho)
     diff = in_blocks - k * copy_holdout.astype(float)
+    excess = float(diff.mean())
+    excess_se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
     return MetricResult(
-        id="exact_copies",
+        id=MetricId.EXACT_COPIES,
         name="Exact copies of training records",
         category="privacy",
         value=synth_rate,
@@ -202,10 +212,11 @@ def exact_copies(
         upper_bound=1.0,
         details={
             "holdout_baseline": baseline,
-            "excess_over_holdout": float(diff.mean()),
-            "excess_se": float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0,
+            "excess_over_holdout": excess,
+            "excess_se": excess_se,
             "synthetic_copies_of_holdout": float(copy_holdout.mean()),
         },
+        evidence=GateEvidence(excess, excess_se),
     )
 
 
@@ -224,7 +235,7 @@ def nearest_neighbour_distance_ratio(
     d_synth, d_holdout = neighbours or train_neighbours(train, holdout, synth)
     synth_r, holdout_r = ratio(d_synth), ratio(d_holdout)
     return MetricResult(
-        id="nndr",
+        id=MetricId.NNDR,
         name="Nearest-neighbour distance ratio (synthetic to train)",
         category="privacy",
         value=float(synth_r.mean()),
@@ -275,9 +286,9 @@ def attribute_inference(
     for _ in range(PERMUTATIONS):
         perm = rng.permutation(is_member)
         null.append(f1(c_all[perm]) - f1(c_all[~perm]))
-    null = np.asarray(null)
+    null_gap = null_summary(np.asarray(null), f_members - f_non)
     return MetricResult(
-        id="attribute_inference_gap",
+        id=MetricId.ATTRIBUTE_INFERENCE,
         name="Attribute inference gap (F1 members - F1 non-members)",
         category="privacy",
         value=f_members - f_non,
@@ -291,8 +302,9 @@ def attribute_inference(
             "known_dims": len(known),
             "sensitive_dims": len(sensitive),
             "k": k,
-            "null_gap": _null_summary(null, f_members - f_non),
+            "null_gap": null_gap.as_dict(),
         },
+        evidence=GateEvidence(f_members - f_non, null=null_gap),
     )
 
 

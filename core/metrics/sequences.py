@@ -21,6 +21,15 @@ from sklearn.metrics import roc_auc_score
 from core.data.visits import VisitCohort
 from core.errors import ConfigError
 from core.metrics.base import MetricResult
+from core.metrics.bootstrap import (
+    bootstrap_values,
+    both_classes,
+    cluster_resamples,
+    interval,
+    percentile_ci,
+    record_resamples,
+)
+from core.metrics.ids import MetricId
 
 Vocab = dict[str, tuple[str, ...]]
 MAX_INDEX = 5  # prevalence by visit index: visits 1..5 (later ones are few)
@@ -42,7 +51,7 @@ def visits_per_patient(real: VisitCohort, synth: VisitCohort) -> MetricResult:
         ideal=0.0,
         lower_bound=0.0,
         details={"real_mean": float(r.mean()), "synthetic_mean": float(s.mean())},
-        id="visits_per_patient_w1",
+        id=MetricId.VISITS_PER_PATIENT,
     )
 
 
@@ -65,7 +74,7 @@ def gap_distribution(real: VisitCohort, synth: VisitCohort) -> MetricResult:
             "synthetic_median_days": float(np.expm1(np.median(s))),
             "real_known_gaps": len(r),
         },
-        id="gap_ks",
+        id=MetricId.GAPS,
     )
 
 
@@ -90,7 +99,7 @@ def prevalence_by_visit(real: VisitCohort, synth: VisitCohort, vocab: Vocab) -> 
         ideal=1.0,
         upper_bound=1.0,
         details={"visit_indices": MAX_INDEX, "mean_abs_difference": float(np.abs(r - s).mean())},
-        id="prevalence_by_visit_r2",
+        id=MetricId.PREVALENCE_BY_VISIT,
     )
 
 
@@ -121,7 +130,7 @@ def consecutive_cooccurrence(
         ideal=1.0,
         upper_bound=1.0,
         details={"codes": len(keep), "real_pairs": int(r_prev.shape[0])},
-        id="consecutive_cooccurrence_r2",
+        id=MetricId.COOCCURRENCE,
     )
 
 
@@ -176,7 +185,7 @@ def longitudinal_perplexity(
         ideal=out["real"],
         lower_bound=1.0,
         details={"trained_on_real": out["real"], "holdout_pairs": int(h_prev.shape[0])},
-        id="longitudinal_perplexity",
+        id=MetricId.LONGITUDINAL_PERPLEXITY,
     )
 
 
@@ -207,7 +216,7 @@ def cross_modality_perplexity(
         ideal=out["real"],
         lower_bound=1.0,
         details={"trained_on_real": out["real"], "target_modality": target},
-        id="cross_modality_perplexity",
+        id=MetricId.CROSS_MODALITY_PERPLEXITY,
     )
 
 
@@ -234,18 +243,9 @@ def _history_features(
 def _bootstrap_auc(
     y: np.ndarray, p: np.ndarray, groups: np.ndarray, n_boot: int, seed: int
 ) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    uniq = np.unique(groups)
-    members = {g: np.flatnonzero(groups == g) for g in uniq}
-    vals = []
-    for _ in range(n_boot):
-        pick = np.concatenate([members[g] for g in rng.choice(uniq, len(uniq))])
-        if 0 < y[pick].sum() < len(pick):
-            vals.append(roc_auc_score(y[pick], p[pick]))
-    return (
-        (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5)))
-        if vals
-        else (float("nan"),) * 2
+    return percentile_ci(
+        lambda pick: roc_auc_score(y[pick], p[pick]) if both_classes(y[pick]) else np.nan,
+        cluster_resamples(groups, n_boot, seed),
     )
 
 
@@ -292,7 +292,7 @@ def next_visit_tstr(
         upper_bound=1.0,
         ci=out["synthetic"][1],
         details={"trtr_ci": out["real"][1], "target": f"{names[j][0]}:{names[j][1]}"},
-        id="next_visit_tstr_auroc",
+        id=MetricId.NEXT_VISIT_TSTR,
     )
 
 
@@ -330,14 +330,15 @@ def augmentation_auroc(
         .fit(np.vstack([xr, xs]), np.r_[yr, ys])
         .predict_proba(xh)[:, 1]
     )
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(n_boot):
-        pick = rng.integers(0, len(yh), len(yh))
-        if 0 < yh[pick].sum() < len(pick):
-            diffs.append(
-                roc_auc_score(yh[pick], p_aug[pick]) - roc_auc_score(yh[pick], p_real[pick])
-            )
+    diffs = bootstrap_values(
+        lambda pick: (
+            roc_auc_score(yh[pick], p_aug[pick]) - roc_auc_score(yh[pick], p_real[pick])
+            if both_classes(yh[pick])
+            else np.nan
+        ),
+        record_resamples(len(yh), n_boot, seed),
+    )
+    diff_ci = interval(diffs) if len(diffs) else None
     auc_real, auc_aug = roc_auc_score(yh, p_real), roc_auc_score(yh, p_aug)
     return MetricResult(
         name="Augmentation: risk AUROC, real + synthetic",
@@ -347,19 +348,12 @@ def augmentation_auroc(
         ideal=float(auc_real),
         lower_bound=0.0,
         upper_bound=1.0,
-        ci=(
-            float(np.percentile(diffs, 2.5)) + auc_real,
-            float(np.percentile(diffs, 97.5)) + auc_real,
-        )
-        if diffs
-        else None,
+        ci=None if diff_ci is None else (diff_ci[0] + auc_real, diff_ci[1] + auc_real),
         details={
             "real_only_auroc": float(auc_real),
             "difference": float(auc_aug - auc_real),
-            "difference_ci": (float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5)))
-            if diffs
-            else None,
+            "difference_ci": diff_ci,
             "holdout_patients": int(len(yh)),
         },
-        id="augmentation_auroc",
+        id=MetricId.AUGMENTATION,
     )

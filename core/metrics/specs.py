@@ -31,6 +31,7 @@ from core.metrics import (
     validity,
 )
 from core.metrics.base import Category, MetricResult
+from core.metrics.ids import MetricId
 from core.registry import Registry
 
 
@@ -152,7 +153,7 @@ def _pair_trends(inputs: ReviewInputs) -> MetricResult:
 
 for _spec in (
     MetricSpec(
-        "dimwise_probability_r2",
+        MetricId.DIMWISE_PROBABILITY,
         "fidelity",
         "Dimension-wise probability",
         "Share of records with each feature (or mean scaled value) in real vs synthetic data. R² "
@@ -161,7 +162,7 @@ for _spec in (
         lambda i: fidelity.dimension_wise_probability(i.x_train, i.x_synth, i.names),
     ),
     MetricSpec(
-        "dimwise_prediction_r2",
+        MetricId.DIMWISE_PREDICTION,
         "fidelity",
         "Dimension-wise prediction",
         "Each 0/1 feature is predicted from all others by a linear model trained on real or on "
@@ -170,7 +171,7 @@ for _spec in (
         lambda i: fidelity.dimension_wise_prediction(i.x_train, i.x_synth, i.x_holdout, i.names),
     ),
     MetricSpec(
-        "mmd",
+        MetricId.MMD,
         "fidelity",
         "MMD",
         "Maximum mean discrepancy with a Gaussian kernel (median-heuristic bandwidth) over whole "
@@ -179,7 +180,7 @@ for _spec in (
         lambda i: fidelity.mmd(i.x_train, i.x_synth, max_records=i.mmd_max_records, seed=i.seed),
     ),
     MetricSpec(
-        "correlation_difference",
+        MetricId.CORRELATION,
         "fidelity",
         "Correlation matrix",
         "Mean absolute difference between feature-feature correlations in real and synthetic "
@@ -187,7 +188,7 @@ for _spec in (
         lambda i: fidelity.correlation_difference(i.x_train, i.x_synth),
     ),
     MetricSpec(
-        "numeric_marginals_ks",
+        MetricId.NUMERIC_MARGINALS,
         "fidelity",
         "Numeric marginals",
         "Kolmogorov-Smirnov statistic per numeric column (0 = same distribution, 1 = disjoint); "
@@ -196,7 +197,7 @@ for _spec in (
         applies=lambda i: bool(i.numeric_columns),
     ),
     MetricSpec(
-        "column_fidelity_worst",
+        MetricId.COLUMN_FIDELITY,
         "fidelity",
         "Per-column fidelity",
         "Each column's real and synthetic values compared on their own: Kolmogorov-Smirnov for "
@@ -217,7 +218,7 @@ for _spec in (
         applies=lambda i: bool(i.encoding.columns),
     ),
     MetricSpec(
-        "missingness_difference",
+        MetricId.MISSINGNESS,
         "fidelity",
         "Missingness agreement",
         "How often each column is missing, real vs synthetic. 0 means identical missingness.",
@@ -227,7 +228,7 @@ for _spec in (
         applies=_has_missing_values,
     ),
     MetricSpec(
-        "validity",
+        MetricId.VALIDITY,
         "fidelity",
         "Validity",
         "Share of synthetic records that obey every rule all real training records obey: per "
@@ -244,7 +245,7 @@ for _spec in (
         ),
     ),
     MetricSpec(
-        "codes_per_record_w1",
+        MetricId.CODES_PER_RECORD,
         "fidelity",
         "Codes per record",
         "Distance between the distributions of distinct codes per record. 0 is ideal.",
@@ -255,7 +256,7 @@ for _spec in (
     ),
     # Issue #33: what tells synthetic records apart, and whether columns move together.
     MetricSpec(
-        "detection",
+        MetricId.DETECTION,
         "fidelity",
         "Detection",
         "A classifier is trained to tell synthetic records from real training records (equally "
@@ -270,7 +271,7 @@ for _spec in (
         ),
     ),
     MetricSpec(
-        "precision_recall_authenticity",
+        MetricId.PRECISION_RECALL,
         "fidelity",
         "alpha-precision, beta-recall, authenticity",
         "Alaa et al. (ICML 2022) on the review's [0, 1] encoding: alpha-precision asks whether "
@@ -284,7 +285,7 @@ for _spec in (
         ),
     ),
     MetricSpec(
-        "pair_trends",
+        MetricId.PAIR_TRENDS,
         "fidelity",
         "Column-pair trends",
         "For every pair of columns: do they move together as in real data? Two numeric columns: "
@@ -296,7 +297,7 @@ for _spec in (
         applies=lambda i: len(i.encoding.columns) + len(i.encoding.vocabulary) >= 2,
     ),
     MetricSpec(
-        "tstr",
+        MetricId.TSTR,
         "utility",
         "TSTR",
         "A classifier trained on synthetic data and tested on real holdout patients (TSTR), "
@@ -306,7 +307,7 @@ for _spec in (
         applies=_labelled,
     ),
     MetricSpec(
-        "mia_accuracy",
+        MetricId.MIA,
         "privacy",
         "Membership inference",
         "An attacker calls a real patient a training member when a synthetic record lies very "
@@ -315,7 +316,7 @@ for _spec in (
         lambda i: privacy.membership_inference(i.x_train, i.x_holdout, i.x_synth, seed=i.seed),
     ),
     MetricSpec(
-        "domias_auroc",
+        MetricId.DOMIAS,
         "privacy",
         "DOMIAS density-ratio attack",
         "DOMIAS (van Breugel et al., AISTATS 2023) calls a real patient a member where the "
@@ -326,7 +327,7 @@ for _spec in (
         lambda i: domias.domias(i.x_train, i.x_holdout, i.x_synth, seed=i.seed),
     ),
     MetricSpec(
-        "dcr_share",
+        MetricId.DCR,
         "privacy",
         "DCR",
         "For each synthetic record, is its closest real record a training patient or a holdout "
@@ -336,7 +337,7 @@ for _spec in (
         ),
     ),
     MetricSpec(
-        "exact_copies",
+        MetricId.EXACT_COPIES,
         "privacy",
         "Exact copies",
         "Share of synthetic records identical to a training record. Compare with the holdout "
@@ -344,7 +345,7 @@ for _spec in (
         lambda i: privacy.exact_copies(i.x_train, i.x_holdout, i.x_synth, i.neighbours),
     ),
     MetricSpec(
-        "nndr",
+        MetricId.NNDR,
         "privacy",
         "Nearest-neighbour distance ratio",
         "Closest / second-closest training distance. Close to the holdout's value (the ideal "
@@ -354,7 +355,7 @@ for _spec in (
         ),
     ),
     MetricSpec(
-        "attribute_inference_gap",
+        MetricId.ATTRIBUTE_INFERENCE,
         "privacy",
         "Attribute inference",
         "An attacker who knows half of a patient's features guesses the rest from the nearest "
@@ -372,7 +373,7 @@ for _spec in (
     ),
     # Anonymeter (Giomi et al., PoPETs 2023): risks beyond what unseen (holdout) patients show.
     MetricSpec(
-        "anonymeter_singling_out",
+        MetricId.SINGLING_OUT,
         "privacy",
         "Anonymeter: singling out",
         'Predicates that describe exactly one synthetic record ("the only patient aged 84 with '
@@ -383,7 +384,7 @@ for _spec in (
         lambda i: anonymeter.singling_out(i.attack_tables, seed=i.seed),
     ),
     MetricSpec(
-        "anonymeter_linkability",
+        MetricId.LINKABILITY,
         "privacy",
         "Anonymeter: linkability",
         "An attacker holding two datasets with different columns of the same patients links a "
@@ -393,7 +394,7 @@ for _spec in (
         applies=lambda i: len(i.train.columns) >= 2,
     ),
     MetricSpec(
-        "anonymeter_inference",
+        MetricId.INFERENCE,
         "privacy",
         "Anonymeter: attribute inference",
         "An attacker who knows all other columns of a patient guesses the outcome (or the most "
@@ -404,7 +405,7 @@ for _spec in (
     ),
     # Visit sequences: shown when the sets are sequences (EHRPD, MEDS/MIMIC/eICU visits).
     MetricSpec(
-        "visits_per_patient_w1",
+        MetricId.VISITS_PER_PATIENT,
         "fidelity",
         "Visits per patient",
         "Wasserstein-1 distance between the distributions of visits per patient (0 = the same "
@@ -413,7 +414,7 @@ for _spec in (
         applies=lambda i: i.sequences is not None,
     ),
     MetricSpec(
-        "gap_ks",
+        MetricId.GAPS,
         "fidelity",
         "Gaps between visits",
         "Kolmogorov-Smirnov distance between the gaps (log days) of real and synthetic "
@@ -422,7 +423,7 @@ for _spec in (
         applies=lambda i: i.sequences is not None,
     ),
     MetricSpec(
-        "prevalence_by_visit_r2",
+        MetricId.PREVALENCE_BY_VISIT,
         "fidelity",
         "Code prevalence by visit index",
         "Each code's share of first, second, ... fifth visits, real vs synthetic: R² to the "
@@ -433,7 +434,7 @@ for _spec in (
         applies=lambda i: i.sequences is not None,
     ),
     MetricSpec(
-        "consecutive_cooccurrence_r2",
+        MetricId.COOCCURRENCE,
         "fidelity",
         "Consecutive-visit co-occurrence",
         "How often code j follows code i at the next visit, real vs synthetic, over the 60 most "
@@ -444,7 +445,7 @@ for _spec in (
         applies=lambda i: i.sequences is not None,
     ),
     MetricSpec(
-        "longitudinal_perplexity",
+        MetricId.LONGITUDINAL_PERPLEXITY,
         "utility",
         "Longitudinal perplexity",
         "A next-visit code predictor fitted on synthetic sequences, scored on real holdout "
@@ -456,7 +457,7 @@ for _spec in (
         applies=lambda i: i.sequences is not None,
     ),
     MetricSpec(
-        "cross_modality_perplexity",
+        MetricId.CROSS_MODALITY_PERPLEXITY,
         "utility",
         "Cross-modality perplexity",
         "The same for one modality's codes predicted from the other modalities of the same "
@@ -467,7 +468,7 @@ for _spec in (
         applies=lambda i: i.sequences is not None and len(i.sequences.vocabularies) > 1,
     ),
     MetricSpec(
-        "next_visit_tstr_auroc",
+        MetricId.NEXT_VISIT_TSTR,
         "utility",
         "Next-visit TSTR",
         "Predict a common code at visit k+1 from visits up to k, trained on synthetic (TSTR) or "

@@ -8,7 +8,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from core.errors import ConfigError
-from core.metrics.base import MetricResult
+from core.metrics.base import GateEvidence, MetricResult
+from core.metrics.bootstrap import (
+    bootstrap_values,
+    both_classes,
+    percentile_ci,
+    record_resamples,
+    standard_error,
+)
+from core.metrics.ids import tstr_id
 
 CLASSIFIERS = ("random_forest", "logistic_regression")
 
@@ -24,16 +32,9 @@ def _classifier(name: str, seed: int):
 
 
 def _bootstrap_ci(y: np.ndarray, p: np.ndarray, fn, n_boot: int, seed: int) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(y), len(y))
-        if y[i].min() != y[i].max():
-            vals.append(fn(y[i], p[i]))
-    return (
-        (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5)))
-        if vals
-        else (float("nan"), float("nan"))
+    return percentile_ci(
+        lambda i: fn(y[i], p[i]) if both_classes(y[i]) else np.nan,
+        record_resamples(len(y), n_boot, seed),
     )
 
 
@@ -42,13 +43,11 @@ def _paired_se(
 ) -> float:
     """Bootstrap standard error of fn(y, p_a) - fn(y, p_b) over the same resampled records (both
     scored on one holdout, so their errors are shared and the difference is tighter)."""
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(y), len(y))
-        if y[i].min() != y[i].max():
-            diffs.append(fn(y[i], p_a[i]) - fn(y[i], p_b[i]))
-    return float(np.std(diffs, ddof=1)) if len(diffs) > 1 else float("nan")
+    diffs = bootstrap_values(
+        lambda i: fn(y[i], p_a[i]) - fn(y[i], p_b[i]) if both_classes(y[i]) else np.nan,
+        record_resamples(len(y), n_boot, seed),
+    )
+    return standard_error(diffs)
 
 
 def tstr(
@@ -76,9 +75,10 @@ def tstr(
             probs[source] = clf.predict_proba(x_ho)[:, 1]
         for metric, fn in (("AUROC", roc_auc_score), ("AUPR", average_precision_score)):
             real_v, syn_v = fn(y_ho, probs["real"]), fn(y_ho, probs["synthetic"])
+            deficit_se = _paired_se(y_ho, probs["real"], probs["synthetic"], fn, n_boot, seed)
             out.append(
                 MetricResult(
-                    id=f"tstr_{metric.lower()}_{clf_name}",
+                    id=tstr_id(metric.lower(), clf_name),
                     name=f"TSTR {metric} ({clf_name.replace('_', ' ')})",
                     category="utility",
                     value=float(syn_v),
@@ -92,10 +92,9 @@ def tstr(
                         "trtr_ci": _bootstrap_ci(y_ho, probs["real"], fn, n_boot, seed),
                         "prevalence_holdout": float(np.mean(y_ho)),
                         "deficit": float(real_v - syn_v),
-                        "deficit_se": _paired_se(
-                            y_ho, probs["real"], probs["synthetic"], fn, n_boot, seed
-                        ),
+                        "deficit_se": deficit_se,
                     },
+                    evidence=GateEvidence(float(real_v - syn_v), deficit_se),
                 )
             )
     return out

@@ -15,6 +15,7 @@ from core.encoding.constraints import ConstraintSet, violations
 from core.errors import ConfigError
 from core.metrics.anonymeter import success_rate
 from core.metrics.base import MetricResult
+from core.metrics.ids import MetricId
 
 CONFIDENCE = 0.95
 
@@ -91,7 +92,7 @@ def validity(
     table = table.sort_values("records", ascending=False, kind="stable").reset_index(drop=True)
     table["share"] = table["records"] / n
     return MetricResult(
-        id="validity",
+        id=MetricId.VALIDITY,
         name="Validity (records obeying the cohort's logic)",
         category="fidelity",
         value=(n - invalid) / n,

@@ -86,7 +86,8 @@ from core import __version__
 from core.errors import ConfigError
 from core.metrics import anonymeter
 from core.metrics.base import MetricResult
-from core.metrics.leak_statistics import MAX_FPR, advantage_se, null_quantile
+from core.metrics.ids import MetricId, tstr_id
+from core.metrics.leak_statistics import MAX_FPR, advantage_se
 from core.metrics.suite import SUITE_VERSION, Review, ReviewKey
 
 GATE_VERSION = "3"
@@ -127,14 +128,17 @@ class GateThresholds:
 Estimate = tuple[float, float, float]
 
 
+_NO_EVIDENCE: Estimate = (math.nan, math.nan, math.nan)  # a check without evidence fails
+
+
 def _mia(r: MetricResult) -> Estimate:
-    low = r.details["low_fpr"]
-    adv, null = low["advantage"], low["null"]
-    return (
-        adv - null["mean"],
-        adv - null_quantile(null, 1 - ALPHA_FAIL),
-        adv + Z_PASS * low["se_bound"],
-    )
+    """Low-FPR advantage: its null's mean removed; fail bound from the null's quantile, pass
+    bound from the bound on its standard error."""
+    e = r.evidence
+    if e is None or e.null is None or e.se is None:
+        return _NO_EVIDENCE
+    adv, null = e.estimate, e.null
+    return adv - null.mean, adv - null.quantile(1 - ALPHA_FAIL), adv + Z_PASS * e.se
 
 
 def _normal(value: float, se: float, floor: bool = False) -> Estimate:
@@ -142,21 +146,19 @@ def _normal(value: float, se: float, floor: bool = False) -> Estimate:
     return value, value - z_low * se, value + z_high * se
 
 
-def _copies(r: MetricResult) -> Estimate:
-    return _normal(r.details["excess_over_holdout"], r.details["excess_se"])
-
-
-def _dcr(r: MetricResult) -> Estimate:
-    return _normal(r.value - 0.5, r.details["share_se"])
+def _standard_error(r: MetricResult) -> Estimate:
+    """Excess copies, DCR share over chance, TSTR deficit: +- z standard errors."""
+    e = r.evidence
+    return _NO_EVIDENCE if e is None or e.se is None else _normal(e.estimate, e.se)
 
 
 def _gap(r: MetricResult) -> Estimate:
-    null = r.details["null_gap"]
-    return (
-        r.value - null["mean"],
-        r.value - null_quantile(null, 1 - ALPHA_FAIL),
-        r.value - null["mean"] + Z_PASS * null["sd"],
-    )
+    """Attribute-inference gap: bounds from its permutation null."""
+    e = r.evidence
+    if e is None or e.null is None:
+        return _NO_EVIDENCE
+    v, null = e.estimate, e.null
+    return v - null.mean, v - null.quantile(1 - ALPHA_FAIL), v - null.mean + Z_PASS * null.sd
 
 
 def _exact(value: float) -> Estimate:
@@ -169,10 +171,6 @@ def _invalid(r: MetricResult) -> Estimate:
 
 def _r2(r: MetricResult) -> Estimate:
     return _exact(r.value)  # the released records' own prevalences: no interval
-
-
-def _tstr(r: MetricResult) -> Estimate:
-    return _normal(r.details["deficit"], r.details["deficit_se"])
 
 
 def _anonymeter(r: MetricResult) -> Estimate:
@@ -195,24 +193,28 @@ class Check:
 
 # threshold field -> its check
 CHECKS: dict[str, Check] = {
-    "mia_advantage": Check("mia_accuracy", _mia, "Membership-inference advantage"),
-    "exact_copies": Check("exact_copies", _copies, "Exact copies of training records"),
-    "dcr_share": Check("dcr_share", _dcr, "DCR share closer to train than holdout"),
-    "attribute_gap": Check("attribute_inference_gap", _gap, "Attribute-inference gap"),
-    "invalid_records": Check("validity", _invalid, "Records breaking the cohort's logic", FLOORS),
+    "mia_advantage": Check(MetricId.MIA, _mia, "Membership-inference advantage"),
+    "exact_copies": Check(
+        MetricId.EXACT_COPIES, _standard_error, "Exact copies of training records"
+    ),
+    "dcr_share": Check(MetricId.DCR, _standard_error, "DCR share closer to train than holdout"),
+    "attribute_gap": Check(MetricId.ATTRIBUTE_INFERENCE, _gap, "Attribute-inference gap"),
+    "invalid_records": Check(
+        MetricId.VALIDITY, _invalid, "Records breaking the cohort's logic", FLOORS
+    ),
     "dimwise_r2": Check(
-        "dimwise_probability_r2", _r2, "Dimension-wise probability R²", FLOORS, at_least=True
+        MetricId.DIMWISE_PROBABILITY, _r2, "Dimension-wise probability R²", FLOORS, at_least=True
     ),
     "tstr_deficit": Check(
-        "tstr_auroc_random_forest",
-        _tstr,
+        tstr_id("auroc", "random_forest"),
+        _standard_error,
         "TSTR AUROC below train-on-real",
         FLOORS,
-        applies_with="tstr",
+        applies_with=MetricId.TSTR,
     ),
-    "singling_out": Check("anonymeter_singling_out", _anonymeter, "Anonymeter singling-out risk"),
-    "linkability": Check("anonymeter_linkability", _anonymeter, "Anonymeter linkability risk"),
-    "inference": Check("anonymeter_inference", _anonymeter, "Anonymeter attribute-inference risk"),
+    "singling_out": Check(MetricId.SINGLING_OUT, _anonymeter, "Anonymeter singling-out risk"),
+    "linkability": Check(MetricId.LINKABILITY, _anonymeter, "Anonymeter linkability risk"),
+    "inference": Check(MetricId.INFERENCE, _anonymeter, "Anonymeter attribute-inference risk"),
 }
 OPTIONAL = ("singling_out", "linkability", "inference")
 VERDICTS = ("pass", "inconclusive", "fail")
@@ -295,10 +297,10 @@ def _judge(low: float, high: float, limit: float, at_least: bool) -> str:
 
 
 def _detectable(review: Review) -> dict | None:
-    mia = review.get("mia_accuracy")
-    if mia is None or "n_members" not in mia.details:
+    mia = review.get(MetricId.MIA)
+    if mia is None or mia.evidence is None or mia.evidence.groups is None:
         return None
-    n1, n0 = mia.details["n_members"], mia.details["n_non_members"]
+    n1, n0 = mia.evidence.groups
     return {
         "advantage": detectable_advantage(n1, n0),
         "n_members": n1,

@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core.metrics.base import MetricResult
+from core.metrics.ids import MetricId
 
 PALETTE = ("#1f6f8b", "#b23a48", "#2c7a4b", "#8a6d1d", "#6b4c9a", "#52606d")
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 50, "b": 10}}
@@ -114,9 +115,9 @@ def mmd_bars(results: dict[str, MetricResult]) -> go.Figure:
 
 
 ANONYMETER = {
-    "anonymeter_singling_out": "Singling out",
-    "anonymeter_linkability": "Linkability",
-    "anonymeter_inference": "Attribute inference",
+    MetricId.SINGLING_OUT: "Singling out",
+    MetricId.LINKABILITY: "Linkability",
+    MetricId.INFERENCE: "Attribute inference",
 }
 
 
@@ -193,7 +194,7 @@ def column_fidelity_bars(result: MetricResult, top: int = 20) -> go.Figure:
     return fig
 
 
-BATTERY = {"mia_accuracy": "Distance", "domias_auroc": "DOMIAS"}  # metric id -> attack name
+BATTERY = {MetricId.MIA: "Distance", MetricId.DOMIAS: "DOMIAS"}  # metric id -> attack name
 
 
 def attack_rocs(results: dict[str, MetricResult], title: str = "") -> go.Figure:

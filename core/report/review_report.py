@@ -14,6 +14,7 @@ from core import __version__
 from core.data.cohort import Cohort, CohortSplit
 from core.data.records import EHRTable
 from core.metrics.base import MetricResult
+from core.metrics.ids import MetricId, detection_id
 from core.metrics.suite import Review, ReviewSettings, settings_dict
 from core.release.gate import GROUPS, GateVerdict
 from core.report import review_figures as rf
@@ -207,11 +208,11 @@ def figures_for(
 ) -> list:
     figs = []
     for metric_id, fn in (
-        ("dimwise_probability_r2", lambda r: prevalence_scatter(r, "real training split")),
-        ("dimwise_prediction_r2", rf.prediction_scatter),
-        ("column_fidelity_worst", rf.column_fidelity_bars),
-        ("mia_accuracy", rf.membership_roc),
-        ("dcr_share", rf.dcr_histogram),
+        (MetricId.DIMWISE_PROBABILITY, lambda r: prevalence_scatter(r, "real training split")),
+        (MetricId.DIMWISE_PREDICTION, rf.prediction_scatter),
+        (MetricId.COLUMN_FIDELITY, rf.column_fidelity_bars),
+        (MetricId.MIA, rf.membership_roc),
+        (MetricId.DCR, rf.dcr_histogram),
     ):
         res = review.get(metric_id)
         if res is not None:
@@ -225,17 +226,17 @@ def figures_for(
     return figs
 
 
-DETECTION_IDS = ("detection_auroc_logistic_regression", "detection_auroc_gradient_boosting")
+DETECTION_IDS = (detection_id("logistic_regression"), detection_id("gradient_boosting"))
 
 
 def fidelity_figures(review: Review) -> list:
     """Issue #33's plots: what the detectors lean on, the precision / recall curves and the
     worst column pairs (those the review computed)."""
     figs = [rf.detection_features(r) for r in map(review.get, DETECTION_IDS) if r is not None]
-    precision, recall = review.get("alpha_precision"), review.get("beta_recall")
+    precision, recall = review.get(MetricId.ALPHA_PRECISION), review.get(MetricId.BETA_RECALL)
     if precision is not None and recall is not None:
         figs.append(rf.precision_recall_curves(precision, recall))
-    pairs = review.get("pair_trends")
+    pairs = review.get(MetricId.PAIR_TRENDS)
     if pairs is not None and pairs.details["heatmap"]["columns"]:
         figs.append(rf.pair_trends_heatmap(pairs))
     return figs

@@ -25,6 +25,7 @@ from core.data.records import EHRTable
 from core.data.visits import VisitCohort
 from core.generation import SyntheticSet
 from core.metrics import specs
+from core.metrics.ids import MetricId
 from core.metrics.suite import Review, ReviewSettings, best_column, summary_table
 from core.release.gate import GROUPS, GateThresholds, GateVerdict, detectable_text, evaluate_gate
 from core.report import review_figures as rf
@@ -140,7 +141,7 @@ def _summary_html(section: Section, doc: ReviewDocument, fig: Figures) -> str:
 
 
 def _overview_html(section: Section, doc: ReviewDocument, fig: Figures) -> str:
-    mmd = {rv.name: rv.get("mmd") for rv in doc.reviews if rv.get("mmd") is not None}
+    mmd = {rv.name: rv.get(MetricId.MMD) for rv in doc.reviews if rv.get(MetricId.MMD) is not None}
     risks = anonymeter_results(doc.reviews)
     return (fig(rf.mmd_bars(mmd)) if mmd else "") + (
         fig(rf.anonymeter_risks(risks)) if risks else ""
@@ -191,7 +192,7 @@ def _per_set(section: Section, doc: ReviewDocument, render: Callable[[Review], s
 
 
 def _column_table_html(review: Review) -> str:
-    result = review.get("column_fidelity_worst")
+    result = review.get(MetricId.COLUMN_FIDELITY)
     if result is None:
         return ""
     frame = column_frame(result)
@@ -214,7 +215,7 @@ def _column_table_html(review: Review) -> str:
 
 
 def _validity_html(review: Review) -> str:
-    result = review.get("validity")
+    result = review.get(MetricId.VALIDITY)
     if result is None:
         return ""
     broken = result.details.get("violations", [])
@@ -228,7 +229,7 @@ def _validity_html(review: Review) -> str:
 
 def _fidelity_html(review: Review) -> str:
     lines = [detection_text(r) for r in map(review.get, DETECTION_IDS) if r is not None]
-    pairs = review.get("pair_trends")
+    pairs = review.get(MetricId.PAIR_TRENDS)
     if pairs is not None:
         lines.append(
             f"Column-pair trends {pairs.value:.3f} over {pairs.details['pairs']:,} pairs; worst: "

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from core.flexgen.alignment import PAPER_METHOD
-from core.flexgen.train import HANDLING, FlexGenConfig
+from core.flexgen.missing import HANDLING
+from core.flexgen.train import FlexGenConfig
 from tests.app.pages import load_demo, open_page
 
 

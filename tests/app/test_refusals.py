@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.diffusion.karras import DEFAULT_STEPS, SAMPLER_LABELS, SAMPLERS
+from core.diffusion.karras import SAMPLERS, SCORE_SAMPLERS
 from core.ehrdiff.pipeline import MAX_RECORDS
 from core.ehrpd.pipeline import MAX_PATIENTS
 from core.flexgen.pipeline import MAX_RECORDS as FLEXGEN_MAX
@@ -40,12 +40,13 @@ def test_the_preselected_sampler_is_the_default_and_a_switch_resets_its_steps():
     at = open_page("pages/2_Generate.py")
     _pick_model(at, "EHRDiff", "PhysioNet 2012")
     sampler = at.selectbox(key="gen_sampler")
-    assert sampler.value == SAMPLERS[0] and "default" in SAMPLER_LABELS[SAMPLERS[0]]
-    assert not any("default" in SAMPLER_LABELS[s] for s in SAMPLERS[1:])
-    assert at.number_input(key="gen_steps").value == DEFAULT_STEPS["dpmpp_2m"] == 16
+    labels = [SAMPLERS.get(s).label for s in SCORE_SAMPLERS]
+    assert sampler.value == SCORE_SAMPLERS[0] and "default" in labels[0]
+    assert not any("default" in label for label in labels[1:])
+    assert at.number_input(key="gen_steps").value == SAMPLERS.get("dpmpp_2m").steps == 16
     at.number_input(key="gen_steps").set_value(10).run()
     at.selectbox(key="gen_sampler").set_value("heun").run()
-    assert at.number_input(key="gen_steps").value == DEFAULT_STEPS["heun"] == 32
+    assert at.number_input(key="gen_steps").value == SAMPLERS.get("heun").steps == 32
     at.selectbox(key="gen_sampler").set_value("dpmpp_2m").run()
     assert at.number_input(key="gen_steps").value == 16
 

@@ -34,9 +34,10 @@ def test_ehrdiff_flags_rebuild_the_config():
 
 def test_flexgen_flags_rebuild_the_config():
     from core.flexgen import train
+    from core.flexgen.missing import missing_part_handling
 
     config = replace(
-        train.missing_part_handling(train.FlexGenConfig(), "gw"),
+        missing_part_handling(train.FlexGenConfig(), "gw"),
         vae_epochs=3,
         diffusion_iters=250,
         temporal_kind="cnn",

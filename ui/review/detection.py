@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.metrics.ids import MetricId
 from core.metrics.suite import Review
 from core.report.review_report import DETECTION_IDS, detection_text
 
@@ -46,7 +47,7 @@ def detection_panel(title: str, reviews: list[Review]) -> None:
                         hide_index=True,
                         key=f"review_detection_{rv.name}_{metric_id}",
                     )
-            pairs = rv.get("pair_trends")
+            pairs = rv.get(MetricId.PAIR_TRENDS)
             if pairs is not None and len(pairs.per_feature):
                 st.markdown(
                     f"**Column-pair trends** {pairs.value:.3f} over {pairs.details['pairs']:,} "

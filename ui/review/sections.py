@@ -10,6 +10,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from core.metrics import specs as metric_specs
+from core.metrics.ids import MetricId
 from core.metrics.suite import best_column
 from core.report import export
 from core.report import review_figures as rf
@@ -70,7 +71,7 @@ def _summary(section: Section, view: PageView) -> None:
 
 def _overview(section: Section, view: PageView) -> None:
     reviews = view.doc.reviews
-    mmd = {rv.name: rv.get("mmd") for rv in reviews if rv.get("mmd") is not None}
+    mmd = {rv.name: rv.get(MetricId.MMD) for rv in reviews if rv.get(MetricId.MMD) is not None}
     if mmd:
         st.plotly_chart(rf.mmd_bars(mmd), key="review_mmd_bars")
     risks = anonymeter_results(reviews)
@@ -105,7 +106,7 @@ def _figures(section: Section, view: PageView) -> None:
 
 
 def _columns(section: Section, view: PageView) -> None:
-    per_column = {rv.name: rv.get("column_fidelity_worst") for rv in view.doc.reviews}
+    per_column = {rv.name: rv.get(MetricId.COLUMN_FIDELITY) for rv in view.doc.reviews}
     per_column = {name: res for name, res in per_column.items() if res is not None}
     if not per_column:
         return
@@ -127,7 +128,11 @@ def _columns(section: Section, view: PageView) -> None:
 def _validity(section: Section, view: PageView) -> None:
     """Each set's validity with the broken rules, most records first (core.metrics.validity)."""
     reviews = view.doc.reviews
-    results = {rv.name: rv.get("validity") for rv in reviews if rv.get("validity") is not None}
+    results = {
+        rv.name: rv.get(MetricId.VALIDITY)
+        for rv in reviews
+        if rv.get(MetricId.VALIDITY) is not None
+    }
     if not results:
         return
     st.subheader(section.title)

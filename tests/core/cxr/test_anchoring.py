@@ -20,13 +20,10 @@ from core.cxr.diffusion import (
 from core.cxr.ehr_encoder import EHREncoderConfig
 from core.cxr.ehr_window import EHRVocabulary
 from core.cxr.evaluate import CARRY, CEILING, shuffled_partners, summarise
+from core.cxr.latents import pseudo_pair_latents
 from core.cxr.outcomes import outcome_table
 from core.cxr.pipeline import CXRAutoencoder, DDLCXRForecaster, ForecastSettings
-from core.cxr.train_forecaster import (
-    ForecasterTrainConfig,
-    pseudo_pair_latents,
-    train_forecaster,
-)
+from core.cxr.train_forecaster import ForecasterConfig, ForecasterTrainConfig, train_forecaster
 from core.cxr.vae import CXRVAE
 from core.device import make_generator
 from core.errors import ConfigError
@@ -89,18 +86,10 @@ def tiny_setup(tmp_path_factory):
     cfg = ForecasterTrainConfig(steps=4, batch_size=4, ramp_steps=2)
     inits = {}
     for target in ("later", "residual"):
-        model, _ = train_forecaster(
-            pairs,
-            ae,
-            VOCAB,
-            ENC,
-            TINY_UNET,
-            DiffusionConfig(target=target),
-            cfg,
-            torch.device("cpu"),
-            sampler_defaults={"anchor": "prior"},
+        config = ForecasterConfig(
+            ENC, TINY_UNET, DiffusionConfig(target=target), cfg, {"anchor": "prior"}
         )
-        inits[target] = model
+        inits[target] = train_forecaster(pairs, ae, VOCAB, config, device="cpu").model
     return tmp, ae, pairs, inits
 
 
@@ -130,7 +119,7 @@ def test_sampler_survives_save_and_load(tiny_setup) -> None:
     tmp, ae, _, inits = tiny_setup
     vae_manifest = ae.save(tmp / "vae")
     inits["later"].save(tmp / "fc", tmp / "vae", vae_manifest.sha256)
-    loaded, _ = DDLCXRForecaster.load(tmp / "fc")
+    loaded = DDLCXRForecaster.load(tmp / "fc")
     assert loaded.sampler == inits["later"].sampler
     assert loaded.diffusion == inits["later"].diffusion
     assert loaded.start_step(24.0) <= loaded.start_step(500.0)
@@ -243,10 +232,13 @@ def test_crossvalidation_command_writes_tables_and_a_verdict(tiny_setup, tmp_pat
             sorted((root / "png").glob("*.png"))[:4], ae, vocab, 8,
             views_per_image=1, gap_range_hours=(24.0, 200.0), seed=0,
         )  # fmt: skip
-        model, _ = train_forecaster(
-            data, ae, vocab, enc, TINY_UNET, DiffusionConfig(target=target),
-            ForecasterTrainConfig(steps=2, batch_size=4), torch.device("cpu"),
-        )  # fmt: skip
+        config = ForecasterConfig(
+            enc,
+            TINY_UNET,
+            DiffusionConfig(target=target),
+            ForecasterTrainConfig(steps=2, batch_size=4),
+        )
+        model = train_forecaster(data, ae, vocab, config, device="cpu").model
         model.save(tmp_path / f"pre-{target}", tmp_path / "vae", vae_manifest.sha256)
         args += ["--init", f"{target}=" + str(tmp_path / f"pre-{target}")]
     out, js = tmp_path / "cv.md", tmp_path / "cv.json"

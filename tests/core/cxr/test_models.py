@@ -15,7 +15,7 @@ from core.cxr.diffusion import DiffusionConfig, perturb_context, ramp
 from core.cxr.ehr_encoder import EHREncoder, EHREncoderConfig
 from core.cxr.ehr_window import EHRVocabulary, tokens_from_windows, window_from_frame
 from core.cxr.pipeline import CXRAutoencoder, DDLCXRForecaster, ForecastSettings
-from core.cxr.train_forecaster import ForecasterTrainConfig, train_forecaster
+from core.cxr.train_forecaster import ForecasterConfig, ForecasterTrainConfig, train_forecaster
 from core.cxr.unet import LatentUNet, UNetConfig
 from core.cxr.vae import CXRVAE, CXRVAEConfig
 from core.device import make_generator
@@ -143,19 +143,22 @@ def tiny_forecaster(tmp_path_factory) -> tuple[Path, list[PairRecord]]:
     torch.manual_seed(0)
     ae = CXRAutoencoder(CXRVAE(TINY_VAE).eval(), "pad", 1.0)
     ae.save(tmp / "vae", data_card={"datasets": ["test phantoms"]})
-    ae, vae_manifest = CXRAutoencoder.load(tmp / "vae")
+    ae = CXRAutoencoder.load(tmp / "vae")
+    vae_manifest = ae.manifest
     pairs = _tiny_pairs(tmp)
-    model, losses = train_forecaster(
-        pairs,
-        ae,
-        VOCAB,
+    config = ForecasterConfig(
         EHREncoderConfig(n_variables=2, d_model=16, n_heads=2, n_layers=1),
         TINY_UNET,
         DiffusionConfig(),
         ForecasterTrainConfig(steps=6, batch_size=4, ramp_steps=3),
-        torch.device("cpu"),
     )
-    assert np.isfinite(losses).all()
+    seen: list[int] = []
+    result = train_forecaster(pairs, ae, VOCAB, config, callback=lambda s, n, _: seen.append(s))
+    model = result.model
+    assert np.isfinite(result.losses).all() and seen == list(range(1, 7))
+    assert not result.stopped_early
+    stopped = train_forecaster(pairs, ae, VOCAB, config, should_stop=lambda: True)
+    assert stopped.stopped_early and len(stopped.losses) == 0
     model.save(tmp / "forecaster", tmp / "vae", vae_manifest.sha256)
     return tmp, pairs
 
@@ -163,7 +166,8 @@ def tiny_forecaster(tmp_path_factory) -> tuple[Path, list[PairRecord]]:
 @pytest.mark.slow
 def test_forecaster_roundtrip_and_forecast(tiny_forecaster) -> None:
     tmp, pairs = tiny_forecaster
-    model, manifest = DDLCXRForecaster.load(tmp / "forecaster")
+    model = DDLCXRForecaster.load(tmp / "forecaster")
+    assert model.manifest.family == "ddl-cxr"  # the manifest comes with the model
     assert model.gap_range_hours == (24.0, 48.0)
     w = window_from_frame(pairs[0].window, VOCAB)
     prior = phantom(80, seed=5)

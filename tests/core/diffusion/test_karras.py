@@ -64,8 +64,9 @@ def test_schedule_and_callback():
     )
     assert calls == [(i, 5) for i in range(1, 6)]
     assert (
-        karras.network_evaluations("heun", 32) == 63
-        and karras.network_evaluations("dpmpp_2m", 10) == 10
+        karras.SAMPLERS.get("heun").evaluations(32) == 63
+        and karras.SAMPLERS.get("dpmpp_2m").evaluations(10) == 10
+        and karras.SAMPLERS.get(karras.DISTILLED).evaluations(2) == 2
     )
     with pytest.raises(ValueError, match="Unknown sampler"):
         karras.sample("euler", gaussian_denoiser, torch.zeros(1, 1), sigmas)

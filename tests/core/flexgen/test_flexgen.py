@@ -20,9 +20,10 @@ from core.flexgen.alignment import (
     shared_feature_cost,
 )
 from core.flexgen.encoding import FlexGenEncoding, modality_presence
+from core.flexgen.missing import knn_impute
 from core.flexgen.networks import DenoiserConfig, LatentDenoiser
 from core.flexgen.pipeline import FlexGenModel, FlexGenSettings
-from core.flexgen.train import FlexGenConfig, knn_impute, train_flexgen
+from core.flexgen.train import FlexGenConfig, train_flexgen
 from tests.core.flexgen.toy import toy_cohort
 
 TINY = replace(
@@ -293,7 +294,10 @@ def test_knn_imputation_copies_from_the_nearest_complete_records() -> None:
 
 @pytest.mark.slow
 def test_stopping_early_returns_a_usable_model() -> None:
-    result = train_flexgen(toy_cohort(120), TINY, should_stop=lambda: True)
+    done = []  # stop asked once the first step is done: it is kept, nothing after it runs
+    result = train_flexgen(
+        toy_cohort(120), TINY, callback=lambda *step: done.append(step), should_stop=lambda: done
+    )
     assert result.stopped_early and len(result.losses) == 1
     assert result.model.generate(FlexGenSettings(n=5)).cohort.n_records == 5
 

@@ -52,6 +52,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     training = manifest["config"]["training"]
     assert training["processes"] == 2 and training["alignment"]["method"] == "ridge"
+    assert manifest["metrics"]["processes"] == 2  # the card's run facts, not only the config
     assert training["records_with_static"] < training["records"]  # the hidden parts were imputed
     assert manifest["training_command"].startswith(
         "torchrun --nproc_per_node=2 -m core.flexgen.train --cohort"

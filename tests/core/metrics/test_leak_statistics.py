@@ -10,7 +10,6 @@ from core.metrics.leak_statistics import (
     balanced_dcr,
     low_fpr_advantage,
     low_fpr_null,
-    null_quantile,
     null_summary,
 )
 
@@ -42,8 +41,8 @@ def test_the_null_of_exchangeable_patients_sits_below_the_standard_error_bound()
     summary = null_summary(null, low_fpr_advantage(d, members))
     se = advantage_se(3200, 800)
     assert se == pytest.approx(np.sqrt(0.25 / 3200 + 0.09 / 800))
-    assert 0.0 < summary["mean"] < se  # the best-threshold bias at low FPR is small
-    assert null_quantile(summary, 0.95) < 3 * se and 0 < summary["p_value"] <= 1
+    assert 0.0 < summary.mean < se  # the best-threshold bias at low FPR is small
+    assert summary.quantile(0.95) < 3 * se and 0 < summary.p_value <= 1
 
 
 def test_dcr_share_is_half_for_a_fresh_draw_and_one_for_copies():

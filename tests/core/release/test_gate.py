@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from core.errors import ConfigError
-from core.metrics.base import MetricResult
+from core.metrics.base import GateEvidence, MetricResult
 from core.metrics.suite import Review, ReviewSettings, review
 from core.release.gate import (
     FLOORS,
@@ -110,7 +110,7 @@ def floor_review(r2: float, deficit: float, deficit_se: float, valid: float = 1.
             True,
             0.8,
             id="tstr_auroc_random_forest",
-            details={"deficit": deficit, "deficit_se": deficit_se},
+            evidence=GateEvidence(deficit, deficit_se),
         ),
     ]
     return Review("floors", results, {}, "", 100, None)
