@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 import zipfile
 from pathlib import Path
@@ -124,6 +125,15 @@ def release_state(tmp_path_factory, monkeypatch) -> Path:
 # Module fixtures that train a toy model (several seconds each): every test using one is slow, so
 # the quick tier (-m "not slow and not browser") never trains.
 TRAINED_FIXTURES = {"bernoulli_model", "conditional_model", "teacher", "student", "planted"}
+
+
+def pytest_configure(config) -> None:
+    # Under pytest-xdist each worker is one process of a pool sized to the cores: one torch
+    # thread each, or two workers on two cores run four threads and oversubscribe.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items) -> None:
