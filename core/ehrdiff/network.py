@@ -110,7 +110,9 @@ class EHRDiffMLP(nn.Module):
         elif labels is None:
             labels = torch.full((x.shape[0],), self.null_label, device=x.device, dtype=torch.long)
         index = None
-        if len(c_noise) == 1 and labels is not None:
+        # One row has one condition already; skipping unique also keeps the per-example
+        # gradients of DP training (torch.func.vmap over single rows) free of torch.unique.
+        if len(c_noise) == 1 and labels is not None and x.shape[0] > 1:
             labels, index = torch.unique(labels, return_inverse=True)
         emb = self.time_embed(c_noise)
         if labels is not None:
