@@ -32,6 +32,13 @@ from core.cli import (
 from core.data.records import EHRTable
 from core.device import seeded_construction, select_device
 from core.diffusion.edm import EMA, EDMConfig, EDMDenoiser, edm_loss
+from core.ehrdiff.dp import (
+    ACCOUNTANTS,
+    DPConfig,
+    PrivacyGuarantee,
+    PrivateSteps,
+    require_one_record_per_patient,
+)
 from core.ehrdiff.network import EHRDiffMLP, NetworkConfig
 from core.ehrdiff.pipeline import EHRDiffModel, GenerationSettings
 from core.encoding.constraints import infer_constraints
@@ -70,6 +77,7 @@ class TrainConfig:
     sigma_data: float | None = None  # None = standard deviation of the training vectors
     numeric_space: str = "normal"  # normal scores of the CDF (core.encoding.marginals)
     seed: int = 0
+    dp: DPConfig | None = None  # differentially private training (core.ehrdiff.dp)
 
     def validate(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -78,6 +86,8 @@ class TrainConfig:
             raise ConfigError("Network units must be positive widths.")
         if not 0.0 <= self.label_dropout < 1.0:
             raise ConfigError("Label dropout must be in [0, 1).")
+        if self.dp is not None:
+            self.dp.validate()
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +96,7 @@ class EHRDiffTrainResult:
     losses: np.ndarray  # [steps_done]
     stopped_early: bool
     seconds: float
+    privacy: PrivacyGuarantee | None = None  # what DP training spent; None = not private
 
 
 def warmup_cosine_lr(step: int, lr: float, warmup: int, steps: int, floor: float = 0.1) -> float:
@@ -106,14 +117,18 @@ def train_ehrdiff(
     should_stop: Callable[[], bool] | None = None,
     encoding: VectorEncoding | None = None,
     init_from: EHRDiffModel | None = None,
+    patient_ids: np.ndarray | None = None,
 ) -> EHRDiffTrainResult:
     """Fit an EHRDiff model to ``table`` (already the training split).
 
     ``init_from`` fine-tunes an existing model (its encoding is reused and the table must fit it).
     ``callback(step, total, loss)`` reports progress; ``should_stop()`` ends training early with
-    the weights so far.
+    the weights so far. ``patient_ids`` (one per record of ``table``) are needed for DP training
+    (``config.dp``): the patient is the privacy unit.
     """
     config.validate()
+    if config.dp is not None and init_from is not None:
+        raise ConfigError("DP training starts from fresh weights; fine-tuning is not private.")
     device = torch.device(device) if device is not None else select_device()
     if init_from is not None:
         encoding = init_from.encoding
@@ -129,6 +144,8 @@ def train_ehrdiff(
         n_classes = len(table.label_classes) or int(table.labels.max()) + 1
         labels_np = table.labels[known]
         labels_all = torch.from_numpy(labels_np).to(device)
+        if patient_ids is not None:
+            patient_ids = patient_ids[known]
         class_prior = tuple(
             float(v) for v in np.bincount(labels_np, minlength=n_classes) / len(labels_np)
         )
@@ -152,8 +169,20 @@ def train_ehrdiff(
     trained = run.wrap(denoiser, device)
     opt = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=0.0)
     gen = run.generator(config.seed, device)
+    private = None
+    if config.dp is not None:
+        if run.world > 1:
+            raise ConfigError("DP training runs in one process; torchrun is not supported yet.")
+        require_one_record_per_patient(patient_ids)
+        private = PrivateSteps(
+            config.dp, denoiser, opt, n=len(x_all), batch_size=config.batch_size,
+            steps=config.steps, noise_generator=run.generator(config.seed, device, stream=1),
+        )  # fmt: skip
     for step in run.steps(config.steps):
-        idx = torch.randint(len(x_all), (config.batch_size,), device=device, generator=gen)
+        if private is not None:
+            idx = private.sample(device, gen)
+        else:
+            idx = torch.randint(len(x_all), (config.batch_size,), device=device, generator=gen)
         lab = None
         if labels_all is not None:
             lab = labels_all[idx].clone()
@@ -161,13 +190,17 @@ def train_ehrdiff(
             lab[drop] = n_classes  # null label
         for group in opt.param_groups:
             group["lr"] = warmup_cosine_lr(step, config.lr, config.warmup, config.steps)
-        loss = edm_loss(trained, denoiser.edm, x_all[idx], lab, generator=gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
-        opt.step()
+        if private is not None:  # per-record clipping and noise replace the batch clipping
+            loss_value = private.step(x_all[idx], lab, gen)
+        else:
+            loss = edm_loss(trained, denoiser.edm, x_all[idx], lab, generator=gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
+            opt.step()
+            loss_value = float(loss.detach())
         ema.update(denoiser)
-        run.done(float(loss.detach()))
+        run.done(loss_value)
     seconds, losses = run.seconds, run.losses
     data_mean = x_all.mean(dim=0).cpu().numpy()
     model = EHRDiffModel(
@@ -191,6 +224,7 @@ def train_ehrdiff(
         losses=np.asarray(losses, dtype=np.float32),
         stopped_early=run.stopped,
         seconds=seconds,
+        privacy=None if private is None else private.guarantee(),
     )
 
 
