@@ -256,7 +256,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--eval-steps", type=int, default=16, help="DPM-Solver++(2M) steps for export metrics"
     )
+    dp = p.add_argument_group("differential privacy (DP-SGD; one record per patient)")
+    dp.add_argument(
+        "--dp-epsilon", type=float, default=None, help="train with DP-SGD to this target epsilon"
+    )
+    dp.add_argument(
+        "--dp-delta", type=float, default=None, help="DP delta (default 1/n^1.1, n records)"
+    )
+    dp.add_argument(
+        "--dp-max-grad-norm", type=float, default=1.0, help="per-record gradient clipping norm"
+    )
+    dp.add_argument("--dp-accountant", choices=ACCOUNTANTS, default="rdp")
     return p
+
+
+def dp_from_args(args: argparse.Namespace) -> DPConfig | None:
+    """The ``--dp-*`` flags as a :class:`DPConfig`; None without ``--dp-epsilon``."""
+    if args.dp_epsilon is None:
+        if args.dp_delta is not None or args.dp_max_grad_norm != 1.0 or args.dp_accountant != "rdp":
+            raise ConfigError("The --dp-* options need --dp-epsilon (the target epsilon).")
+        return None
+    return DPConfig(args.dp_epsilon, args.dp_delta, args.dp_max_grad_norm, args.dp_accountant)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -269,6 +289,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         numeric_space=args.numeric_space,
         ema_rampup=args.ema_rampup,
         seed=args.seed,
+        dp=dp_from_args(args),
     )
 
 
@@ -286,13 +307,28 @@ def equivalent_command(config: TrainConfig, device: object = None) -> Equivalent
         "seed": config.seed,
         "device": None if device is None else str(device),
     }
+    if config.dp is not None:
+        flags |= {
+            "dp_epsilon": config.dp.epsilon,
+            "dp_delta": config.dp.delta,
+            "dp_max_grad_norm": config.dp.max_grad_norm,
+            "dp_accountant": config.dp.accountant,
+        }
     return EquivalentCommand("core.ehrdiff.train", build_parser(), flags)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    with training_command("core.ehrdiff.train", argv, args.out, args.device) as command:
-        _train_and_save(args, command)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config_from_args(args).validate()  # bad flags end here, before --out is claimed
+    except ConfigError as exc:
+        parser.error(str(exc))
+    try:
+        with training_command("core.ehrdiff.train", argv, args.out, args.device) as command:
+            _train_and_save(args, command)
+    except ConfigError as exc:  # e.g. DP refused for the cohort: a message, not a traceback
+        raise SystemExit(f"error: {exc}") from None
     return 0
 
 
@@ -313,6 +349,7 @@ def _train_and_save(args: argparse.Namespace, command: TrainingCommand) -> None:
         model_id=model_id,
         device=command.device,
         callback=command.log_every(1000),
+        patient_ids=cohort.patient_ids[split.train],
     )
     if command.writes:
         model = result.model
@@ -331,12 +368,15 @@ def _train_and_save(args: argparse.Namespace, command: TrainingCommand) -> None:
             "evaluated_with": f"{settings.sampler} {settings.steps} steps, n={settings.n}, seed={settings.seed}",
             "final_loss": float(result.losses[-20:].mean()),
         }
+        data_card = cohort_data_card(args, cohort, inputs, split)
+        if result.privacy is not None:
+            data_card["differential_privacy"] = result.privacy.card()
         command.export(
             partial(
                 model.save, extra_config={"train": {**asdict(config), "units": list(config.units)}}
             ),
             args.out,
-            data_card=cohort_data_card(args, cohort, inputs, split),
+            data_card=data_card,
             metrics=metrics,
             seconds=result.seconds,
         )
