@@ -59,7 +59,9 @@ class DPConfig:
         if not self.max_grad_norm > 0:
             raise ConfigError(f"DP clipping norm must be positive, got {self.max_grad_norm}.")
         if self.accountant not in ACCOUNTANTS:
-            raise ConfigError(f"DP accountant must be one of {ACCOUNTANTS}, got '{self.accountant}'.")
+            raise ConfigError(
+                f"DP accountant must be one of {ACCOUNTANTS}, got '{self.accountant}'."
+            )
 
 
 @dataclass(frozen=True)
