@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.checkpoints import Manifest
+from core.ehrdiff.dp import guarantee_text
 from core.generation import SyntheticGenerator
 from core.loading import GENERATOR_FAMILIES, LOADERS, WEAK_R2
 from core.registry import MODELS, ModelSpec
@@ -149,9 +150,13 @@ def model_card(manifest: Manifest, description: str) -> None:
         if description:
             st.markdown(description)
         st.markdown(f"**Family** {manifest.family} · **created** {manifest.created or 'unknown'}")
-        if manifest.data_card:
+        privacy = manifest.data_card.get("differential_privacy")
+        if isinstance(privacy, dict):
+            st.markdown(f"**Differential privacy** {guarantee_text(privacy)}")
+        data_card = {k: v for k, v in manifest.data_card.items() if k != "differential_privacy"}
+        if data_card:
             st.markdown("**Training data**")
-            st.table(card_rows(manifest.data_card).set_index("item"))
+            st.table(card_rows(data_card).set_index("item"))
         if manifest.metrics:
             st.markdown("**Metrics at export**")
             st.table(card_rows(manifest.metrics).set_index("item"))

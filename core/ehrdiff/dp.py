@@ -244,3 +244,19 @@ class PrivateSteps:
             steps=self.steps,
             records=self.n,
         )
+
+
+def guarantee_text(card: dict) -> str:
+    """One sentence for a model card from a manifest's ``differential_privacy`` section."""
+
+    def num(key: str) -> str:
+        value = card.get(key)
+        return f"{value:.3g}" if isinstance(value, int | float) else "?"
+
+    return (
+        f"Trained with differential privacy: (epsilon = {num('epsilon')}, delta = {num('delta')}) "
+        f"per {card.get('unit', 'record')}, {str(card.get('accountant', '?')).upper()} accountant; "
+        f"per-record clipping norm {num('max_grad_norm')}, noise multiplier "
+        f"{num('noise_multiplier')}, sampling rate {num('sample_rate')}, {card.get('steps', '?')} "
+        f"steps (target epsilon {num('target_epsilon')}). Covers: {card.get('covers', '?')}."
+    )

@@ -28,6 +28,7 @@ from core.checkpoints import (
     read_manifest,
     sha256_file,
 )
+from core.ehrdiff.dp import guarantee_text
 from core.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,9 @@ def card_text(raw: dict[str, Any]) -> str:
         "",
         *(f"- {k}: {json.dumps(v)}" for k, v in (raw.get("metrics") or {}).items()),
     ]
+    privacy = (raw.get("data_card") or {}).get("differential_privacy")
+    if isinstance(privacy, dict):
+        lines += ["", "## Differential privacy", "", guarantee_text(privacy)]
     if raw.get(SCRUBBED):
         lines += ["", "## Scrubbed", "", note_for(raw)]
     return "\n".join(lines) + "\n"

@@ -87,3 +87,22 @@ def test_a_stored_forecaster_is_offered_and_loads_on_the_cxr_page(release_state)
     box.set_value("my cxr (stored)").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("Stored model `my cxr`" in c.value for c in at.caption)
+
+
+def test_the_card_of_a_dp_trained_model_states_its_guarantee(release_state):
+    from core.ehrdiff.dp import DPConfig
+
+    table = code_table(np.random.default_rng(0).random((100, 2)) < 0.3)
+    config = TrainConfig(units=(8,), embed_dim=4, steps=3, batch_size=20, dp=DPConfig(4.0))
+    result = train_ehrdiff(table, config, device="cpu", patient_ids=table.record_ids)
+    result.model.save(
+        release_state / "models" / "dp-trained",
+        data_card={"source": "toy", "differential_privacy": result.privacy.card()},
+        training_command="python -m core.ehrdiff.train --dp-epsilon 4 ...",
+        metrics={"final_loss": 0.5},
+    )
+    at = open_page("pages/5_Models.py")
+    assert not at.exception and not at.error
+    stated = [m.value for m in at.markdown if "Trained with differential privacy" in m.value]
+    assert stated and "per record (one record per patient)" in stated[0]
+    assert f"{result.privacy.epsilon:.3g}" in stated[0] and "RDP accountant" in stated[0]

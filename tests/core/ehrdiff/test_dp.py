@@ -147,3 +147,12 @@ def test_a_dp_training_writes_its_guarantee_into_a_verified_manifest(tmp_path):
     assert "--dp-epsilon 5" in manifest.training_command
     assert json.loads((out / "manifest.json").read_text())["config"]["train"]["dp"]["epsilon"] == 5
     EHRDiffModel.load(out, device="cpu")
+
+
+def test_the_readme_card_states_the_guarantee():
+    from core.store.scrub import card_text
+
+    card = {"epsilon": 2.5, "delta": 1e-5, "accountant": "prv", "steps": 10, "unit": "record"}
+    text = card_text({"model_id": "m", "data_card": {"differential_privacy": card}})
+    assert "## Differential privacy" in text
+    assert "(epsilon = 2.5, delta = 1e-05) per record, PRV accountant" in text
