@@ -95,7 +95,12 @@ with errors.guard("The Generate page"):  # nothing raw reaches the browser
                 plan = ehrpd_view.training_form(visit_train, device)
             else:
                 plan = ehrdiff_view.training_form(
-                    train_table, cohort.label_name, model, compatible, device
+                    train_table,
+                    cohort.label_name,
+                    model,
+                    compatible,
+                    device,
+                    patient_ids=cohort.patient_ids[split.train],
                 )
             sequences = family == ehrpd_view.FAMILY
             source = state.get_visits() if sequences else cohort

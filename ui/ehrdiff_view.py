@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import streamlit as st
 
 from core.data.clinical import with_value_labels
 from core.data.records import EHRTable
 from core.diffusion.karras import DISTILLED, SAMPLERS, SCHEDULES, SCORE_SAMPLERS
+from core.ehrdiff.dp import DPConfig
 from core.ehrdiff.pipeline import FAMILY, MAX_RECORDS, EHRDiffModel, GenerationSettings
 from core.ehrdiff.train import NETWORK_PRESETS, TrainConfig, equivalent_command, train_ehrdiff
 from core.errors import CoreError
@@ -46,8 +48,14 @@ CPU_STEPS, ACCELERATOR_STEPS = 800, 3000
 
 
 def training_form(
-    train_table: EHRTable, label_name: str | None, selected: object, compatible: bool, device
+    train_table: EHRTable,
+    label_name: str | None,
+    selected: object,
+    compatible: bool,
+    device,
+    patient_ids: np.ndarray | None = None,
 ) -> TrainingPlan:
+    """``patient_ids``: of the training records; DP training is offered when each is unique."""
     c1, c2, c3 = st.columns(3)
     steps = c1.number_input(
         "Training steps",
@@ -74,7 +82,32 @@ def training_form(
         disabled=not has_label,
         key="train_cond",
     )
-    can_finetune = compatible and isinstance(selected, EHRDiffModel)
+    one_each = patient_ids is not None and len(set(patient_ids.tolist())) == len(patient_ids)
+    private = st.checkbox(
+        "Differentially private",
+        value=False,
+        disabled=not one_each,
+        key="train_dp",
+        help="DP-SGD: each record's gradient clipped, noise added, (epsilon, delta) accounted. "
+        "The guarantee is per record; offered only when each patient has one record. It covers "
+        "the network weights, not the encoding fitted from the data."
+        if one_each
+        else "Not offered: this cohort has several records per patient, and DP training per "
+        "patient is not implemented yet.",
+    )
+    dp = None
+    if private:
+        epsilon = st.number_input(
+            "Differentially private: target epsilon",
+            0.1,
+            100.0,
+            4.0,
+            0.5,
+            key="train_dp_epsilon",
+            help="Smaller is more private and noisier. Delta is 1/n^1.1 for n training records.",
+        )
+        dp = DPConfig(float(epsilon))
+    can_finetune = compatible and isinstance(selected, EHRDiffModel) and not private
     finetune = st.checkbox(
         "Fine-tune the selected model instead of starting from scratch",
         value=False,
@@ -82,7 +115,11 @@ def training_form(
         key="train_finetune",
     )
     config = TrainConfig(
-        units=NETWORK_PRESETS[size], steps=int(steps), seed=int(seed), conditional=conditional
+        units=NETWORK_PRESETS[size],
+        steps=int(steps),
+        seed=int(seed),
+        conditional=conditional,
+        dp=dp,
     )
     # Fine-tune a private copy: the shipped model is shared by every session.
     init = copy.deepcopy(selected) if finetune and can_finetune else None
@@ -95,6 +132,7 @@ def training_form(
         command=equivalent_command(config, device),
         device=device,
         init_from=init,
+        patient_ids=patient_ids,
     )
 
 

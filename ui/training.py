@@ -110,10 +110,14 @@ def _store_when_done(
                 metrics |= job.check.as_metrics()
             except CoreError as exc:  # the model is still saved; the card says why no check
                 metrics["fidelity_check"] = f"not computed: {exc}"
+        privacy = getattr(result, "privacy", None)  # a DP training's spent guarantee
+        card = (
+            data_card if privacy is None else data_card | {"differential_privacy": privacy.card()}
+        )
         job.phase = "Saving in the model store"
         stored = models.store().save(
             lambda folder: result.model.save(
-                folder, data_card=data_card, training_command=command, metrics=metrics
+                folder, data_card=card, training_command=command, metrics=metrics
             ),
             name,
         )

@@ -207,3 +207,39 @@ def test_a_started_training_takes_its_name_and_the_field_offers_a_fresh_one(monk
     assert started == ["my codes model"]
     at.run()
     assert at.text_input(key=f"{TRAIN_KEY}_name").value == "" and not at.error
+
+
+@pytest.mark.slow
+def test_a_dp_training_is_offered_and_its_card_states_the_guarantee(monkeypatch):
+    from ui import training
+
+    captured, works = [], []
+    real = training._store_when_done
+    monkeypatch.setattr(
+        training,
+        "_store_when_done",
+        lambda plan, name, card, command: (
+            captured.append((plan, command)) or real(plan, name, card, command)
+        ),
+    )
+    monkeypatch.setattr(jobs, "start", lambda title, total, work, **k: works.append(work))
+    monkeypatch.setattr(training, "current_job", lambda: None)
+    at = open_page()
+    load_demo(at, "Demo: 2,000 synthetic ICU stays")
+    at.switch_page("pages/2_Generate.py").run()
+    assert not at.checkbox(key="train_dp").disabled  # one stay per patient in this demo
+    at.checkbox(key="train_dp").check().run()
+    at.number_input(key="train_dp_epsilon").set_value(2.5).run()
+    at.number_input(key="train_steps").set_value(100)
+    at.selectbox(key="train_size").set_value("small")
+    at.text_input(key=f"{TRAIN_KEY}_name").set_value("private").run()
+    assert at.checkbox(key="train_finetune").disabled  # DP starts from fresh weights
+    at.button(key=TRAIN_KEY).click().run()
+    assert not at.exception and not at.error
+    ((plan, command),) = captured
+    assert "--dp-epsilon 2.5" in command
+    works[0](jobs.Job(title="private", total=100))  # the job's work, run here
+    from ui.models import store
+
+    card = store().get("private").manifest.data_card["differential_privacy"]
+    assert 0 < card["epsilon"] <= card["target_epsilon"] == 2.5 and card["steps"] == 100
