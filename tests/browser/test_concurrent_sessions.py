@@ -91,7 +91,8 @@ class Session(threading.Thread):
         self.generated_at = time.perf_counter()
 
         assert page.locator('[data-testid="stException"]').count() == 0
-        assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+        errors = page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+        assert errors == []
         # The set shown is this session's own: its download carries the session's set name.
         with page.expect_download() as download:
             page.get_by_role("button", name="Download CSV").first.click()
