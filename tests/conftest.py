@@ -124,7 +124,15 @@ def release_state(tmp_path_factory, monkeypatch) -> Path:
 
 # Module fixtures that train a toy model (several seconds each): every test using one is slow, so
 # the quick tier (-m "not slow and not browser") never trains.
-TRAINED_FIXTURES = {"bernoulli_model", "conditional_model", "teacher", "student", "planted"}
+TRAINED_FIXTURES = {
+    "bernoulli_model",
+    "conditional_model",
+    "teacher",
+    "student",
+    "planted",
+    "tiny_setup",  # DDL-CXR toy VAE + forecaster
+    "tiny_forecaster",
+}
 
 
 def pytest_configure(config) -> None:

@@ -26,6 +26,7 @@ BASE = {
     "core.device",
     "core.distributed",
     "core.checkpoints",
+    "core.manifest_guard",
     "core.registry",
     "core.markdown",
 }

@@ -26,8 +26,8 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from core import faults
-from core.checkpoints import data_in_manifest
 from core.errors import ConfigError, StorageError
+from core.manifest_guard import data_in_manifest
 from core.release import settings
 from core.release.chain import (
     GENESIS,

@@ -4,7 +4,7 @@ them.
 Before issue 28 a model trained in the Generate page stored, as its training command, the repr
 of the trainer's arguments: the training table with record ids and rows of values. Such a
 manifest (or a card ``README.md`` that copied it) is rewritten in place: each string field that
-holds data (:func:`core.checkpoints.data_in_string`) is replaced by :data:`NOTE`, the card is
+holds data (:func:`core.manifest_guard.data_in_string`) is replaced by :data:`NOTE`, the card is
 regenerated from the scrubbed manifest, the weights' sha256 is checked again against the
 manifest, and a ``scrubbed`` entry records when and which fields, so the store can say so on
 every later listing. The weights are never touched.
@@ -23,13 +23,12 @@ from typing import Any
 from core.checkpoints import (
     MANIFEST_FILE,
     WEIGHTS_FILE,
-    data_in_string,
-    manifest_strings,
     read_manifest,
     sha256_file,
 )
 from core.ehrdiff.dp import guarantee_text
 from core.errors import CheckpointError
+from core.manifest_guard import data_in_string, manifest_strings
 
 log = logging.getLogger(__name__)
 

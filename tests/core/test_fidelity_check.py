@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.checkpoints import data_in_string
 from core.ehrdiff.train import TrainConfig, train_ehrdiff
 from core.errors import ConfigError
 from core.loading import WEAK_R2, FidelityCheck, fidelity_check
+from core.manifest_guard import data_in_string
 from tests.core.ehrdiff.test_pipeline import code_table
 
 

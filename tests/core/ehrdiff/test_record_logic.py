@@ -23,6 +23,7 @@ def model() -> EHRDiffModel:
     return train_ehrdiff(table, QUICK, model_id="toy-summaries", device="cpu").model
 
 
+@pytest.mark.slow  # trains a toy EHRDiff (~11 s on 2 cores)
 def test_training_stores_the_rules_and_every_generated_record_obeys_them(model, tmp_path):
     rules = model.constraints
     assert rules is not None and rules.source == "inferred from 240 training records"
@@ -40,6 +41,7 @@ def test_training_stores_the_rules_and_every_generated_record_obeys_them(model, 
     assert again.generate(settings).table.static.equals(synth.table.static)
 
 
+@pytest.mark.slow
 def test_a_model_stored_before_constraints_decodes_with_the_rules_of_its_column_names(model):
     old = EHRDiffModel(
         model.denoiser, model.encoding, "old", model.class_prior, data_mean=model.reference_means
