@@ -11,10 +11,10 @@ from scipy.stats import norm
 
 from core.data.records import EHRTable
 from core.data.visits import VisitCohort
-from core.encoding.constraints import ConstraintSet, violations
+from core.encoding.constraints import LOGIC_KINDS, ConstraintSet, violations
 from core.errors import ConfigError
 from core.metrics.anonymeter import success_rate
-from core.metrics.base import MetricResult
+from core.metrics.base import GateEvidence, MetricResult
 from core.metrics.ids import MetricId
 
 CONFIDENCE = 0.95
@@ -67,7 +67,9 @@ def validity(
     Wilson 95% interval for the generator's rate. ``sequences`` (the synthetic and the training
     visit sequences behind patient-level records) adds the rules of visit sequences.
     ``per_feature`` lists each broken rule with the records that break it, most first;
-    ``details["violations"]`` reads "Albumin: min above max in 12 records"."""
+    ``details["violations"]`` reads "Albumin: min above max in 12 records". The gate's evidence
+    is the share of records breaking a rule no real record can break (``LOGIC_KINDS``, the
+    sequence rules), not a training range or co-charting pattern."""
     n = synth.n_records
     if n == 0:
         raise ConfigError("validity needs at least one synthetic record")
@@ -81,9 +83,12 @@ def validity(
             raise ConfigError("the synthetic records are not the patients of its visit sequences")
         broken += [(a, b, m[rows_of]) for a, b, m in sequence_violations(visits, train)]
     bad = np.zeros(n, bool)
+    impossible = np.zeros(n, bool)  # broke a rule of LOGIC_KINDS or of visit sequences
     rows = []
     for label, kind, mask in broken:
         bad |= mask
+        if kind in LOGIC_KINDS or kind in ("gap", "vocabulary"):
+            impossible |= mask
         count = int(mask.sum())
         if count:
             rows.append({"constraint": label, "kind": kind, "records": count})
@@ -102,9 +107,12 @@ def validity(
         upper_bound=1.0,
         ci=wilson_interval(n, n - invalid),
         per_feature=table,
+        # the gate judges impossible records only: every released record counted, no interval
+        evidence=GateEvidence(float(impossible.mean())),
         details={
             "n_records": n,
             "invalid_records": invalid,
+            "impossible_records": int(impossible.sum()),
             "n_constraints": len(constraints),
             "constraints_source": constraints.source,
             "violations": [

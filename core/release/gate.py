@@ -109,7 +109,7 @@ class GateThresholds:
     dcr_share: float = 0.05  # excess share closer to train than 0.5
     attribute_gap: float = 0.05
     # fidelity floors (None: not checked)
-    invalid_records: float | None = 0.0  # share of records breaking a rule of the real records
+    invalid_records: float | None = 0.0  # share of records breaking a rule no real record breaks
     dimwise_r2: float | None = 0.9  # dimension-wise probability R² against the training split
     tstr_deficit: float | None = 0.05  # TRTR - TSTR AUROC (random forest) allowed
     # optional (None = not checked): Anonymeter's residual risks
@@ -166,7 +166,8 @@ def _exact(value: float) -> Estimate:
 
 
 def _invalid(r: MetricResult) -> Estimate:
-    return _exact(1.0 - r.value)  # every released record counted: no interval
+    # the share breaking a rule no real record breaks; every released record counted
+    return _exact(r.evidence.estimate if r.evidence is not None else 1.0 - r.value)
 
 
 def _r2(r: MetricResult) -> Estimate:

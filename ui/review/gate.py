@@ -57,8 +57,10 @@ GATE_HELP = {
     "than to a holdout one, over 0.5.",
     "attribute_gap": "How much better an attacker may guess training patients' hidden features "
     "than others'.",
-    "invalid_records": "Share of released records allowed to break a rule every real training "
-    "record obeys (min above max, a value outside the real range); 0 = every record valid.",
+    "invalid_records": "Share of released records allowed to break a rule no real record can "
+    "break (min above max, a mean on its min or max while they differ, a flag not 0 or 1); "
+    "values beyond the training range are listed in the validity row, not judged here "
+    "(real unseen records show them too). 0 = no impossible record.",
     "dimwise_r2": "Lowest dimension-wise probability R² allowed (each feature's prevalence or "
     "mean, synthetic against the training split; 1 = every one matches; empty = not checked).",
     "tstr_deficit": "How far the AUROC of a random forest trained on the synthetic set may fall "

@@ -72,6 +72,29 @@ def test_the_review_reports_validity_and_the_gate_fails_on_one_invalid_record(sp
     assert check.passed
 
 
+def test_a_value_beyond_the_training_range_is_reported_but_only_impossible_records_fail_the_gate(
+    split,
+):
+    """Real unseen stays break a training range now and then (PhysioNet: 15 of 800); no real
+    stay has min above max. The gate fails the second, the validity row reports both."""
+    train, _ = split
+    rules = infer_constraints(train)
+    frame = train.static.copy()
+    frame.loc[0, ["HR_first", "HR_last", "HR_min", "HR_max", "HR_mean"]] = 400.0  # beyond range
+    beyond = validity(replace(train, static=frame), rules)
+    assert beyond.value == pytest.approx(1 - 1 / train.n_records)
+    assert any(v.startswith("HR: outside") for v in beyond.details["violations"])
+    assert beyond.details["impossible_records"] == 0 and beyond.evidence.estimate == 0.0
+    gate = evaluate_gate(Review("v", [beyond], {}, "", train.n_records, None))
+    check = next(c for c in gate.checks if c.name.startswith("Records breaking"))
+    assert check.verdict == "pass"
+    crossed = validity(swapped(replace(train, static=frame), 1), rules)
+    assert crossed.details["impossible_records"] == 1
+    gate = evaluate_gate(Review("v", [crossed], {}, "", train.n_records, None))
+    check = next(c for c in gate.checks if c.name.startswith("Records breaking"))
+    assert check.verdict == "fail" and check.value == pytest.approx(1 / train.n_records)
+
+
 def test_visit_sequences_obey_their_own_logic():
     visits = pd.DataFrame(
         {
