@@ -5,11 +5,12 @@
 #
 #   deploy/make-wheelhouse.sh [DIR]            (default DIR: deploy/wheelhouse, git-ignored)
 #
+# Runs `$PYTHON -m pip download` (PYTHON default python3; it needs pip: PYTHON=.venv/bin/python).
 # Wheels only (nothing is compiled on the build host), for the image's platform whatever this
 # machine is: CPython 3.11 on x86-64 Linux with glibc 2.36 (Debian bookworm; python:3.11-slim is
 # bookworm too). Override with CSS_WHEEL_PLATFORM, e.g. manylinux_2_36_aarch64 for ARM servers.
-# PyPI's torch wheel for Linux pulls several GB of CUDA libraries; for a CPU-only image put
-# PyTorch's CPU index first:
+# PyPI's torch wheel for Linux pulls several GB of CUDA libraries; for a CPU-only image add
+# PyTorch's CPU index (its torch==2.13.0+cpu then wins: a local version sorts above 2.13.0):
 #   PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu deploy/make-wheelhouse.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
