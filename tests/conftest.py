@@ -118,6 +118,7 @@ def release_state(tmp_path_factory, monkeypatch) -> Path:
     folder = tmp_path_factory.mktemp("css-state")
     monkeypatch.setenv("CSS_STATE_DIR", str(folder))
     monkeypatch.delenv("CSS_LEDGER_URL", raising=False)
+    monkeypatch.delenv("CSS_LEDGER_URL_FILE", raising=False)
     monkeypatch.delenv("CSS_SIGNING_KEY", raising=False)
     return folder
 

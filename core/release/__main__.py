@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         "--key", type=Path, default=None, help="the private key (default: CSS_SIGNING_KEY)"
     )
     rotate.add_argument(
-        "--url", default=None, help="the audit ledger's URL (default: CSS_LEDGER_URL)"
+        "--url",
+        default=None,
+        help="the audit ledger's URL (default: CSS_LEDGER_URL or CSS_LEDGER_URL_FILE)",
     )
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

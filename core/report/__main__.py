@@ -27,7 +27,6 @@ import argparse
 import getpass
 import json
 import logging
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -120,7 +119,7 @@ def _local_keys() -> list:
         keys.append(load_public_key(public))
     url = release_settings.ledger_url()
     local_file = url.startswith("sqlite:///") and Path(url.removeprefix("sqlite:///")).is_file()
-    if os.environ.get("CSS_LEDGER_URL") or local_file:
+    if release_settings.ledger_url_configured() or local_file:
         for kid, pem in Ledger(url).public_keys().items():
             try:
                 keys.append(serialization.load_pem_public_key(pem.encode()))
@@ -134,7 +133,11 @@ def verify_ledger(argv: list[str]) -> int:
         prog="python -m core.report verify-ledger",
         description="Walk the audit ledger's hash chain and signed head; print every finding.",
     )
-    p.add_argument("--url", default=None, help="the ledger's URL (default: CSS_LEDGER_URL)")
+    p.add_argument(
+        "--url",
+        default=None,
+        help="the ledger's URL (default: CSS_LEDGER_URL or CSS_LEDGER_URL_FILE)",
+    )
     p.add_argument(
         "--public-key",
         type=Path,
@@ -144,8 +147,8 @@ def verify_ledger(argv: list[str]) -> int:
         "recorded in the ledger lead to the newer ones); default: this server's .pub.pem",
     )
     args = p.parse_args(argv)
-    url = args.url or release_settings.ledger_url()
     try:
+        url = args.url or release_settings.ledger_url()
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
             raise ConfigError(f"no ledger at {url.removeprefix('sqlite:///')}")  # never made one
         anchors = [load_public_key(k) for k in args.public_key]

@@ -188,6 +188,37 @@ class Journey:
         self.idle()
 
 
+def review_the_demo_baseline(j: Journey) -> None:
+    """Load the demo cohort, add the independent-marginals baseline and review it (20 bootstrap
+    resamples: the gate needs none), up to the release gate."""
+    j.nav("Cohort")
+    j.page.get_by_role("button", name="Load cohort").wait_for(timeout=STEP_TIMEOUT_MS)
+    j.button("Load cohort")
+    j.page.locator('[data-testid="stMetric"]').first.wait_for(timeout=STEP_TIMEOUT_MS)
+    j.nav("Review")
+    j.button("Add independent-marginals baseline")
+    boot = j.page.get_by_label("Bootstrap resamples (CIs)")
+    boot.fill("20")
+    boot.press("Enter")
+    j.idle()
+    j.button("Run review")
+    j.see("Release gate")
+
+
+def release_reviewed_set(j: Journey, override_reason: str) -> None:
+    """As a steward on the reviewed Review page: release the set, overriding the gate with
+    ``override_reason`` when it does not pass (the demo baseline is inconclusive)."""
+    j.page.get_by_text("Release a synthetic set").first.scroll_into_view_if_needed()
+    if j.page.get_by_text("Override: release this set").count():
+        j.page.get_by_text("Override: release this set").first.click()
+        j.idle()
+        j.page.get_by_label("Reason for the override").fill(override_reason)
+        j.page.get_by_label("Reason for the override").press("Enter")
+        j.idle()
+    j.button("Release: sign and record in the ledger")
+    j.see("recorded in the ledger")
+
+
 def demo_cohort() -> TrainingCohort:
     """The cohort the demo journeys load (the Cohort page's first demo), as the scan sees it."""
     return TrainingCohort.from_file(ROOT / "assets" / "demo" / "icu_stays.parquet", "record_id")

@@ -20,6 +20,8 @@ from tests.browser.conftest import (
     _free_port,
     demo_cohort,
     new_page,
+    release_reviewed_set,
+    review_the_demo_baseline,
     scan_server,
     start_server,
     wait_for,
@@ -79,21 +81,6 @@ def sign_in(j: Journey, url: str, subject: str) -> None:
     j.idle()
 
 
-def review_the_baseline(j: Journey) -> None:
-    j.nav("Cohort")
-    j.page.get_by_role("button", name="Load cohort").wait_for(timeout=STEP_TIMEOUT_MS)
-    j.button("Load cohort")
-    j.page.locator('[data-testid="stMetric"]').first.wait_for(timeout=STEP_TIMEOUT_MS)
-    j.nav("Review")
-    j.button("Add independent-marginals baseline")
-    boot = j.page.get_by_label("Bootstrap resamples (CIs)")
-    boot.fill("20")  # the gate needs no bootstrap; a short review keeps the test short
-    boot.press("Enter")
-    j.idle()
-    j.button("Run review")
-    j.see("Release gate")
-
-
 def test_roles_decide_who_may_release_and_the_ledger_names_them(
     signed_in_server, browser, tmp_path
 ):
@@ -104,7 +91,7 @@ def test_roles_decide_who_may_release_and_the_ledger_names_them(
     sign_in(j, server.url, "ana@example.org")
     j.see("Ana Analyst (analyst)")
     assert page.locator('[data-testid="stSidebarNav"] a', has_text="Ledger").count() == 0
-    review_the_baseline(j)
+    review_the_demo_baseline(j)
     j.see("Releasing a synthetic set needs the data steward role")
     page.get_by_text("needs the data steward role").first.scroll_into_view_if_needed()
     j.shot("analyst-cannot-release")
@@ -116,16 +103,8 @@ def test_roles_decide_who_may_release_and_the_ledger_names_them(
     j = Journey(page, "sign-in-steward")
     sign_in(j, server.url, "dana@example.org")
     j.see("Dana Steward (steward)")
-    review_the_baseline(j)
-    page.get_by_text("Release a synthetic set").first.scroll_into_view_if_needed()
-    if page.get_by_text("Override: release this set").count():  # inconclusive on the demo
-        page.get_by_text("Override: release this set").first.click()
-        j.idle()
-        page.get_by_label("Reason for the override").fill("browser test: demo baseline")
-        page.get_by_label("Reason for the override").press("Enter")
-        j.idle()
-    j.button("Release: sign and record in the ledger")
-    j.see("recorded in the ledger")
+    review_the_demo_baseline(j)
+    release_reviewed_set(j, "browser test: demo baseline")
     j.shot("steward-released")
     with page.expect_download(timeout=STEP_TIMEOUT_MS) as download:
         page.get_by_role("button", name="Download signed release manifest (JSON)").click()

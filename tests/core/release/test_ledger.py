@@ -115,6 +115,34 @@ def test_sqlite_ledger_by_default(release_state: Path):
     assert len(Ledger(settings.ledger_url()).entries()) == 2  # persists across opens
 
 
+def test_the_ledger_url_can_come_from_a_mounted_secret_file(
+    release_state: Path, tmp_path, monkeypatch
+):
+    """A container gets the PostgreSQL URL (with its password) as a mounted secret file."""
+    secret = tmp_path / "ledger-url"
+    secret.write_text("\n  postgresql+psycopg://css:s3cret@db/css  \n")
+    monkeypatch.setenv("CSS_LEDGER_URL_FILE", str(secret))
+    assert settings.ledger_url() == "postgresql+psycopg://css:s3cret@db/css"
+    assert settings.ledger_url_configured()
+    monkeypatch.setenv("CSS_LEDGER_URL", "sqlite:///elsewhere.sqlite3")  # the variable wins
+    assert settings.ledger_url() == "sqlite:///elsewhere.sqlite3"
+
+
+@pytest.mark.parametrize("content", [None, "s3cret-but-no-url\n", ""])
+def test_a_ledger_url_file_that_is_missing_or_holds_no_url_is_a_clear_error(
+    release_state: Path, tmp_path, monkeypatch, capsys, content
+):
+    secret = tmp_path / "ledger-url"
+    if content is not None:
+        secret.write_text(content)
+    monkeypatch.setenv("CSS_LEDGER_URL_FILE", str(secret))
+    with pytest.raises(ConfigError, match="CSS_LEDGER_URL_FILE names .*ledger-url") as err:
+        settings.ledger_url()
+    assert "s3cret" not in str(err.value)  # the file's content never goes into a message
+    assert report_main(["verify-ledger"]) == 4  # nothing judged: an outage, not tampering
+    assert "cannot verify the ledger: CSS_LEDGER_URL_FILE names" in capsys.readouterr().err
+
+
 def test_an_unreachable_ledger_is_a_clear_error():
     with pytest.raises(ConfigError, match="Cannot open the audit ledger"):
         Ledger("postgresql+psycopg://css:secret@127.0.0.1:1/none")
