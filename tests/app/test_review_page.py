@@ -136,6 +136,10 @@ def test_release_gate_blocks_a_training_copy_until_a_reasoned_override():
     _, data, signed, entry = at.session_state["css.released"]
     assert signed["override_reason"] == "tabletop exercise, steward J. Doe"
     assert signed["synthetic_sha256"] == hashlib.sha256(data).hexdigest()
+    # released once: the button is disabled, another run of the page releases nothing more
+    assert at.button(key="gate_release").disabled
+    at.run()
+    assert at.button(key="gate_release").disabled and at.session_state["css.released"][3] == entry
 
     # the Ledger page lists the release, with who made it, and verifies its manifest
     at.switch_page("pages/6_Ledger.py").run()

@@ -89,7 +89,9 @@ def release_download(
         st.success(f"**{verdict.set_name}** passes the release gate.", icon=":material/verified:")
 
     key = (verdict.set_name, set_id, verdict.status, reason)
-    if st.button(RELEASE_LABEL, type="primary", key="gate_release"):
+    released = st.session_state.get(RELEASED)
+    done = released is not None and released[0] == key  # a set is released once, not per click
+    if st.button(RELEASE_LABEL, type="primary", key="gate_release", disabled=done):
         data = file.build()  # its sha256 must be the one reviewed
         manifest = release_manifest(
             verdict,
@@ -103,8 +105,8 @@ def release_download(
             widgets.show_error(exc, "Recording the release")
             return
         st.session_state[RELEASED] = (key, data, signed, entry)
-    released = st.session_state.get(RELEASED)
-    if released is None or released[0] != key:
+        st.rerun()  # shows the button disabled and the release's downloads
+    if not done:
         st.caption(
             "Releasing signs the manifest and records who released what, when, in the ledger."
         )
@@ -112,7 +114,8 @@ def release_download(
     _, data, signed, entry = released
     st.success(
         f"Release {entry} recorded in the ledger; manifest signed with key "
-        f"`{signed['signature']['key_id']}`.",
+        f"`{signed['signature']['key_id']}`. Releasing it again is disabled: regenerate the set "
+        "(or change the override) for a new release.",
         icon=":material/receipt_long:",
     )
     c1, c2 = st.columns(2)
