@@ -143,7 +143,14 @@ def validity_text(result: MetricResult) -> str:
     return (
         f"{result.value:.1%} of {d['n_records']:,} records (95% CI {lo:.1%} to {hi:.1%}) obey "
         f"all {d['n_constraints']:,} rules of the real cohort ({d['constraints_source']}); "
-        f"{d['invalid_records']:,} break at least one."
+        f"{d['invalid_records']:,} break at least one"
+        + (
+            f": {d['impossible_records']:,} a rule no real record can break (the gate judges "
+            f"these), {d['invalid_records'] - d['impossible_records']:,} only a training range "
+            "or pattern that real unseen records break too."
+            if d.get("impossible_records") is not None and d["invalid_records"]
+            else "."
+        )
     )
 
 

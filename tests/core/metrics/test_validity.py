@@ -85,6 +85,10 @@ def test_a_value_beyond_the_training_range_is_reported_but_only_impossible_recor
     assert beyond.value == pytest.approx(1 - 1 / train.n_records)
     assert any(v.startswith("HR: outside") for v in beyond.details["violations"])
     assert beyond.details["impossible_records"] == 0 and beyond.evidence.estimate == 0.0
+    from core.report.review_report import validity_text
+
+    # the page and the report say which kind broke, so the gate's pass does not read as a slip
+    assert "1 break at least one: 0 a rule no real record can break" in validity_text(beyond)
     gate = evaluate_gate(Review("v", [beyond], {}, "", train.n_records, None))
     check = next(c for c in gate.checks if c.name.startswith("Records breaking"))
     assert check.verdict == "pass"
