@@ -64,9 +64,13 @@ def release_download(
         return
     reason = None
     if not verdict.passed:
+        by_verdict = {
+            v: [c.name for c in verdict.checks if c.verdict == v] for v in ("fail", "inconclusive")
+        }
         st.warning(
-            f"**{verdict.set_name}** does not pass the release gate ({verdict.status}: "
-            f"{', '.join(verdict.failures)})."
+            f"**{verdict.set_name}** does not pass the release gate ("
+            + "; ".join(f"{v}: {', '.join(names)}" for v, names in by_verdict.items() if names)
+            + ")."
             + (
                 " Inconclusive: the interval straddles the threshold; a larger holdout can tell."
                 if verdict.status == "inconclusive"
