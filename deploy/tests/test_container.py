@@ -176,10 +176,7 @@ def open_home(browser, url: str, name: str) -> tuple:
 
 def train_a_model(j: Journey) -> None:
     """Train a small model on the demo cohort: saved in the model store as MODEL."""
-    j.nav("Cohort")
-    j.page.get_by_role("button", name="Load cohort").wait_for()
-    j.button("Load cohort")
-    j.page.locator('[data-testid="stMetric"]').first.wait_for()
+    j.load_demo_cohort(30_000)
     j.nav("Generate")
     j.page.get_by_text("Train a model on the session cohort").first.click()
     j.idle()

@@ -173,6 +173,13 @@ class Journey:
         self.button("Load cohort")
         self.page.locator('[data-testid="stMetric"]').first.wait_for(timeout=STEP_TIMEOUT_MS)
 
+    def load_demo_cohort(self, timeout: float = STEP_TIMEOUT_MS) -> None:
+        """The Cohort page's first demo, loaded and summarised."""
+        self.nav("Cohort")
+        self.page.get_by_role("button", name="Load cohort").wait_for(timeout=timeout)
+        self.button("Load cohort")
+        self.page.locator('[data-testid="stMetric"]').first.wait_for(timeout=timeout)
+
     def nav(self, title: str) -> None:
         self.page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
         self.idle()
@@ -191,10 +198,7 @@ class Journey:
 def review_the_demo_baseline(j: Journey) -> None:
     """Load the demo cohort, add the independent-marginals baseline and review it (20 bootstrap
     resamples: the gate needs none), up to the release gate."""
-    j.nav("Cohort")
-    j.page.get_by_role("button", name="Load cohort").wait_for(timeout=STEP_TIMEOUT_MS)
-    j.button("Load cohort")
-    j.page.locator('[data-testid="stMetric"]').first.wait_for(timeout=STEP_TIMEOUT_MS)
+    j.load_demo_cohort()
     j.nav("Review")
     j.button("Add independent-marginals baseline")
     boot = j.page.get_by_label("Bootstrap resamples (CIs)")

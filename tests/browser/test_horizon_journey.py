@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from core.ehrdiff.pipeline import MAX_RECORDS
-from tests.browser.conftest import STEP_TIMEOUT_MS, Journey, demo_cohort, new_page, scan_server
+from tests.browser.conftest import Journey, demo_cohort, new_page, scan_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -22,10 +22,7 @@ def test_a_stopped_training_is_marked_partial_and_ten_million_records_are_refuse
     page.goto(server.url)
     j.see("System status")
     j.idle()
-    j.nav("Cohort")
-    page.get_by_role("button", name="Load cohort").wait_for(timeout=STEP_TIMEOUT_MS)
-    j.button("Load cohort")
-    page.locator('[data-testid="stMetric"]').first.wait_for(timeout=STEP_TIMEOUT_MS)
+    j.load_demo_cohort()
 
     # --- 10,000,000 records: refused out loud, naming the limit --------------------------------
     j.nav("Generate")

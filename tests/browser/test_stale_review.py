@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import STEP_TIMEOUT_MS, Journey, expect, new_page
+from tests.browser.conftest import Journey, expect, new_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -22,10 +22,7 @@ def test_review_then_change_the_cohort_finds_the_review_stale_and_release_disabl
     page.goto(server.url)
     j.see("System status")
     j.idle()
-    j.nav("Cohort")
-    page.get_by_role("button", name="Load cohort").wait_for(timeout=STEP_TIMEOUT_MS)
-    j.button("Load cohort")
-    page.locator('[data-testid="stMetric"]').first.wait_for(timeout=STEP_TIMEOUT_MS)
+    j.load_demo_cohort()
     j.shot("demo-cohort")
 
     j.nav("Review")
