@@ -20,8 +20,9 @@ from sklearn.preprocessing import StandardScaler
 
 from core.errors import ConfigError
 from core.metrics.base import MetricResult
-from core.metrics.bootstrap import percentile_ci, record_resamples
+from core.metrics.bootstrap import interval, record_resamples
 from core.metrics.ids import detection_id
+from core.metrics.ranking import Ranking, auroc
 
 DETECTORS = ("logistic_regression", "gradient_boosting")
 MAX_PER_CLASS = 3200  # records per class (stated in details); keeps the review fast in a browser
@@ -81,41 +82,12 @@ def out_of_fold_scores(
     return scores, models
 
 
-def _grouped(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scores as ranks of their distinct values (ties share one), and the 0/1 labels."""
-    return np.unique(scores, return_inverse=True)[1], np.asarray(y, dtype=np.float64)
-
-
-def _auroc_of_groups(groups: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """Mann-Whitney AUROC with records counted ``weights`` times (ties count half)."""
-    w = np.ones(len(y)) if weights is None else weights
-    n_groups = int(groups.max()) + 1 if len(groups) else 0
-    pos = np.bincount(groups, weights=w * y, minlength=n_groups)
-    neg = np.bincount(groups, weights=w * (1.0 - y), minlength=n_groups)
-    total = pos.sum() * neg.sum()
-    if total == 0:
-        return float("nan")
-    below = np.cumsum(neg) - neg
-    return float(np.sum(pos * (below + 0.5 * neg)) / total)
-
-
-def auroc(y: np.ndarray, scores: np.ndarray) -> float:
-    """AUROC of ``scores`` for the 0/1 labels ``y`` (the same number as sklearn's, faster)."""
-    return _auroc_of_groups(*_grouped(y, scores))
-
-
 def bootstrap_auroc_ci(
     y: np.ndarray, scores: np.ndarray, n_boot: int, seed: int, level: float = 0.95
 ) -> tuple[float, float]:
-    """Percentile interval (``level``) of the AUROC over records resampled with replacement
-    (each resample as multiplicities, so one pass over the records per resample)."""
-    groups, yy = _grouped(y, scores)
-    n = len(yy)
-    return percentile_ci(
-        lambda i: _auroc_of_groups(groups, yy, np.bincount(i, minlength=n)),
-        record_resamples(n, n_boot, seed),
-        level,
-    )
+    """Percentile interval (``level``) of the AUROC over records resampled with replacement."""
+    values = Ranking.of(y, scores).over_resamples("auroc", record_resamples(len(y), n_boot, seed))
+    return interval(values[np.isfinite(values)], level)
 
 
 def _logistic_leaning(models: list, names: list[str]) -> pd.DataFrame:

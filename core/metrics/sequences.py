@@ -16,20 +16,17 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import stats
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 
 from core.data.visits import VisitCohort
 from core.errors import ConfigError
 from core.metrics.base import MetricResult
 from core.metrics.bootstrap import (
-    bootstrap_values,
-    both_classes,
     cluster_resamples,
     interval,
-    percentile_ci,
     record_resamples,
 )
 from core.metrics.ids import MetricId
+from core.metrics.ranking import Ranking, auroc
 
 Vocab = dict[str, tuple[str, ...]]
 MAX_INDEX = 5  # prevalence by visit index: visits 1..5 (later ones are few)
@@ -243,10 +240,8 @@ def _history_features(
 def _bootstrap_auc(
     y: np.ndarray, p: np.ndarray, groups: np.ndarray, n_boot: int, seed: int
 ) -> tuple[float, float]:
-    return percentile_ci(
-        lambda pick: roc_auc_score(y[pick], p[pick]) if both_classes(y[pick]) else np.nan,
-        cluster_resamples(groups, n_boot, seed),
-    )
+    values = Ranking.of(y, p).over_resamples("auroc", cluster_resamples(groups, n_boot, seed))
+    return interval(values[np.isfinite(values)])
 
 
 def next_visit_tstr(
@@ -281,7 +276,7 @@ def next_visit_tstr(
             )
         clf = LogisticRegression(C=0.5, max_iter=500).fit(x, y[:, j])
         p = clf.predict_proba(hx)[:, 1]
-        out[name] = (roc_auc_score(hy[:, j], p), _bootstrap_auc(hy[:, j], p, hp, n_boot, seed))
+        out[name] = (auroc(hy[:, j], p), _bootstrap_auc(hy[:, j], p, hp, n_boot, seed))
     return MetricResult(
         name=f"Next-visit TSTR AUROC ({names[j][0]}:{names[j][1]})",
         category="utility",
@@ -330,16 +325,11 @@ def augmentation_auroc(
         .fit(np.vstack([xr, xs]), np.r_[yr, ys])
         .predict_proba(xh)[:, 1]
     )
-    diffs = bootstrap_values(
-        lambda pick: (
-            roc_auc_score(yh[pick], p_aug[pick]) - roc_auc_score(yh[pick], p_real[pick])
-            if both_classes(yh[pick])
-            else np.nan
-        ),
-        record_resamples(len(yh), n_boot, seed),
-    )
+    resamples = list(record_resamples(len(yh), n_boot, seed))
+    aug, real = (Ranking.of(yh, p).over_resamples("auroc", resamples) for p in (p_aug, p_real))
+    diffs = (aug - real)[np.isfinite(aug - real)]
     diff_ci = interval(diffs) if len(diffs) else None
-    auc_real, auc_aug = roc_auc_score(yh, p_real), roc_auc_score(yh, p_aug)
+    auc_real, auc_aug = auroc(yh, p_real), auroc(yh, p_aug)
     return MetricResult(
         name="Augmentation: risk AUROC, real + synthetic",
         category="utility",

@@ -5,18 +5,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from core.errors import ConfigError
 from core.metrics.base import GateEvidence, MetricResult
-from core.metrics.bootstrap import (
-    bootstrap_values,
-    both_classes,
-    percentile_ci,
-    record_resamples,
-    standard_error,
-)
+from core.metrics.bootstrap import interval, record_resamples, standard_error
 from core.metrics.ids import tstr_id
+from core.metrics.ranking import Ranking
 
 CLASSIFIERS = ("random_forest", "logistic_regression")
 
@@ -31,23 +25,8 @@ def _classifier(name: str, seed: int):
     raise ConfigError(f"Unknown classifier '{name}'; expected one of {CLASSIFIERS}.")
 
 
-def _bootstrap_ci(y: np.ndarray, p: np.ndarray, fn, n_boot: int, seed: int) -> tuple[float, float]:
-    return percentile_ci(
-        lambda i: fn(y[i], p[i]) if both_classes(y[i]) else np.nan,
-        record_resamples(len(y), n_boot, seed),
-    )
-
-
-def _paired_se(
-    y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, fn, n_boot: int, seed: int
-) -> float:
-    """Bootstrap standard error of fn(y, p_a) - fn(y, p_b) over the same resampled records (both
-    scored on one holdout, so their errors are shared and the difference is tighter)."""
-    diffs = bootstrap_values(
-        lambda i: fn(y[i], p_a[i]) - fn(y[i], p_b[i]) if both_classes(y[i]) else np.nan,
-        record_resamples(len(y), n_boot, seed),
-    )
-    return standard_error(diffs)
+def _finite(values: np.ndarray) -> np.ndarray:
+    return values[np.isfinite(values)]
 
 
 def tstr(
@@ -67,15 +46,20 @@ def tstr(
     for name, y in (("real training", y_tr), ("synthetic", y_sy), ("real holdout", y_ho)):
         if len(np.unique(y)) < 2:
             raise ConfigError(f"the {name} records need both label classes for TSTR")
+    # one set of resamples for every interval: the deficit's SE is paired (both models scored
+    # on the same resampled holdout records, so their errors are shared)
+    resamples = list(record_resamples(len(y_ho), n_boot, seed))
     out = []
     for clf_name in classifiers:
         probs = {}
         for source, (x, y) in (("real", (x_tr, y_tr)), ("synthetic", (x_sy, y_sy))):
             clf = _classifier(clf_name, seed).fit(x, y)
             probs[source] = clf.predict_proba(x_ho)[:, 1]
-        for metric, fn in (("AUROC", roc_auc_score), ("AUPR", average_precision_score)):
-            real_v, syn_v = fn(y_ho, probs["real"]), fn(y_ho, probs["synthetic"])
-            deficit_se = _paired_se(y_ho, probs["real"], probs["synthetic"], fn, n_boot, seed)
+        rank = {source: Ranking.of(y_ho, p) for source, p in probs.items()}
+        for metric, stat in (("AUROC", "auroc"), ("AUPR", "average_precision")):
+            real_v, syn_v = (getattr(rank[s], stat)() for s in ("real", "synthetic"))
+            boot = {s: rank[s].over_resamples(stat, resamples) for s in rank}
+            deficit_se = standard_error(_finite(boot["real"] - boot["synthetic"]))
             out.append(
                 MetricResult(
                     id=tstr_id(metric.lower(), clf_name),
@@ -86,10 +70,10 @@ def tstr(
                     ideal=float(real_v),
                     lower_bound=0.0,
                     upper_bound=1.0,
-                    ci=_bootstrap_ci(y_ho, probs["synthetic"], fn, n_boot, seed),
+                    ci=interval(_finite(boot["synthetic"])),
                     details={
                         "trtr": float(real_v),
-                        "trtr_ci": _bootstrap_ci(y_ho, probs["real"], fn, n_boot, seed),
+                        "trtr_ci": interval(_finite(boot["real"])),
                         "prevalence_holdout": float(np.mean(y_ho)),
                         "deficit": float(real_v - syn_v),
                         "deficit_se": deficit_se,

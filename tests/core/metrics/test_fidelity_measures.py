@@ -165,17 +165,6 @@ def test_pair_trends_codes_are_binary_columns():
         )
 
 
-def test_fast_auroc_matches_sklearn_with_ties():
-    from sklearn.metrics import roc_auc_score
-
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, 300)
-    scores = np.round(rng.normal(size=300) + y, 1)  # many ties
-    assert detection.auroc(y, scores) == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
-    lo, hi = detection.bootstrap_auroc_ci(y, scores, 200, 0)
-    assert lo < detection.auroc(y, scores) < hi and hi - lo < 0.15
-
-
 def test_gate_interval_is_wider_than_the_shown_one(real):
     train, holdout = real
     synth = gaussian(400, 3)
