@@ -149,3 +149,38 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if TRAINED_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under `-n 2 --dist loadfile`: a test file runs on one worker (its trained fixtures are
+    trained once), and the browser journeys' files count as one, so the journeys run one after
+    another on one worker: each drives a server and chromium, which would otherwise share two
+    cores with another journey as well as a training. (xdist's own `loadgroup` cannot do this
+    under pytest 9: it renames node ids, which pytest 9 no longer reads.)"""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from collections import OrderedDict
+
+    from xdist.scheduler import LoadScopeScheduling
+
+    class BrowserFirst(OrderedDict):
+        """The journeys, the longest unit, start first: started last, they end the run alone."""
+
+        def __setitem__(self, scope, tests) -> None:
+            super().__setitem__(scope, tests)
+            if scope == BROWSER:
+                self.move_to_end(scope, last=False)
+
+    class FileScheduling(LoadScopeScheduling):
+        def __init__(self, config, log=None) -> None:
+            super().__init__(config, log)
+            self.workqueue = BrowserFirst()
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return BROWSER if path.startswith(BROWSER + "/") else path
+
+    return FileScheduling(config, log)
+
+
+BROWSER = "tests/browser"
