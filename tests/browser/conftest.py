@@ -74,6 +74,9 @@ def start_server(
         "CSS_DEVICE": "cpu",
         "CSS_LOG_LEVEL": "INFO",
         "CSS_STATE_DIR": str(folder / "state"),
+        # Beside an xdist worker training on one core, a server on two torch threads would
+        # oversubscribe the two cores.
+        **({"OMP_NUM_THREADS": "1"} if os.environ.get("PYTEST_XDIST_WORKER") else {}),
         **(env or {}),
     }
     log = folder / "server.log"
