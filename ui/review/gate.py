@@ -66,6 +66,9 @@ GATE_HELP = {
     "tstr_deficit": "How far the AUROC of a random forest trained on the synthetic set may fall "
     "below the same forest trained on the real training split, both tested on the holdout "
     "(cohorts with a label; empty = not checked).",
+    "detection_auroc": "Highest AUROC allowed of gradient-boosted trees telling synthetic from "
+    "real training records (0.5 = indistinguishable, 1 = every record told apart; empty = not "
+    "checked). The Review's detection rows name the columns it leans on.",
     "singling_out": "Anonymeter's singling-out risk allowed (empty = not checked).",
     "linkability": "Anonymeter's linkability risk allowed (empty = not checked).",
     "inference": "Anonymeter's attribute-inference risk allowed (empty = not checked).",

@@ -165,13 +165,14 @@ def test_pair_trends_codes_are_binary_columns():
         )
 
 
-def test_gate_interval_is_wider_than_the_shown_one(real):
+def test_the_gate_evidence_is_the_auroc_and_the_spread_of_its_interval(real):
     train, holdout = real
     synth = gaussian(400, 3)
     synth[:, 4] += 0.4
     r = detection.detection(train, synth, holdout, NAMES, detectors=("logistic_regression",))[0]
-    lo, hi = r.details["ci_gate"]
-    assert lo <= r.ci[0] < r.value < r.ci[1] <= hi
+    assert r.evidence.estimate == r.value and r.ci[0] < r.value < r.ci[1]
+    # the bootstrap SE and the percentile interval come from the same resamples
+    assert r.evidence.se == pytest.approx((r.ci[1] - r.ci[0]) / (2 * 1.96), rel=0.3)
 
 
 def test_float32_storage_noise_does_not_give_a_set_away():

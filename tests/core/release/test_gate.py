@@ -66,7 +66,7 @@ def test_a_copy_of_the_training_set_fails_every_privacy_check_and_needs_an_overr
     assert signed["verdict"] == "fail (released by override)"
     assert signed["override_reason"] == "internal test release, approved by DS"
     assert signed["groups"] == {PRIVACY: "fail", FLOORS: "pass"}
-    assert signed["thresholds"]["dimwise_r2"] == 0.9 and signed["versions"]["gate"] == "3"
+    assert signed["thresholds"]["dimwise_r2"] == 0.9 and signed["versions"]["gate"] == "4"
     assert len(signed["manifest_sha256"]) == 64
 
 
@@ -83,6 +83,10 @@ def test_independent_records_pass_both_groups_with_the_default_thresholds(real):
     leak = signed["detectable_leak"]
     assert (leak["n_members"], leak["n_non_members"]) == (2000, 2000)
     assert leak["advantage"] == pytest.approx(detectable_advantage(2000, 2000))
+    # the optional detection ceiling: records drawn like the real ones are not told apart
+    strict = evaluate_gate(fresh, GateThresholds(detection_auroc=0.6))
+    detect = next(c for c in strict.checks if c.name.startswith("Detection"))
+    assert detect.group == FLOORS and detect.verdict == "pass" and 0.4 < detect.value < 0.6
 
 
 def test_the_detectable_advantage_is_the_one_sided_power_formula():
@@ -131,6 +135,31 @@ def test_fidelity_floors_are_judged_one_sidedly(r2, deficit, se, valid, expected
     verdict = evaluate_gate(floor_review(r2, deficit, se, valid))
     assert verdict.group_status(FLOORS) == expected
     assert verdict.group_status(PRIVACY) == "fail"  # no privacy metric: missing evidence fails
+
+
+def detection_review(auroc: float, se: float) -> Review:
+    result = MetricResult(
+        "Detection", "fidelity", auroc, False, 0.5, id="detection_auroc_gradient_boosting",
+        evidence=GateEvidence(auroc, se),
+    )  # fmt: skip
+    return Review("detected", [result], {}, "", 100, None)
+
+
+@pytest.mark.parametrize(
+    ("auroc", "se", "expected"),
+    [
+        (0.55, 0.01, "pass"),  # upper bound 0.566 <= 0.6
+        (0.95, 0.01, "fail"),  # lower bound 0.928 > 0.6: told apart
+        (0.60, 0.02, "inconclusive"),  # bounds 0.555 to 0.633 straddle 0.6
+        (0.55, float("nan"), "fail"),  # no spread: no evidence
+    ],
+)
+def test_the_detection_ceiling_is_off_by_default_and_judged_like_a_leak(auroc, se, expected):
+    review_ = detection_review(auroc, se)
+    assert not any(c.name.startswith("Detection") for c in evaluate_gate(review_).checks)
+    off = dict(invalid_records=None, dimwise_r2=None, tstr_deficit=None)
+    verdict = evaluate_gate(review_, GateThresholds(detection_auroc=0.6, **off))
+    assert verdict.group_status(FLOORS) == expected
 
 
 def test_floors_and_checks_can_be_switched_off_and_thresholds_are_validated():
