@@ -103,6 +103,50 @@ def domias_scores(
     return score[: len(members)], score[len(members) :]
 
 
+def cross_fitted_scores(
+    train: np.ndarray,
+    holdout: np.ndarray,
+    synth: np.ndarray,
+    components: int,
+    bandwidth_factor: float,
+    rng: np.random.Generator,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, PCA, int]:
+    """Every training and holdout record's score, the holdout halves taking turns as the
+    reference density (no record is scored by a density that contains it); the projection and
+    the reference size."""
+    pca = projection(synth, components, seed)
+    halves = np.array_split(rng.permutation(len(holdout)), 2)
+    member_halves = np.array_split(rng.permutation(len(train)), 2)
+    s_members, s_non = np.empty(len(train)), np.empty(len(holdout))
+    for fold in (0, 1):
+        ref, scored = halves[fold], halves[1 - fold]
+        mem = member_halves[fold]
+        s_m, s_n = domias_scores(
+            train[mem], holdout[scored], holdout[ref], synth, pca, bandwidth_factor
+        )
+        s_members[mem], s_non[scored] = s_m, s_n
+    return s_members, s_non, pca, len(halves[0])
+
+
+def patient_scores(
+    train: np.ndarray, holdout: np.ndarray, synth: np.ndarray, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The DOMIAS score of every training patient and every holdout patient (no subsampling of
+    either: the steward's per-patient view ranks them all), as the Review's attack computes it."""
+    if len(holdout) < 10:
+        raise ConfigError(
+            f"DOMIAS needs at least 10 holdout records (two reference halves), got {len(holdout)}"
+        )
+    rng = np.random.default_rng(seed)
+    if len(synth) > MAX_RECORDS:
+        synth = synth[np.sort(rng.choice(len(synth), MAX_RECORDS, replace=False))]
+    s_members, s_non, _, _ = cross_fitted_scores(
+        train, holdout, synth, COMPONENTS, SYNTHETIC_BANDWIDTH, rng, seed
+    )
+    return s_members, s_non
+
+
 def domias(
     train: np.ndarray,
     holdout: np.ndarray,
@@ -132,18 +176,10 @@ def domias(
     synth_from = len(synth)
     if len(synth) > max_records:
         synth = synth[np.sort(rng.choice(len(synth), max_records, replace=False))]
-    pca = projection(synth, components, seed)
+    s_members, s_non, pca, reference_size = cross_fitted_scores(
+        train, holdout, synth, components, bandwidth_factor, rng, seed
+    )
     d = pca.n_components_
-    halves = np.array_split(rng.permutation(len(holdout)), 2)
-    member_halves = np.array_split(rng.permutation(len(train)), 2)
-    s_members, s_non = np.empty(len(train)), np.empty(len(holdout))
-    for fold in (0, 1):
-        ref, scored = halves[fold], halves[1 - fold]
-        mem = member_halves[fold]
-        s_m, s_n = domias_scores(
-            train[mem], holdout[scored], holdout[ref], synth, pca, bandwidth_factor
-        )
-        s_members[mem], s_non[scored] = s_m, s_n
     st = attack_stats(s_members, s_non)
     return MetricResult(
         id=MetricId.DOMIAS,
@@ -161,8 +197,8 @@ def domias(
             "components": int(d),
             "variance_kept": float(pca.explained_variance_ratio_.sum()),
             "bandwidth_synthetic": bandwidth_factor * scott_bandwidth(len(synth), d),
-            "bandwidth_reference": scott_bandwidth(len(halves[0]), d),
-            "reference_size": len(halves[0]),
+            "bandwidth_reference": scott_bandwidth(reference_size, d),
+            "reference_size": reference_size,
             "members_from": members_from,
             "synthetic_from": synth_from,
             "synthetic_used": len(synth),

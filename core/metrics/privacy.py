@@ -312,29 +312,6 @@ def roc_frame(result: MetricResult) -> pd.DataFrame:
     return pd.DataFrame({"fpr": result.details["roc_fpr"], "tpr": result.details["roc_tpr"]})
 
 
-def patient_exposure(
-    train: np.ndarray, holdout: np.ndarray, synth: np.ndarray, *, k: int = 3
-) -> pd.DataFrame:
-    """Per training patient: the distance to their nearest synthetic record, and how unusual that
-    closeness is for a patient the model never saw: the share of holdout patients whose nearest
-    synthetic record is at least as close (the holdout-calibrated p-value; small = exposed).
-    Rows are training positions, most exposed first; ``nearest`` holds the ``k`` nearest
-    synthetic rows. For the steward's session only: it points at individual patients."""
-    d_train, idx = nearest(train, synth, k=k)
-    d_holdout = np.sort(nearest_distances(holdout, synth)[:, 0])
-    at_least_as_close = np.searchsorted(d_holdout, d_train[:, 0], side="right")
-    p = (1 + at_least_as_close) / (1 + len(d_holdout))
-    frame = pd.DataFrame(
-        {
-            "train_row": np.arange(len(train)),
-            "nearest_distance": d_train[:, 0],
-            "holdout_p": p,
-            "nearest": list(idx),
-        }
-    )
-    return frame.sort_values(["holdout_p", "nearest_distance"], kind="stable", ignore_index=True)
-
-
 def privacy_filter(
     train: np.ndarray, holdout: np.ndarray, synth: np.ndarray, *, quantile: float = 0.01
 ) -> tuple[np.ndarray, float]:

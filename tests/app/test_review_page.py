@@ -118,6 +118,8 @@ def test_release_gate_blocks_a_training_copy_until_a_reasoned_override():
     assert copies["result"] == "fail" and copies["estimate"] > 0.9
     labels = {d.label for d in at.get("download_button")}
     assert "Download synthetic set" not in labels  # blocked
+    rank_by = at.radio(key="exposure_attack_Upload: leak.csv")  # the strongest attack preset
+    assert "strongest in this review" in rank_by.options[rank_by.index]
     next(b for b in at.button if b.label == "Compute the per-patient ranking").click().run()
     ranking = next(d.value for d in at.dataframe if "holdout_p" in d.value.columns)
     assert (ranking["nearest_distance"] == 0).all()  # every training patient was copied

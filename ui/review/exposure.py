@@ -1,5 +1,5 @@
 """The steward's per-patient view of a reviewed set (shown in this session only, never exported):
-the training patients it sits closest to, and a privacy-filtered copy without those records."""
+the training patients the strongest attack of the review names, and a privacy-filtered copy."""
 
 from __future__ import annotations
 
@@ -10,28 +10,58 @@ import pandas as pd
 import streamlit as st
 
 from core.generation import SyntheticSet
-from core.metrics.privacy import patient_exposure, privacy_filter
+from core.metrics.exposure import ATTACKS, attack_auroc, patient_exposure, strongest_attack
+from core.metrics.privacy import privacy_filter
+from core.metrics.suite import Review
 from ui import state
 from ui.review.reference import RealReference
 
 
-def exposure_panel(ref: RealReference, name: str, synth: SyntheticSet) -> None:
-    """The training patients a synthetic set sits closest to, ranked by how unusual that
-    closeness is for unseen (holdout) patients; one patient's record beside its nearest
+def exposure_panel(ref: RealReference, review: Review, synth: SyntheticSet) -> None:
+    """The training patients a synthetic set exposes most, ranked by the strongest attack the
+    review ran and calibrated on holdout patients; one patient's record beside its nearest
     synthetic records. Shown in this session only; never part of the report or the release."""
+    name = review.name
     key = f"css.exposure.{name}.{id(synth)}"  # a regenerated set of the same name starts afresh
     with st.expander(f"Most exposed training patients ({name}): steward's view, not exported"):
+        strongest = strongest_attack(review)
+        aurocs = {n: attack_auroc(review, n) for n in ATTACKS}
+        attack = st.radio(
+            "Rank by",
+            list(ATTACKS),
+            index=list(ATTACKS).index(strongest),
+            format_func=lambda n: (
+                ATTACKS[n].label
+                + ("" if aurocs[n] is None else f" (AUROC {aurocs[n]:.3f})")
+                + (" — strongest in this review" if n == strongest else "")
+            ),
+            horizontal=True,
+            key=f"exposure_attack_{name}",
+        )
         st.caption(
-            "For every training patient: the distance to the nearest synthetic record and the "
-            "share of holdout patients at least as close (p; small = closer than chance)."
+            f"For every training patient: the attack's score ({ATTACKS[attack].score}) and the "
+            "share of holdout patients, whom the model never saw, that it finds at least as "
+            "member-like (p; small = exposed beyond chance)."
         )
         if st.button("Compute the per-patient ranking", key=f"exposure_{name}"):
             enc = ref.encoding
-            st.session_state[key] = patient_exposure(
-                enc.encode(ref.train), enc.encode(ref.holdout), enc.encode(synth.table)
+            st.session_state[key] = (
+                attack,
+                patient_exposure(
+                    enc.encode(ref.train),
+                    enc.encode(ref.holdout),
+                    enc.encode(synth.table),
+                    attack=attack,
+                ),
             )
-        exposed = st.session_state.get(key)
-        if exposed is not None:
+        computed = st.session_state.get(key)
+        if computed is not None:
+            by, exposed = computed
+            if by != attack:
+                st.caption(
+                    f"Ranked by the {ATTACKS[by].label}; press the button to rank by the "
+                    f"{ATTACKS[attack].label}."
+                )
             _show_exposure(ref, name, synth, exposed)
         _filter_button(ref, name, synth)
 
@@ -74,7 +104,9 @@ def _show_exposure(
 ) -> None:
     top = exposed.head(20).assign(record=lambda f: ref.train.record_ids[f["train_row"]])
     st.dataframe(
-        top[["record", "nearest_distance", "holdout_p"]], hide_index=True, key=f"exp_{name}"
+        top[["record", "score", "holdout_p", "nearest_distance"]],
+        hide_index=True,
+        key=f"exp_{name}",
     )
     st.caption(
         f"{int((exposed['holdout_p'] < 0.01).sum()):,} of {len(exposed):,} training patients have "

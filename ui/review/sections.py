@@ -156,7 +156,7 @@ def _validity(section: Section, view: PageView) -> None:
 
 def _exposure(section: Section, view: PageView) -> None:
     for rv in [] if view.stale else view.doc.reviews:  # they compute on today's cohort and sets
-        exposure.exposure_panel(view.ref, rv.name, view.sets[rv.name])
+        exposure.exposure_panel(view.ref, rv, view.sets[rv.name])
 
 
 def _export(section: Section, view: PageView) -> None:

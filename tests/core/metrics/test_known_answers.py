@@ -177,7 +177,7 @@ def test_values_stay_in_stated_ranges(sets, name):
 
 
 def test_patient_exposure_ranks_the_copied_patients_first():
-    from core.metrics.privacy import patient_exposure
+    from core.metrics.exposure import patient_exposure
 
     rng = np.random.default_rng(0)
     train, holdout = rng.random((300, 8)), rng.random((300, 8))
