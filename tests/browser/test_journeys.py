@@ -42,6 +42,22 @@ def test_ehr_journey_demo_generate_review_and_report(server, browser, tmp_path):
     j.shot("per-column")
     page.get_by_text("Release gate").first.scroll_into_view_if_needed()
     j.shot("reviewed")
+    # Issue 30: the attack battery (TPR at low FPR, epsilon bound) and its ROC on a log-FPR axis
+    j.see("Each attack scores every real patient")
+    page.get_by_text("Membership attacks", exact=True).first.scroll_into_view_if_needed()
+    j.see("Membership attacks: ROC on a log false-positive axis")
+    j.shot("attack-battery")
+    # the per-patient drill-down starts from the strongest attack of the review
+    page.get_by_text("Most exposed training patients").first.click()
+    j.see("strongest in this review")
+    j.button("Compute the per-patient ranking")
+    ranked = page.get_by_text("training patients have p < 0.01").first
+    ranked.wait_for(state="attached")
+    if not ranked.is_visible():  # the rerun drew the expander closed
+        page.get_by_text("Most exposed training patients").first.click()
+    ranked.wait_for(state="visible")
+    page.get_by_text("strongest in this review").first.scroll_into_view_if_needed()
+    j.shot("most-exposed-patients")
     with page.expect_download(timeout=STEP_TIMEOUT_MS) as download:
         page.get_by_role("button", name="Download HTML report").click()
     path = tmp_path / "report.html"
