@@ -46,7 +46,15 @@ with errors.guard("The Ledger page"):  # nothing raw reaches the browser
     if entries.empty:
         st.info("No release yet. Releases are made on the Review page, below the release gate.")
     else:
-        st.dataframe(entries, hide_index=True, key="ledger_table")
+        st.dataframe(
+            ui_release.ledger_view(entries),
+            hide_index=True,
+            column_config=ui_release.LEDGER_COLUMNS,
+            key="ledger_table",
+        )
+        st.caption(
+            "Hashes shortened to 12 characters here; the CSV and each manifest hold them whole."
+        )
         st.download_button(
             "Download the ledger (CSV)",
             export.to_csv_bytes(entries),

@@ -18,6 +18,12 @@ def test_verify_the_ledger_button_finds_a_deleted_row():
     at.button(key="verify_ledger").click().run()
     assert not at.exception and not at.error
     assert any("Intact: 3 rows" in s.value for s in at.success)
+    # who, when, what and the verdict come first; hashes are cut for reading
+    table = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
+    assert list(table.columns[:7]) == [
+        "id", "released_at", "display_name", "roles", "set_name", "verdict", "override_reason"
+    ]  # fmt: skip
+    assert set(table["synthetic_sha256"]) == {"a" * 12 + "…", "b" * 12 + "…", "c" * 12 + "…"}
 
     with ledger.engine.begin() as conn:
         conn.execute(RELEASES.delete().where(RELEASES.c.id == 2))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -161,3 +162,30 @@ def signing_key() -> Ed25519PrivateKey:
 def ledger() -> Ledger:
     """The configured audit ledger, opened once per server."""
     return _ledger(release_settings.ledger_url())
+
+
+# The Ledger page's table: who, when, what and the verdict first (they used to sit off-screen
+# behind the hashes); hashes shortened for reading (the CSV keeps them whole).
+LEDGER_ORDER = ("id", "released_at", "display_name", "roles", "set_name", "verdict",
+                "override_reason", "state", "kind")  # fmt: skip
+LEDGER_COLUMNS = {
+    "id": st.column_config.NumberColumn("#", width="small"),
+    "released_at": st.column_config.TextColumn("released (UTC)", width="small"),
+    "display_name": st.column_config.TextColumn("by", width="small"),
+    "roles": st.column_config.TextColumn("roles", width="small"),
+    "set_name": st.column_config.TextColumn("synthetic set", width="medium"),
+    "verdict": st.column_config.TextColumn("verdict", width="medium"),
+    "override_reason": st.column_config.TextColumn("override reason", width="medium"),
+}
+
+
+def ledger_view(entries: pd.DataFrame) -> pd.DataFrame:
+    """``entries`` in reading order, every 64-character hash cut to its first 12 characters."""
+    first = [c for c in LEDGER_ORDER if c in entries.columns]
+    view = entries[first + [c for c in entries.columns if c not in first]].copy()
+    if "released_at" in view:  # 2026-12-03T21:08:47+00:00 -> 2026-12-03 21:08
+        view["released_at"] = view["released_at"].str.slice(0, 16).str.replace("T", " ")
+    for col in view.columns:
+        if col.endswith(("sha256", "hash", "fingerprint")):
+            view[col] = view[col].map(lambda v: f"{v[:12]}…" if isinstance(v, str) else v)
+    return view

@@ -88,7 +88,7 @@ def _attacks(section: Section, view: PageView) -> None:
     attacks = battery_frame(view.doc.reviews)
     if not attacks.empty:
         st.subheader(section.title)
-        st.dataframe(attacks, hide_index=True, key="review_attacks")
+        st.table(attacks.set_index(["set", "attack"]))  # a few rows: drawn whole, wrapping
         st.caption(battery_note(view.doc.reviews))
 
 
