@@ -19,12 +19,14 @@ from core.ehrdiff.pipeline import FAMILY as EHRDIFF_FAMILY
 from core.ehrdiff.pipeline import EHRDiffModel, GenerationSettings
 from core.ehrpd.pipeline import FAMILY as EHRPD_FAMILY
 from core.ehrpd.pipeline import EHRPDModel, SequenceSettings
+from core.encoding.constraints import infer_constraints
 from core.encoding.vectors import VectorEncoding
 from core.errors import CheckpointError, ConfigError
 from core.flexgen.pipeline import FAMILY as FLEXGEN_FAMILY
 from core.flexgen.pipeline import FlexGenModel, FlexGenSettings
 from core.metrics.fidelity import dimension_wise_probability
 from core.metrics.sequences import prevalence_by_visit
+from core.metrics.validity import validity
 
 # family id (manifest) -> loader(folder, device=...)
 LOADERS: dict[str, Callable[..., Any]] = {
@@ -67,6 +69,10 @@ class FidelityCheck:
     n_synthetic: int
     sampled_with: str
     seconds: float
+    # share of the sampled records breaking a rule no real training record breaks (min above
+    # max, a mean on its bound, ...: what the release gate's validity floor refuses); None for
+    # visit sequences, whose rules need the patient-level table the Review builds
+    impossible_share: float | None = None
 
     @property
     def weak(self) -> bool:
@@ -79,7 +85,11 @@ class FidelityCheck:
             "fidelity_check": f"{self.metric}; {self.n_synthetic} synthetic vs the training "
             f"split; {self.sampled_with}",
             "fidelity_weak_below": WEAK_R2,
-        }
+        } | (
+            {}
+            if self.impossible_share is None
+            else {"fidelity_impossible_share": round(float(self.impossible_share), 4)}
+        )
 
 
 def fidelity_check(model: Any, train: Any, n: int = 1000, seed: int = 0) -> FidelityCheck:
@@ -92,6 +102,7 @@ def fidelity_check(model: Any, train: Any, n: int = 1000, seed: int = 0) -> Fide
         settings = GenerationSettings(n=min(n, train.n_records), seed=seed)
         synth = model.generate(settings)
         r2 = dimension_wise_probability(model.encoding.encode(train), synth.vectors).value
+        impossible = _impossible_share(synth.table, train)
         metric, count = "dimension-wise probability R²", settings.n
         how = f"{settings.sampler} {settings.steps} steps, seed {seed}"
     elif isinstance(model, FlexGenModel):
@@ -100,6 +111,7 @@ def fidelity_check(model: Any, train: Any, n: int = 1000, seed: int = 0) -> Fide
         synth = model.generate(settings)
         encoding = VectorEncoding.fit(table)
         r2 = dimension_wise_probability(encoding.encode(table), encoding.encode(synth.table)).value
+        impossible = _impossible_share(synth.table, table)
         metric, count = "dimension-wise probability R² (per-stay summaries)", settings.n
         how = f"DDPM {model.schedule.steps} steps, seed {seed}"
     elif isinstance(model, EHRPDModel):
@@ -107,8 +119,16 @@ def fidelity_check(model: Any, train: Any, n: int = 1000, seed: int = 0) -> Fide
         synth = model.generate(settings)
         vocab = model.encoding.vocabulary_map
         r2 = prevalence_by_visit(train, synth.visits, vocab).value
+        impossible = None
         metric, count = "code prevalence by visit index R²", settings.n
         how = f"DDIM {settings.steps} steps per visit, seed {seed}"
     else:
         raise ConfigError(f"No fidelity check for a model of type {type(model).__name__}.")
-    return FidelityCheck(float(r2), metric, count, how, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return FidelityCheck(float(r2), metric, count, how, seconds, impossible)
+
+
+def _impossible_share(synth: Any, train: Any) -> float:
+    """Share of ``synth``'s records breaking a rule every record of ``train`` obeys (the
+    release gate's validity evidence)."""
+    return float(validity(synth, infer_constraints(train)).evidence.estimate)

@@ -96,6 +96,14 @@ def quality_notes(metrics: dict) -> list[str]:
             "records do not reproduce the training data's prevalences; train longer or check "
             "the cohort."
         )
+    impossible = metrics.get("fidelity_impossible_share")
+    if isinstance(impossible, int | float) and impossible > 0:
+        notes.append(
+            f"**Impossible records**: {impossible:.1%} of the records sampled at the end of "
+            "training break a rule no real training record breaks (a minimum above its maximum, "
+            "a mean on its bound while they differ, a flag not 0 or 1). The release gate's "
+            "validity floor refuses a set holding any; the Review lists the rules broken."
+        )
     return notes
 
 
@@ -108,6 +116,9 @@ def quality_label(metrics: dict) -> str:
     r2 = metrics.get("fidelity_r2_vs_train")
     if isinstance(r2, int | float):
         words.append("weak" if r2 != r2 or r2 < WEAK_R2 else f"R² {r2:.2f}")
+    impossible = metrics.get("fidelity_impossible_share")
+    if isinstance(impossible, int | float) and impossible > 0:
+        words.append(f"{impossible:.1%} impossible")
     return ", ".join(words)
 
 

@@ -23,7 +23,9 @@ def test_an_undertrained_model_is_weak_and_the_check_holds_aggregates_only():
     check = fidelity_check(model, table, n=200)
     assert check.n_synthetic == 200 and check.weak and check.r2 < WEAK_R2
     metrics = check.as_metrics()
-    assert set(metrics) == {"fidelity_r2_vs_train", "fidelity_check", "fidelity_weak_below"}
+    assert set(metrics) == {
+        "fidelity_r2_vs_train", "fidelity_check", "fidelity_weak_below", "fidelity_impossible_share"
+    }  # fmt: skip
     assert "200 synthetic vs the training split" in metrics["fidelity_check"]
     assert not any(data_in_string(str(v)) for v in metrics.values())
 
@@ -37,3 +39,22 @@ def test_the_weak_label_follows_the_documented_threshold(r2, weak):
 def test_a_model_of_no_generator_family_is_refused():
     with pytest.raises(ConfigError, match="No fidelity check for a model of type str"):
         fidelity_check("not a model", None)
+
+
+def test_the_impossible_share_counts_records_breaking_the_cohorts_logic():
+    """Known answer: 40 of 2,000 demo stays given a heart-rate minimum above its maximum."""
+    from core.data.demo import list_demos, load_demo
+    from core.data.records import ehr_table, table_from_frame
+    from core.loading import _impossible_share
+    from ui.models import quality_label, quality_notes
+
+    table = ehr_table(load_demo(list_demos()[0]))
+    assert _impossible_share(table, table) == 0.0  # real records obey their own rules
+    frame = table.to_frame()
+    rows = frame.index[frame["HR_min"] < frame["HR_max"]][:40]
+    frame.loc[rows, ["HR_min", "HR_max"]] = frame.loc[rows, ["HR_max", "HR_min"]].to_numpy()
+    broken = table_from_frame(frame, table, "swapped.csv")
+    assert _impossible_share(broken, table) == pytest.approx(40 / 2000)
+    metrics = FidelityCheck(0.95, "m", 2000, "s", 0.1, 0.02).as_metrics()
+    assert quality_label(metrics) == "R² 0.95, 2.0% impossible"
+    assert any("**Impossible records**: 2.0%" in n for n in quality_notes(metrics))
