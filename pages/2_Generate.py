@@ -127,7 +127,7 @@ with errors.guard("The Generate page"):  # nothing raw reaches the browser
     if sets:
         st.divider()
         st.subheader("Synthetic sets in this session")
-        view = st.selectbox("Show", list(sets), key="gen_view")
+        view = st.selectbox("Show", list(sets), key="gen_view", format_func=state.set_label)
         synth = sets[view]
         made = state.generated(view, made_with)
         if made is not None and made.stale:

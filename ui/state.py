@@ -177,8 +177,27 @@ def mark_upload_added(file_id: str) -> None:
 
 
 def choose_for_review(name: str) -> None:
-    """Add a set to the Review page's selection."""
+    """Add a new set to the Review page's selection (and tag it with the cohort in use)."""
+    tag_with_cohort(name)
     st.session_state[REVIEW_CHOICE] = [*st.session_state.get(REVIEW_CHOICE, []), name]
+
+
+SET_COHORT = "css.set_cohort"  # set name -> shelf name of the cohort in use when it was made
+
+
+def tag_with_cohort(name: str) -> None:
+    """Remember which cohort of the shelf a new set was made for."""
+    active = active_shelf_name()
+    if active is not None:
+        st.session_state.setdefault(SET_COHORT, {})[name] = active
+
+
+def set_label(name: str) -> str:
+    """``name``, followed by the cohort it was made for when that is not the one in use."""
+    made_for = st.session_state.get(SET_COHORT, {}).get(name)
+    if made_for is None or made_for == active_shelf_name():
+        return name
+    return f"{name} (made for {made_for})"
 
 
 def prune_review_choice(compatible: list[str], default: int = 3) -> None:
@@ -343,6 +362,7 @@ GENERATED = "css.generated."  # + set name: the inputs a set generated on the Ge
 
 
 def keep_generated(name: str, inputs: dict[str, Input]) -> None:
+    tag_with_cohort(name)
     keep_bound(GENERATED + name, name, inputs)
 
 

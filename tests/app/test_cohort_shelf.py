@@ -39,8 +39,14 @@ def test_two_cohorts_stay_loaded_and_the_sidebar_switches_between_them():
     assert at.sidebar.selectbox(key="css_shelf_pick").value == stays.name
     assert at.number_input(key="train_steps")  # training offered on the chosen cohort
 
+    at.switch_page("pages/3_Review.py").run()
+    at.button(key="review_baseline").click().run()  # a set made for the stays
+
     at.sidebar.selectbox(key="css_shelf_pick").set_value(codes.name).run()
     assert at.session_state["css.cohort"] is codes and at.session_state["css.split"] is codes_split
+    # the stays' set is refused here, named with the cohort it was made for
+    refused = [c.value for c in at.caption if "cannot be compared with this cohort" in c.value]
+    assert refused and f"(made for {stays.name})" in refused[0]
     at.switch_page("pages/1_Cohort.py").run()  # returning keeps it: no reset to the demo
     assert any(h.value == codes.name for h in at.subheader)
 

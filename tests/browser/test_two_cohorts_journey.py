@@ -171,7 +171,7 @@ def test_two_cohorts_switch_back_icd_text_and_ehrpd_training_on_mimic(
     # date (naming both cohorts), and reviews the demo's set again
     j.choose("Session cohort", DEMO)
     j.see(f"Real cohort: {DEMO}")
-    j.see(f"{EICU_SET} cannot be compared with this cohort")
+    j.see(f"{EICU_SET} (made for {EICU}) cannot be compared with this cohort")
     j.see("the cohort changed since this review (was")
     j.see(f"({EICU}, 416 patients), now")
     shot_at(j, "This review is out of date", "switched-back-review-out-of-date")

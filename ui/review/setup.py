@@ -90,7 +90,10 @@ def setup_panel(ref: RealReference, sets: dict) -> Setup:
             except CohortError as exc:
                 reasons[name] = str(exc)
         for name, why in reasons.items():
-            st.caption(f":material/block: **{name}** cannot be compared with this cohort: {why}")
+            st.caption(
+                f":material/block: **{state.set_label(name)}** cannot be compared with this "
+                f"cohort: {why}"
+            )
         state.prune_review_choice(compatible)
         chosen = st.multiselect("Synthetic sets to review", compatible, key=state.REVIEW_CHOICE)
         c1, c2, c3 = st.columns(3)
