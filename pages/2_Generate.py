@@ -75,6 +75,9 @@ with errors.guard("The Generate page"):  # nothing raw reaches the browser
         families = [ehrdiff_view.FAMILY] if train_table is not None else []
         families += [flexgen_view.FAMILY] if can_flexgen else []
         families += [ehrpd_view.FAMILY] if visit_train is not None else []
+        if state.last_loaded() == "visits" and ehrpd_view.FAMILY in families:
+            families.remove(ehrpd_view.FAMILY)  # the cohort in use first: its family is preset
+            families.insert(0, ehrpd_view.FAMILY)
         if not families:
             st.info(
                 "Load a cohort on the Cohort page first; training uses its training split only."
@@ -89,6 +92,14 @@ with errors.guard("The Generate page"):  # nothing raw reaches the browser
                 help="EHRDiff and FLEXGEN-EHR train on the record cohort (FLEXGEN-EHR needs static "
                 "features and time series); EHRPD on the visit-sequence cohort.",
             )
+            sequences = family == ehrpd_view.FAMILY
+            source = state.get_visits() if sequences else cohort
+            size = (
+                f"{visit_train.n_patients:,} training patients"
+                if sequences
+                else f"{len(split.train):,} training records"
+            )
+            st.caption(f"Trains on **{source.name}**: its training split, {size}.")
             if family == flexgen_view.FAMILY:
                 plan = flexgen_view.training_form(cohort.subset(split.train), device)
             elif family == ehrpd_view.FAMILY:
@@ -102,8 +113,6 @@ with errors.guard("The Generate page"):  # nothing raw reaches the browser
                     device,
                     patient_ids=cohort.patient_ids[split.train],
                 )
-            sequences = family == ehrpd_view.FAMILY
-            source = state.get_visits() if sequences else cohort
             source_split = state.get_visit_split() if sequences else split
             training.start_button(plan, source, source_split, key=f"{family}_train_start")
         training.progress_panel()
