@@ -200,10 +200,22 @@ def set_label(name: str) -> str:
     return f"{name} (made for {made_for})"
 
 
+REVIEW_CHOICE_BY_COHORT = "css.review_choice_by_cohort"
+REVIEW_CHOICE_COHORT = "css.review_choice_cohort"  # the cohort the current choice was made in
+
+
 def prune_review_choice(compatible: list[str], default: int = 3) -> None:
-    """Keep only comparable sets selected; the first ``default`` ones on the first visit."""
+    """Keep only comparable sets selected; the first ``default`` ones on the first visit. The
+    choice is remembered per cohort: switching back to a cohort brings its sets back."""
     chosen = st.session_state.get(REVIEW_CHOICE, compatible[:default])
-    st.session_state[REVIEW_CHOICE] = [n for n in chosen if n in compatible]
+    remembered = st.session_state.setdefault(REVIEW_CHOICE_BY_COHORT, {})
+    cohort = active_shelf_name()
+    if st.session_state.get(REVIEW_CHOICE_COHORT, cohort) != cohort and cohort in remembered:
+        chosen = remembered[cohort]  # switched back: this cohort's sets, as last chosen
+    kept = [n for n in chosen if n in compatible]
+    remembered[cohort] = kept
+    st.session_state[REVIEW_CHOICE_COHORT] = cohort
+    st.session_state[REVIEW_CHOICE] = kept
 
 
 def review_results(inputs_for: Callable[[list[str]], dict[str, Input]]) -> Bound | None:

@@ -11,6 +11,7 @@ STAYS = "Demo: 2,000 synthetic ICU stays"
 CODES = "Demo: 1,821 synthetic ICU stays with ICD-9 diagnoses"
 
 
+@pytest.mark.slow  # ~9 s: two demos loaded, the Review drawn for each
 def test_two_cohorts_stay_loaded_and_the_sidebar_switches_between_them():
     at = open_page()
     load_demo(at, STAYS)
@@ -47,6 +48,11 @@ def test_two_cohorts_stay_loaded_and_the_sidebar_switches_between_them():
     # the stays' set is refused here, named with the cohort it was made for
     refused = [c.value for c in at.caption if "cannot be compared with this cohort" in c.value]
     assert refused and f"(made for {stays.name})" in refused[0]
+    assert at.multiselect(key="review_sets").value == []
+    at.sidebar.selectbox(key="css_shelf_pick").set_value(stays.name).run()
+    baseline = "Independent marginals (baseline)"
+    assert at.multiselect(key="review_sets").value == [baseline]  # its choice came back
+    at.sidebar.selectbox(key="css_shelf_pick").set_value(codes.name).run()
     at.switch_page("pages/1_Cohort.py").run()  # returning keeps it: no reset to the demo
     assert any(h.value == codes.name for h in at.subheader)
 
