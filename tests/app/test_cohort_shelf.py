@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app.pages import load_demo, open_page
+from tests.app.pages import load_demo, open_page, upload_eicu_visits
 
 STAYS = "Demo: 2,000 synthetic ICU stays"
 CODES = "Demo: 1,821 synthetic ICU stays with ICD-9 diagnoses"
@@ -67,24 +67,12 @@ def test_loading_the_same_data_again_keeps_one_entry():
 
 @pytest.mark.slow  # ~9 s: the demo and an eICU upload loaded, the Generate page drawn
 def test_training_offers_the_family_of_the_cohort_in_use_and_names_it():
-    from tests.core.data.test_visits import ADMISSION_DX, DIAGNOSIS, PATIENT
     from ui import ehrpd_view
 
     at = open_page()
     load_demo(at, STAYS)
     stays = at.session_state["css.cohort"]
-    at.radio(key="cohort_source_mode").set_value("Upload").run()
-    at.selectbox(key="cohort_format").set_value("eicu_visits").run()
-    at.number_input(key="opt_ev_min").set_value(1).run()
-    for slot, name, data in (
-        ("patient", "patient.csv", PATIENT),
-        ("diagnosis", "diagnosis.csv", DIAGNOSIS),
-        ("admission_dx", "admissionDx.csv", ADMISSION_DX),
-    ):
-        at.file_uploader(key=f"upload_eicu_visits_{slot}").set_value(
-            (name, data.encode(), "text/csv")
-        ).run()
-    next(b for b in at.button if b.label == "Load cohort").click().run()
+    upload_eicu_visits(at)
     visits = at.session_state["css.visits"]
     at.switch_page("pages/2_Generate.py").run()
     assert not at.exception

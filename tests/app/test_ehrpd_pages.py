@@ -8,8 +8,7 @@ import pytest
 
 from core.ehrpd.pipeline import SequenceSettings
 from core.ehrpd.train import EHRPDTrainConfig, train_ehrpd
-from tests.app.pages import open_page
-from tests.core.data.test_visits import ADMISSION_DX, DIAGNOSIS, PATIENT
+from tests.app.pages import open_page, upload_eicu_visits
 from tests.core.ehrpd.planted import planted_chain
 
 TIMEOUT = 180
@@ -17,18 +16,7 @@ TIMEOUT = 180
 
 def test_cohort_page_loads_eicu_visits_and_shows_sequences():
     at = open_page("pages/1_Cohort.py", TIMEOUT)
-    at.radio(key="cohort_source_mode").set_value("Upload").run()
-    at.selectbox(key="cohort_format").set_value("eicu_visits").run()
-    at.number_input(key="opt_ev_min").set_value(1).run()
-    for slot, name, data in (
-        ("patient", "patient.csv", PATIENT),
-        ("diagnosis", "diagnosis.csv", DIAGNOSIS),
-        ("admission_dx", "admissionDx.csv", ADMISSION_DX),
-    ):
-        at.file_uploader(key=f"upload_eicu_visits_{slot}").set_value(
-            (name, data.encode(), "text/csv")
-        ).run()
-    next(b for b in at.button if b.label == "Load cohort").click().run()
+    upload_eicu_visits(at)
     assert not at.exception and not at.error
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Patients"] == "2" and metrics["Visits"] == "4"

@@ -183,6 +183,16 @@ class Journey:
         self.button("Load cohort")
         self.page.locator('[data-testid="stMetric"]').first.wait_for(timeout=timeout)
 
+    def run_review(self, bootstrap: int = 20) -> None:
+        """On the Review page: run the review of the chosen sets, with few bootstrap resamples
+        (fast; the gate needs none), up to the release gate."""
+        boot = self.page.get_by_label("Bootstrap resamples (CIs)")
+        boot.fill(str(bootstrap))
+        boot.press("Enter")
+        self.idle()
+        self.button("Run review")
+        self.see("Release gate")
+
     def nav(self, title: str) -> None:
         self.page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
         self.idle()
@@ -204,12 +214,7 @@ def review_the_demo_baseline(j: Journey) -> None:
     j.load_demo_cohort()
     j.nav("Review")
     j.button("Add independent-marginals baseline")
-    boot = j.page.get_by_label("Bootstrap resamples (CIs)")
-    boot.fill("20")
-    boot.press("Enter")
-    j.idle()
-    j.button("Run review")
-    j.see("Release gate")
+    j.run_review()
 
 
 def release_reviewed_set(j: Journey, override_reason: str) -> None:

@@ -93,16 +93,6 @@ def shot_at(j: Journey, text: str, what: str) -> None:
     j.shot(what)
 
 
-def review(j: Journey) -> None:
-    """Run the Review page's review with 20 bootstrap resamples (fast; the gate needs none)."""
-    boot = j.page.get_by_label("Bootstrap resamples (CIs)")
-    boot.fill("20")
-    boot.press("Enter")
-    j.idle()
-    j.button("Run review")
-    j.see("Release gate")
-
-
 def test_two_cohorts_switch_back_icd_text_and_ehrpd_training_on_mimic(
     data_root, server, browser, tmp_path
 ):
@@ -121,7 +111,7 @@ def test_two_cohorts_switch_back_icd_text_and_ehrpd_training_on_mimic(
     j.see("Dimension-wise probability")
     shot_at(j, "Synthetic sets in this session", "demo-generated")
     j.nav("Review")
-    review(j)
+    j.run_review()
     j.see(f"Real cohort: {DEMO}")
     j.see(DEMO_SET)  # the set reviewed, in the summary's header
     j.shot("demo-reviewed")
@@ -160,7 +150,7 @@ def test_two_cohorts_switch_back_icd_text_and_ehrpd_training_on_mimic(
     assert meds.n_patients == 100
     assert meds.modalities == ("admission_dx", "diagnosis", "past_history")
     j.nav("Review")
-    review(j)
+    j.run_review()
     j.see(f"Real cohort: {EICU}")
     page.get_by_text("What the metrics mean").first.click()
     j.see("Consecutive-visit co-occurrence")  # the sequence metrics: the visits were reviewed
