@@ -44,6 +44,7 @@ LAYER_OF_PREFIX = {
     "core.ehrpd": "ehrpd",
     "core.loading": "loading",
     "core.store": "store",
+    "core.audit": "audit",
     "core.release": "release",
     "core.report": "report",
     "tools": "tools",
@@ -54,7 +55,7 @@ LAYER_OF_PREFIX = {
 }
 _FAMILY_BELOW = {"base", "data", "encoding", "diffusion", "generation", "metrics"}
 _FAMILIES = {"ehrdiff", "flexgen", "cxr", "ehrpd"}
-_CORE = _FAMILY_BELOW | _FAMILIES | {"loading", "store", "release", "report"}
+_CORE = _FAMILY_BELOW | _FAMILIES | {"loading", "store", "audit", "release", "report"}
 ALLOWED: dict[str, set[str]] = {
     "base": set(),
     "data": {"base"},
@@ -68,6 +69,7 @@ ALLOWED: dict[str, set[str]] = {
     "ehrpd": _FAMILY_BELOW,
     "loading": _FAMILY_BELOW | _FAMILIES,
     "store": _FAMILY_BELOW | _FAMILIES | {"loading"},
+    "audit": _FAMILY_BELOW | _FAMILIES | {"loading"},
     "release": {"base", "data", "encoding", "generation", "metrics"},
     "report": {"base", "data", "encoding", "generation", "metrics", "release"},
     "tools": _CORE,

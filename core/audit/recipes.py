@@ -1,0 +1,101 @@
+"""How to train "another model like this one": the family and settings recorded in a model's
+manifest, with a new seed, on other records; and how to sample it for the attacks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from core.checkpoints import Manifest
+from core.data.cohort import Cohort
+from core.data.records import EHRTable, ehr_table
+from core.errors import ConfigError
+from core.progress import StepCallback
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One family's training with a model's recorded settings. ``steps`` is the training budget
+    (EHRDiff: optimiser steps; FLEXGEN-EHR: diffusion iterations); ``recorded_steps`` is what the
+    audited model was trained with, so a shorter audit says so."""
+
+    family: str
+    steps: int
+    recorded_steps: int
+    train: Callable[[Cohort, int, StepCallback | None], Any]
+    sample: Callable[[Any, int, int], EHRTable]
+
+    @property
+    def settings_note(self) -> str:
+        if self.steps == self.recorded_steps:
+            return f"the model's own settings ({self.steps:,} steps)"
+        return f"the model's settings at {self.steps:,} steps instead of {self.recorded_steps:,}"
+
+
+def _ehrdiff(manifest: Manifest, steps: int | None, device: torch.device) -> Recipe:
+    from core.ehrdiff.pipeline import GenerationSettings
+    from core.ehrdiff.train import TrainConfig, train_ehrdiff
+
+    raw = dict(manifest.config.get("train") or {})
+    if not raw:
+        raise ConfigError(
+            f"Model '{manifest.model_id}' does not record its training settings; retrain it with "
+            "this version to audit it."
+        )
+    raw.pop("dp", None)  # a private model is audited with its guarantee's own accountant
+    base = TrainConfig(**{**raw, "units": tuple(raw["units"])})
+    budget = steps or base.steps
+
+    def train(cohort: Cohort, seed: int, callback: StepCallback | None) -> Any:
+        config = replace(base, steps=budget, seed=seed)
+        return train_ehrdiff(
+            ehr_table(cohort), config, model_id="audit", device=device, callback=callback
+        ).model
+
+    def sample(model: Any, n: int, seed: int) -> EHRTable:
+        return model.generate(GenerationSettings(n=n, seed=seed)).table
+
+    return Recipe("ehrdiff", budget, base.steps, train, sample)
+
+
+def _flexgen(manifest: Manifest, steps: int | None, device: torch.device) -> Recipe:
+    from core.flexgen.pipeline import FlexGenSettings
+    from core.flexgen.train import FlexGenConfig, train_flexgen
+
+    raw = dict((manifest.config.get("training") or {}).get("config") or {})
+    if not raw:
+        raise ConfigError(
+            f"Model '{manifest.model_id}' does not record its training settings; retrain it with "
+            "this version to audit it."
+        )
+    base = FlexGenConfig.from_json(raw)
+    budget = steps or base.diffusion_iters
+
+    def train(cohort: Cohort, seed: int, callback: StepCallback | None) -> Any:
+        config = replace(base, diffusion_iters=budget, seed=seed)
+        return train_flexgen(
+            cohort, config, model_id="audit", device=device, callback=callback
+        ).model
+
+    def sample(model: Any, n: int, seed: int) -> EHRTable:
+        return model.generate(FlexGenSettings(n=n, seed=seed)).table
+
+    return Recipe("flexgen", budget, base.diffusion_iters, train, sample)
+
+
+RECIPES: dict[str, Callable[[Manifest, int | None, torch.device], Recipe]] = {
+    "ehrdiff": _ehrdiff,
+    "flexgen": _flexgen,
+}
+
+
+def recipe_for(manifest: Manifest, steps: int | None, device: torch.device) -> Recipe:
+    if manifest.family not in RECIPES:
+        raise ConfigError(
+            f"Audits retrain tabular generators ({', '.join(sorted(RECIPES))}); "
+            f"'{manifest.model_id}' is a {manifest.family} model."
+        )
+    return RECIPES[manifest.family](manifest, steps, device)

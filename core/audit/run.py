@@ -1,0 +1,245 @@
+"""The two offline audits, resumable: every trained model's attack features are kept in a work
+folder as soon as they exist, and a rerun with the same arguments skips what is there.
+
+The work folder holds per-target distances (derived numbers, no record values or ids) and the
+plan's fingerprint; the results written to the manifest are aggregates only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import faults
+from core.audit.recipes import Recipe
+from core.data.cohort import Cohort, CohortSplit
+from core.data.records import ehr_table
+from core.encoding.vectors import VectorEncoding
+from core.errors import ConfigError, storage_error
+from core.metrics.attack_stats import attack_stats
+from core.metrics.canary_audit import audit_over, canary_coins
+from core.metrics.shadow import inclusion_plan, shadow_attack, shadow_training_rows, target_features
+
+log = logging.getLogger(__name__)
+
+# Shares of the canaries guessed "in" (highest scores) and as many "out" (lowest); the best of
+# them is reported with a Bonferroni correction (core.metrics.canary_audit.audit_over).
+GUESS_SHARES = (0.02, 0.05, 0.1, 0.25)
+
+
+class AuditWork:
+    """A folder of finished pieces of one audit. ``plan`` (the audit's arguments, model and
+    cohort hashes) is written on first use; a folder holding another plan is refused, so a rerun
+    never mixes two audits' pieces."""
+
+    def __init__(self, folder: str | Path, plan: dict[str, Any]) -> None:
+        self.folder = Path(folder)
+        text = json.dumps(plan, sort_keys=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / "plan.json"
+            if path.exists():
+                if json.dumps(json.loads(path.read_text()), sort_keys=True) != text:
+                    raise ConfigError(
+                        f"{self.folder} holds the pieces of another audit (other model, cohort or "
+                        "arguments); give another --work folder or remove it."
+                    )
+            else:
+                self._write(path, text.encode())
+        except OSError as exc:
+            raise storage_error(exc, self.folder, "Preparing the audit's work folder") from None
+
+    def _write(self, path: Path, data: bytes) -> None:
+        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+        try:
+            with tmp.open("wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def has(self, name: str) -> bool:
+        return (self.folder / f"{name}.npy").exists()
+
+    def load(self, name: str) -> np.ndarray:
+        return np.load(self.folder / f"{name}.npy", allow_pickle=False)
+
+    def save(self, name: str, values: np.ndarray) -> None:
+        import io
+
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(values, dtype=np.float64), allow_pickle=False)
+        try:
+            self._write(self.folder / f"{name}.npy", buffer.getvalue())
+        except OSError as exc:
+            raise storage_error(exc, self.folder, f"Saving the audit piece {name}") from None
+
+
+@dataclass
+class Progress:
+    """Log lines with the time left, from the pace of the trainings run so far in this process."""
+
+    trainings: int  # still to run when the audit started
+    steps: int
+    done: int = 0
+    started: float = 0.0
+    every: int = 0
+
+    def __post_init__(self) -> None:
+        self.started = time.perf_counter()
+        self.every = max(self.steps // 10, 1)
+
+    def callback(self, what: str) -> Callable[[int, int, float], None]:
+        def report(step: int, total: int, loss: float) -> None:
+            if step % self.every and step != total:
+                return
+            finished = self.done + step / max(total, 1)
+            elapsed = time.perf_counter() - self.started
+            left = elapsed / finished * (self.trainings - finished) if finished else float("nan")
+            log.info("%s: step %d/%d, about %s left in all", what, step, total, _duration(left))
+
+        return report
+
+
+def _duration(seconds: float) -> str:
+    if not np.isfinite(seconds):
+        return "? min"
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _encoding(cohort: Cohort, split: CohortSplit) -> tuple[Any, VectorEncoding]:
+    table = ehr_table(cohort)
+    return table, VectorEncoding.fit(table.subset(split.train))
+
+
+def run_shadow_audit(
+    cohort: Cohort,
+    split: CohortSplit,
+    recipe: Recipe,
+    audited: Any,
+    work: AuditWork,
+    *,
+    shadows: int = 8,
+    targets: int = 400,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The shadow-model attack (core.metrics.shadow) on ``audited``: ``targets`` records, half
+    from its training split and half from its holdout, each in half of ``shadows`` models of its
+    family trained on ``len(split.train)`` records of the cohort."""
+    start = time.perf_counter()
+    table, enc = _encoding(cohort, split)
+    half = targets // 2
+    if half < 2 or half > min(len(split.train), len(split.holdout)):
+        raise ConfigError(
+            f"{targets} targets need half from each side: the split has {len(split.train)} "
+            f"training and {len(split.holdout)} held-out records"
+        )
+    rng = np.random.default_rng(seed)
+    target_rows = np.r_[
+        rng.choice(split.train, half, replace=False), rng.choice(split.holdout, half, replace=False)
+    ]
+    is_member = np.r_[np.ones(half, bool), np.zeros(half, bool)]
+    pool = np.setdiff1d(np.arange(cohort.n_records), target_rows)
+    size = len(split.train)
+    plan = inclusion_plan(len(target_rows), shadows, seed)
+    target_vectors = enc.encode(table.subset(target_rows))
+
+    if not work.has("observed"):
+        synth = recipe.sample(audited, size, seed)
+        work.save("observed", target_features(target_vectors, enc.encode(synth)))
+    todo = [k for k in range(shadows) if not work.has(f"shadow-{k}")]
+    if len(todo) < shadows:
+        log.info(
+            "%d of %d shadow models already done in %s", shadows - len(todo), shadows, work.folder
+        )
+    progress = Progress(len(todo), recipe.steps)
+    for k in todo:
+        rows = shadow_training_rows(plan[k], target_rows, pool, size, seed * 1000 + k)
+        model = recipe.train(
+            cohort.subset(rows), seed + 1 + k, progress.callback(f"shadow {k + 1}/{shadows}")
+        )
+        synth = recipe.sample(model, size, seed + 1 + k)
+        work.save(f"shadow-{k}", target_features(target_vectors, enc.encode(synth)))
+        faults.point("audit.shadow.after_save")
+        progress.done += 1
+    features = np.stack([work.load(f"shadow-{k}") for k in range(shadows)])
+    attack = shadow_attack(features, plan, work.load("observed"), is_member)
+    return _summary(
+        "shadow-model attack (LiRA on nearest-synthetic distance)",
+        recipe,
+        attack.stats.details() | {"shadows": shadows, "targets": len(target_rows), "seed": seed},
+        start,
+    )
+
+
+def run_canary_audit(
+    cohort: Cohort,
+    split: CohortSplit,
+    recipe: Recipe,
+    work: AuditWork,
+    *,
+    canaries: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """One-run audit (core.metrics.canary_audit): held-out records as canaries, each added to the
+    training split with probability 1/2; one model of the family trained on that; each canary
+    scored by closeness to its synthetic records."""
+    start = time.perf_counter()
+    table, enc = _encoding(cohort, split)
+    rng = np.random.default_rng(seed)
+    m = len(split.holdout) if canaries is None else canaries
+    if not 2 <= m <= len(split.holdout):
+        raise ConfigError(f"canaries come from the {len(split.holdout)} held-out records; got {m}")
+    canary_rows = np.sort(rng.choice(split.holdout, m, replace=False))
+    coins = canary_coins(m, seed)
+    if not work.has("canary-scores"):
+        rows = np.sort(np.r_[split.train, canary_rows[coins]])
+        progress = Progress(1, recipe.steps)
+        model = recipe.train(cohort.subset(rows), seed, progress.callback("canary model"))
+        synth = recipe.sample(model, len(rows), seed)
+        vectors = enc.encode(table.subset(canary_rows))
+        work.save("canary-scores", -target_features(vectors, enc.encode(synth)))
+    scores = work.load("canary-scores")
+    guesses = tuple((max(1, round(s * m)),) * 2 for s in GUESS_SHARES if 2 * round(s * m) <= m)
+    result = audit_over(coins, scores, guesses)
+    attack = attack_stats(scores[coins], scores[~coins])
+    return _summary(
+        "canary audit (Steinke, Nasr & Jagielski 2023; one training run)",
+        recipe,
+        result.as_dict()
+        | {
+            "auroc": attack.auroc,
+            "auroc_ci": attack.auroc_ci,
+            "score": "closeness of each canary to its nearest synthetic record",
+            "seed": seed,
+        },
+        start,
+    )
+
+
+def _summary(method: str, recipe: Recipe, results: dict, start: float) -> dict[str, Any]:
+    return {
+        "method": method,
+        "family": recipe.family,
+        "trained_with": recipe.settings_note,
+        "seconds": round(time.perf_counter() - start, 1),
+        "date": datetime.now(UTC).date().isoformat(),
+        **results,
+    }
+
+
+def plan_fingerprint(**parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
