@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.report.review_sections import review_document, section
-from ui import errors, state, widgets
+from ui import errors, models, state, widgets
 from ui.review import cache, gate, sections
 from ui.review.reference import reference
 from ui.review.setup import setup_panel
@@ -53,5 +53,8 @@ with errors.guard("The Review page"):  # nothing raw reaches the browser
     held = sections.slots()  # one per section, in the order core's SECTIONS gives
     with held["gate"]:
         thresholds = gate.gate_controls(section("gate").title)
-    doc = review_document(reviews, ref.cohort, ref.split, used, sets, ref.train, thresholds)
+    doc = review_document(
+        reviews, ref.cohort, ref.split, used, sets, ref.train, thresholds,
+        audits=models.audits_of_sets(sets),
+    )  # fmt: skip
     sections.render(held, sections.PageView(doc, ref, sets, stored.stale))

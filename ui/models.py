@@ -7,11 +7,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.checkpoints import Manifest
+from core.checkpoints import MANIFEST_FILE, Manifest, read_manifest
 from core.ehrdiff.dp import guarantee_text
+from core.errors import CheckpointError
 from core.generation import SyntheticGenerator
 from core.loading import GENERATOR_FAMILIES, LOADERS, WEAK_R2
 from core.registry import MODELS, ModelSpec
+from core.report.review_report import audit_frame
 from core.store import ModelStore, StoredModel
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
@@ -41,6 +43,27 @@ def store() -> ModelStore:
 def stored_generators() -> list[StoredModel]:
     """Verified stored models of the EHR generator families."""
     return [m for m in store().list() if m.ok and m.family in GENERATOR_FAMILIES]
+
+
+def audits_of_sets(sets: dict) -> dict[str, dict]:
+    """Per set: the offline audits (``python -m core.audit``) recorded in the manifest of the
+    shipped or stored model whose weights made it, found by the weights' sha256."""
+    wanted = {getattr(s, "checkpoint_sha256", "") for s in sets.values()} - {""}
+    if not wanted:
+        return {}
+    manifests = [m.manifest for m in stored_generators() if m.manifest]
+    for folder in CHECKPOINTS.iterdir():
+        if (folder / MANIFEST_FILE).is_file():
+            try:
+                manifests.append(read_manifest(folder))
+            except CheckpointError:  # the Models page reports it; no audit to show from it
+                continue
+    audits = {m.sha256: m.metrics["audits"] for m in manifests if m.metrics.get("audits")}
+    return {
+        name: audits[s.checkpoint_sha256]
+        for name, s in sets.items()
+        if getattr(s, "checkpoint_sha256", "") in audits
+    }
 
 
 def ehr_generators() -> list[ModelSpec]:
@@ -168,9 +191,14 @@ def model_card(manifest: Manifest, description: str) -> None:
         if data_card:
             st.markdown("**Training data**")
             st.table(card_rows(data_card).set_index("item"))
-        if manifest.metrics:
+        metrics = {k: v for k, v in manifest.metrics.items() if k != "audits"}
+        if metrics:
             st.markdown("**Metrics at export**")
-            st.table(card_rows(manifest.metrics).set_index("item"))
+            st.table(card_rows(metrics).set_index("item"))
+        audits = audit_frame({manifest.model_id: manifest.metrics.get("audits") or {}})
+        if not audits.empty:
+            st.markdown("**Offline privacy audits** (`python -m core.audit`)")
+            st.table(audits.drop(columns="set").set_index("audit"))
         if manifest.training_command:
             st.markdown("**Training command**")
             st.code(manifest.training_command, language="bash", wrap_lines=True)

@@ -210,6 +210,39 @@ _BATTERY_NOTE = (
 )
 
 
+def audit_frame(audits: dict[str, dict]) -> pd.DataFrame:
+    """One row per set and offline audit (``python -m core.audit``) recorded in the manifest of
+    the model that made the set: what ran, how it was trained and what it found."""
+    rows = []
+    for name, by_kind in audits.items():
+        for kind, a in sorted(by_kind.items()):
+            if not isinstance(a, dict) or "epsilon_lower_bound" not in a:
+                continue
+            row = {"set": name, "audit": a.get("method", kind)}
+            if "auroc" in a:
+                row["AUROC (95% CI)"] = _interval(a["auroc"], a.get("auroc_ci", (np.nan, np.nan)))
+            at_1 = (a.get("tpr_at_fpr") or {}).get("0.01")
+            row["TPR at 1.0% FPR"] = _interval(at_1["tpr"], at_1["tpr_ci"]) if at_1 else ""
+            row["ε lower bound (95%)"] = f"{a['epsilon_lower_bound']:.2f}"
+            if kind == "shadow":
+                row["size"] = f"{a.get('shadows', '?')} shadows, {a.get('targets', 0):,} targets"
+            else:
+                row["size"] = f"{a.get('canaries', 0):,} canaries, {a.get('guesses', 0):,} guesses"
+            row["trained with"] = a.get("trained_with", "")
+            row["date"] = a.get("date", "")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+AUDIT_NOTE = (
+    "Offline audits of the models that made these sets, run by `python -m core.audit` on each "
+    "model's own training cohort and recorded in its manifest; the Review shows them and never "
+    "recomputes them. The shadow-model attack trains models of the same family with and without "
+    "each target record (LiRA scoring); the canary audit trains one model with a random half of "
+    "held-out records added and bounds epsilon (pure DP) from how well they are told apart."
+)
+
+
 def figures_for(
     review: Review, real_codes: np.ndarray | None = None, synth_codes: np.ndarray | None = None
 ) -> list:

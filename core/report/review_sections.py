@@ -30,9 +30,11 @@ from core.metrics.suite import Review, ReviewSettings, best_column, summary_tabl
 from core.release.gate import GROUPS, GateThresholds, GateVerdict, detectable_text, evaluate_gate
 from core.report import review_figures as rf
 from core.report.review_report import (
+    AUDIT_NOTE,
     DETECTION_IDS,
     ReportContext,
     anonymeter_results,
+    audit_frame,
     battery_frame,
     battery_note,
     code_counts,
@@ -55,6 +57,7 @@ class ReviewDocument:
     context: ReportContext
     verdicts: dict[str, GateVerdict] = field(default_factory=dict)
     codes: Codes = field(default_factory=dict)
+    audits: dict[str, dict] = field(default_factory=dict)  # per set: its model's offline audits
 
     @property
     def names(self) -> list[str]:
@@ -73,6 +76,7 @@ def review_document(
     sets: Mapping[str, SyntheticSet],
     train: EHRTable,
     thresholds: GateThresholds,
+    audits: Mapping[str, dict] | None = None,
 ) -> ReviewDocument:
     """The document of ``reviews`` of ``sets`` (by name) against ``cohort``'s ``split``, judged
     by the steward's ``thresholds``."""
@@ -83,6 +87,7 @@ def review_document(
         ),
         {rv.name: evaluate_gate(rv, thresholds) for rv in reviews},
         code_counts(train, {rv.name: sets[rv.name].table for rv in reviews}),
+        {rv.name: dict(audits[rv.name]) for rv in reviews if audits and audits.get(rv.name)},
     )
 
 
@@ -148,20 +153,26 @@ def _overview_html(section: Section, doc: ReviewDocument, fig: Figures) -> str:
     )
 
 
-def _attacks_html(section: Section, doc: ReviewDocument, fig: Figures) -> str:
-    frame = battery_frame(doc.reviews)
-    if frame.empty:
-        return ""
+def _table_html(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
         for row in frame.itertuples(index=False)
     )
-    return (
-        f"<h2>{section.title}</h2>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        f"<p class='meta'>{html.escape(battery_note(doc.reviews))}</p>"
-    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _attacks_html(section: Section, doc: ReviewDocument, fig: Figures) -> str:
+    frame, audits = battery_frame(doc.reviews), audit_frame(doc.audits)
+    if frame.empty and audits.empty:
+        return ""
+    out = f"<h2>{section.title}</h2>"
+    if not frame.empty:
+        out += _table_html(frame) + f"<p class='meta'>{html.escape(battery_note(doc.reviews))}</p>"
+    if not audits.empty:
+        out += "<h3>Offline audits</h3>" + _table_html(audits)
+        out += f"<p class='meta'>{html.escape(AUDIT_NOTE)}</p>"
+    return out
 
 
 def _figures_html(section: Section, doc: ReviewDocument, fig: Figures) -> str:

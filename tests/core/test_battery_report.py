@@ -54,3 +54,32 @@ def test_html_report_shows_the_attack_table():
     page = build_html(ReviewDocument([rv], ReportContext("toy", "0" * 64, {}, {})))
     assert "<h2>Membership attacks</h2>" in page and "delta 1e-05" in page
     assert "TPR at 1.0% FPR" in page
+
+
+def test_offline_audits_recorded_with_the_model_are_shown_beside_the_battery():
+    from core.metrics.attack_stats import attack_stats
+    from core.metrics.canary_audit import audit
+    from core.report.review_report import audit_frame
+
+    rng = np.random.default_rng(0)
+    shadow = attack_stats(rng.normal(1, 1, 200), rng.normal(0, 1, 200)).details()
+    shadow |= {"method": "shadow-model attack", "shadows": 8, "targets": 400,
+               "trained_with": "the model's own settings (30,000 steps)", "date": "2026-12-04"}  # fmt: skip
+    coins = rng.random(100) < 0.5
+    canaries = audit(coins, coins + rng.normal(0, 0.1, 100), 20, 20).as_dict()
+    canaries |= {"method": "canary audit", "trained_with": "x", "date": "2026-12-04"}
+    audits = {"ehrdiff": {"shadow": shadow, "canaries": canaries}}
+    frame = audit_frame(audits)
+    assert list(frame["audit"]) == ["canary audit", "shadow-model attack"]
+    assert frame.iloc[1]["size"] == "8 shadows, 400 targets"
+    assert frame.iloc[0]["size"] == "100 canaries, 40 guesses"
+    assert float(frame.iloc[0]["ε lower bound (95%)"]) > 1  # 40 of 40 guesses right
+    assert frame.iloc[1]["AUROC (95% CI)"].startswith(f"{shadow['auroc']:.3f}")
+    rv = _review("fresh", "independent")
+    page = build_html(
+        ReviewDocument(
+            [rv], ReportContext("toy", "0" * 64, {}, {}), audits={"fresh": audits["ehrdiff"]}
+        )
+    )
+    assert "<h3>Offline audits</h3>" in page and "8 shadows, 400 targets" in page
+    assert audit_frame({}).empty and audit_frame({"x": {"other": {"n": 1}}}).empty

@@ -15,7 +15,9 @@ from core.metrics.suite import best_column
 from core.report import export
 from core.report import review_figures as rf
 from core.report.review_report import (
+    AUDIT_NOTE,
     anonymeter_results,
+    audit_frame,
     battery_frame,
     battery_note,
     column_frame,
@@ -85,11 +87,17 @@ def _overview(section: Section, view: PageView) -> None:
 
 
 def _attacks(section: Section, view: PageView) -> None:
-    attacks = battery_frame(view.doc.reviews)
+    attacks, audits = battery_frame(view.doc.reviews), audit_frame(view.doc.audits)
+    if attacks.empty and audits.empty:
+        return
+    st.subheader(section.title)
     if not attacks.empty:
-        st.subheader(section.title)
         st.table(attacks.set_index(["set", "attack"]))  # a few rows: drawn whole, wrapping
         st.caption(battery_note(view.doc.reviews))
+    if not audits.empty:
+        st.markdown("**Offline audits of the models that made these sets**")
+        st.table(audits.set_index(["set", "audit"]))
+        st.caption(AUDIT_NOTE)
 
 
 def _figures(section: Section, view: PageView) -> None:
