@@ -83,12 +83,12 @@ def _flexgen(manifest: Manifest, steps: int | None, device: torch.device) -> Rec
     def sample(model: Any, n: int, seed: int) -> EHRTable:
         return model.generate(FlexGenSettings(n=n, seed=seed)).table
 
-    return Recipe("flexgen", budget, base.diffusion_iters, train, sample)
+    return Recipe("flexgen-ehr", budget, base.diffusion_iters, train, sample)
 
 
 RECIPES: dict[str, Callable[[Manifest, int | None, torch.device], Recipe]] = {
     "ehrdiff": _ehrdiff,
-    "flexgen": _flexgen,
+    "flexgen-ehr": _flexgen,
 }
 
 
