@@ -27,6 +27,7 @@ from core.audit.run import AuditWork, plan_fingerprint, run_canary_audit, run_sh
 from core.checkpoints import record_metrics, verify_checkpoint
 from core.cli import load_cohort_from_args
 from core.data.cohort import split_cohort
+from core.data.visits import VisitCohort
 from core.device import select_device
 from core.errors import ConfigError, CoreError
 from core.loading import load_model
@@ -89,10 +90,14 @@ def _run(args: argparse.Namespace) -> dict:
             f"The cohort given is not the one '{manifest.model_id}' was trained on (fingerprints "
             "differ): an audit needs the model's own training and held-out records."
         )
-    split_rule = card.get("split") or {}
-    split = split_cohort(cohort, split_rule.get("holdout", 0.2), split_rule.get("seed", 0))
+    rule = card.get("split") or {}
+    holdout, seed = rule.get("holdout", 0.2), rule.get("seed", 0)
+    if isinstance(cohort, VisitCohort):
+        split = cohort.split(holdout, seed)
+    else:
+        split = split_cohort(cohort, holdout, seed)
     device = select_device(args.device)
-    recipe = recipe_for(manifest, args.steps, device)
+    recipe = recipe_for(args.model, args.steps, device)
     parts = {
         "audit": args.audit,
         "model_sha256": manifest.sha256,

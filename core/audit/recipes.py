@@ -1,19 +1,25 @@
 """How to train "another model like this one": the family and settings recorded in a model's
-manifest, with a new seed, on other records; and how to sample it for the attacks."""
+manifest, with a new seed, on other records; how to sample it; and the one record table every
+model's output and the real records are compared in (EHRDiff, FLEXGEN-EHR: the cohort's record
+table; EHRPD: one row per patient over the audited model's code vocabulary)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from core.checkpoints import Manifest
+from core.checkpoints import Manifest, read_manifest
 from core.data.cohort import Cohort
 from core.data.records import EHRTable, ehr_table
+from core.data.visits import VisitCohort, patient_table
 from core.errors import ConfigError
 from core.progress import StepCallback
+
+AnyCohort = Cohort | VisitCohort
 
 
 @dataclass(frozen=True)
@@ -25,8 +31,9 @@ class Recipe:
     family: str
     steps: int
     recorded_steps: int
-    train: Callable[[Cohort, int, StepCallback | None], Any]
+    train: Callable[[AnyCohort, int, StepCallback | None], Any]
     sample: Callable[[Any, int, int], EHRTable]
+    table: Callable[[AnyCohort], EHRTable] = ehr_table
 
     @property
     def settings_note(self) -> str:
@@ -35,7 +42,7 @@ class Recipe:
         return f"the model's settings at {self.steps:,} steps instead of {self.recorded_steps:,}"
 
 
-def _ehrdiff(manifest: Manifest, steps: int | None, device: torch.device) -> Recipe:
+def _ehrdiff(manifest: Manifest, folder: Path, steps: int | None, device: torch.device) -> Recipe:
     from core.ehrdiff.pipeline import GenerationSettings
     from core.ehrdiff.train import TrainConfig, train_ehrdiff
 
@@ -61,7 +68,7 @@ def _ehrdiff(manifest: Manifest, steps: int | None, device: torch.device) -> Rec
     return Recipe("ehrdiff", budget, base.steps, train, sample)
 
 
-def _flexgen(manifest: Manifest, steps: int | None, device: torch.device) -> Recipe:
+def _flexgen(manifest: Manifest, folder: Path, steps: int | None, device: torch.device) -> Recipe:
     from core.flexgen.pipeline import FlexGenSettings
     from core.flexgen.train import FlexGenConfig, train_flexgen
 
@@ -86,16 +93,48 @@ def _flexgen(manifest: Manifest, steps: int | None, device: torch.device) -> Rec
     return Recipe("flexgen-ehr", budget, base.diffusion_iters, train, sample)
 
 
-RECIPES: dict[str, Callable[[Manifest, int | None, torch.device], Recipe]] = {
+def _ehrpd(manifest: Manifest, folder: Path, steps: int | None, device: torch.device) -> Recipe:
+    from core.diffusion.ddpm import DDPMSchedule
+    from core.ehrpd.pipeline import EHRPDModel, SequenceSettings
+    from core.ehrpd.train import EHRPDTrainConfig, train_ehrpd
+
+    raw = dict((manifest.config.get("training") or {}).get("config") or {})
+    if not raw:
+        raise ConfigError(
+            f"Model '{manifest.model_id}' does not record its training settings; retrain it with "
+            "this version to audit it."
+        )
+    base = EHRPDTrainConfig(**{**raw, "ddpm": DDPMSchedule.from_json(raw["ddpm"])})
+    budget = steps or base.steps
+    # Every shadow learns its own vocabulary; all are compared over the audited model's.
+    vocabulary = EHRPDModel.load(folder, device="cpu").encoding.vocabulary_map
+
+    def train(cohort: VisitCohort, seed: int, callback: StepCallback | None) -> Any:
+        config = replace(base, steps=budget, seed=seed)
+        return train_ehrpd(cohort, config, model_id="audit", device=device, callback=callback).model
+
+    def sample(model: Any, n: int, seed: int) -> EHRTable:
+        return patient_table(model.generate(SequenceSettings(n=n, seed=seed)).visits, vocabulary)
+
+    def table(cohort: VisitCohort) -> EHRTable:
+        return patient_table(cohort, vocabulary)
+
+    return Recipe("ehrpd", budget, base.steps, train, sample, table)
+
+
+RECIPES: dict[str, Callable[[Manifest, Path, int | None, torch.device], Recipe]] = {
     "ehrdiff": _ehrdiff,
     "flexgen-ehr": _flexgen,
+    "ehrpd": _ehrpd,
 }
 
 
-def recipe_for(manifest: Manifest, steps: int | None, device: torch.device) -> Recipe:
+def recipe_for(folder: str | Path, steps: int | None, device: torch.device) -> Recipe:
+    """The recipe of the model in ``folder``, retraining with ``steps`` (None: its own)."""
+    manifest = read_manifest(folder)
     if manifest.family not in RECIPES:
         raise ConfigError(
-            f"Audits retrain tabular generators ({', '.join(sorted(RECIPES))}); "
+            f"Audits retrain synthetic-record generators ({', '.join(sorted(RECIPES))}); "
             f"'{manifest.model_id}' is a {manifest.family} model."
         )
-    return RECIPES[manifest.family](manifest, steps, device)
+    return RECIPES[manifest.family](manifest, Path(folder), steps, device)

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from core import faults
-from core.audit.recipes import Recipe
-from core.data.cohort import Cohort, CohortSplit
-from core.data.records import ehr_table
+from core.audit.recipes import AnyCohort, Recipe
+from core.data.cohort import CohortSplit
+from core.data.visits import VisitCohort
 from core.encoding.vectors import VectorEncoding
 from core.errors import ConfigError, storage_error
 from core.metrics.attack_stats import attack_stats
@@ -120,13 +120,18 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
-def _encoding(cohort: Cohort, split: CohortSplit) -> tuple[Any, VectorEncoding]:
-    table = ehr_table(cohort)
+def _encoding(cohort: AnyCohort, split: CohortSplit, recipe: Recipe) -> tuple[Any, VectorEncoding]:
+    table = recipe.table(cohort)
     return table, VectorEncoding.fit(table.subset(split.train))
 
 
+def _size(cohort: AnyCohort) -> int:
+    """Records (patients, for visit sequences): what a split and a subset count."""
+    return cohort.n_patients if isinstance(cohort, VisitCohort) else cohort.n_records
+
+
 def run_shadow_audit(
-    cohort: Cohort,
+    cohort: AnyCohort,
     split: CohortSplit,
     recipe: Recipe,
     audited: Any,
@@ -140,7 +145,7 @@ def run_shadow_audit(
     from its training split and half from its holdout, each in half of ``shadows`` models of its
     family trained on ``len(split.train)`` records of the cohort."""
     start = time.perf_counter()
-    table, enc = _encoding(cohort, split)
+    table, enc = _encoding(cohort, split, recipe)
     half = targets // 2
     if half < 2 or half > min(len(split.train), len(split.holdout)):
         raise ConfigError(
@@ -152,7 +157,7 @@ def run_shadow_audit(
         rng.choice(split.train, half, replace=False), rng.choice(split.holdout, half, replace=False)
     ]
     is_member = np.r_[np.ones(half, bool), np.zeros(half, bool)]
-    pool = np.setdiff1d(np.arange(cohort.n_records), target_rows)
+    pool = np.setdiff1d(np.arange(_size(cohort)), target_rows)
     size = len(split.train)
     plan = inclusion_plan(len(target_rows), shadows, seed)
     target_vectors = enc.encode(table.subset(target_rows))
@@ -186,7 +191,7 @@ def run_shadow_audit(
 
 
 def run_canary_audit(
-    cohort: Cohort,
+    cohort: AnyCohort,
     split: CohortSplit,
     recipe: Recipe,
     work: AuditWork,
@@ -198,7 +203,7 @@ def run_canary_audit(
     training split with probability 1/2; one model of the family trained on that; each canary
     scored by closeness to its synthetic records."""
     start = time.perf_counter()
-    table, enc = _encoding(cohort, split)
+    table, enc = _encoding(cohort, split, recipe)
     rng = np.random.default_rng(seed)
     m = len(split.holdout) if canaries is None else canaries
     if not 2 <= m <= len(split.holdout):
