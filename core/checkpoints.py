@@ -118,29 +118,6 @@ def save_checkpoint(
     return done
 
 
-def record_metrics(folder: str | Path, key: str, value: dict[str, Any]) -> Manifest:
-    """Set ``metrics[key]`` in the manifest of ``folder`` (an audit's results, added after
-    training) and return the new manifest. The weights are untouched; the manifest is replaced by
-    an fsynced rename under the name's claim, so a kill leaves the old manifest or the new one."""
-    folder = Path(folder)
-    with claim(folder):
-        manifest = verify_checkpoint(folder)
-        updated = Manifest(**{**manifest.__dict__, "metrics": {**manifest.metrics, key: value}})
-        raw = updated.to_json()
-        refuse_data(raw, folder.name)
-        tmp = folder / f".{MANIFEST_FILE}.tmp-{uuid.uuid4().hex[:8]}"
-        try:
-            _write_synced(tmp, (json.dumps(raw, indent=2) + "\n").encode("utf-8"))
-            faults.point("checkpoint.record_metrics.before_rename")
-            os.replace(tmp, folder / MANIFEST_FILE)
-            _sync_folder(folder)
-        except OSError as exc:
-            raise storage_error(exc, folder, f"Recording {key} in '{folder.name}'") from None
-        finally:
-            tmp.unlink(missing_ok=True)
-    return updated
-
-
 def _write_synced(path: Path, data: bytes) -> None:
     """Write ``data`` and flush it to the disk before anything is renamed onto it."""
     with path.open("wb") as fh:

@@ -23,8 +23,14 @@ import sys
 from pathlib import Path
 
 from core.audit.recipes import recipe_for
-from core.audit.run import AuditWork, plan_fingerprint, run_canary_audit, run_shadow_audit
-from core.checkpoints import record_metrics, verify_checkpoint
+from core.audit.run import (
+    AuditWork,
+    plan_fingerprint,
+    record_in_manifest,
+    run_canary_audit,
+    run_shadow_audit,
+)
+from core.checkpoints import verify_checkpoint
 from core.cli import load_cohort_from_args
 from core.data.cohort import split_cohort
 from core.data.visits import VisitCohort
@@ -124,7 +130,7 @@ def _run(args: argparse.Namespace) -> dict:
     if not args.no_record:
         audits = dict(manifest.metrics.get("audits") or {})
         audits[args.audit] = result
-        record_metrics(args.model, "audits", audits)
+        record_in_manifest(args.model, "audits", audits)
         log.info("recorded in %s", args.model / "manifest.json")
     return result
 

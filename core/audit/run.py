@@ -23,10 +23,12 @@ import numpy as np
 
 from core import faults
 from core.audit.recipes import AnyCohort, Recipe
+from core.checkpoints import MANIFEST_FILE, Manifest, claim, verify_checkpoint
 from core.data.cohort import CohortSplit
 from core.data.visits import VisitCohort
 from core.encoding.vectors import VectorEncoding
 from core.errors import ConfigError, storage_error
+from core.manifest_guard import refuse_data
 from core.metrics.attack_stats import attack_stats
 from core.metrics.canary_audit import audit_over, canary_coins
 from core.metrics.shadow import inclusion_plan, shadow_attack, shadow_training_rows, target_features
@@ -36,6 +38,38 @@ log = logging.getLogger(__name__)
 # Shares of the canaries guessed "in" (highest scores) and as many "out" (lowest); the best of
 # them is reported with a Bonferroni correction (core.metrics.canary_audit.audit_over).
 GUESS_SHARES = (0.02, 0.05, 0.1, 0.25)
+
+
+def write_synced(path: Path, data: bytes, fault: str = "audit.write.before_rename") -> None:
+    """Write ``path`` whole or not at all: a temporary sibling, fsynced, renamed onto it."""
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        faults.point(fault)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def record_in_manifest(folder: str | Path, key: str, value: dict[str, Any]) -> Manifest:
+    """Set ``metrics[key]`` in the manifest of ``folder`` and return the new manifest. The
+    weights are untouched (their hash still verifies); the manifest is replaced by an fsynced
+    rename under the folder's claim, so a kill leaves the old manifest or the new one."""
+    folder = Path(folder)
+    with claim(folder):
+        manifest = verify_checkpoint(folder)
+        updated = Manifest(**{**manifest.__dict__, "metrics": {**manifest.metrics, key: value}})
+        raw = updated.to_json()
+        refuse_data(raw, folder.name)
+        try:
+            text = json.dumps(raw, indent=2) + "\n"
+            write_synced(folder / MANIFEST_FILE, text.encode(), "audit.manifest.before_rename")
+        except OSError as exc:
+            raise storage_error(exc, folder, f"Recording {key} in '{folder.name}'") from None
+    return updated
 
 
 class AuditWork:
@@ -56,20 +90,9 @@ class AuditWork:
                         "arguments); give another --work folder or remove it."
                     )
             else:
-                self._write(path, text.encode())
+                write_synced(path, text.encode())
         except OSError as exc:
             raise storage_error(exc, self.folder, "Preparing the audit's work folder") from None
-
-    def _write(self, path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-        try:
-            with tmp.open("wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def has(self, name: str) -> bool:
         return (self.folder / f"{name}.npy").exists()
@@ -83,7 +106,7 @@ class AuditWork:
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(values, dtype=np.float64), allow_pickle=False)
         try:
-            self._write(self.folder / f"{name}.npy", buffer.getvalue())
+            write_synced(self.folder / f"{name}.npy", buffer.getvalue())
         except OSError as exc:
             raise storage_error(exc, self.folder, f"Saving the audit piece {name}") from None
 

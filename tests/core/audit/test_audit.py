@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from core.audit import AuditWork, Recipe, run_canary_audit, run_shadow_audit
+from core.checkpoints import verify_checkpoint
 from core.data.cohort import split_cohort
 from core.data.formats import NamedInput, load_cohort
 from core.data.records import ehr_table
@@ -131,9 +132,18 @@ def test_the_audit_command_resumes_after_a_kill_and_records_aggregates(tmp_path,
     )  # fmt: skip
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert "audits" not in json.loads((model / "manifest.json").read_text())["metrics"]
+    # Killed while replacing the manifest: the old one is whole and the weights still verify.
+    before = (model / "manifest.json").read_bytes()
+    killed = subprocess.run(
+        [sys.executable, "-m", "core.audit", *audit], cwd=ROOT, capture_output=True, text=True,
+        timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1",
+                          "CSS_FAULT_POINT": "audit.manifest.before_rename"},
+    )  # fmt: skip
+    assert killed.returncode == -9 and (model / "manifest.json").read_bytes() == before
+    verify_checkpoint(model)
     with caplog.at_level("INFO", logger="core.audit"):
         assert audit_main(audit) == 0
-    assert "1 of 2 shadow models already done" in caplog.text
+    assert "2 of 2 shadow models already done" in caplog.text
     assert audit_main(["canaries", "--model", str(model), *cohort,
                        "--work", str(tmp_path / "c"), "--device", "cpu"]) == 0  # fmt: skip
     manifest = json.loads((model / "manifest.json").read_text())
