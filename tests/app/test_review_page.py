@@ -62,6 +62,11 @@ def test_demo_cohort_two_sets_side_by_side_and_report():
     assert gbm["Independent marginals (baseline)"] > 0.8  # the baseline has no joint structure
     assert "What gives the set away" in [h.value for h in at.subheader]
     assert "Column-pair trends (mean pair similarity)" in rows.index
+    # issue #30: the offline audits in the shipped model's manifest, for the set it made only
+    (audits,) = [t.value for t in at.table if "trained with" in t.value.columns]
+    audits = audits.reset_index()
+    assert set(audits["set"]) == {"EHRDiff"}  # the baseline was made by no model
+    assert audits["audit"].str.startswith("canary audit").any()
     titles = [s.title for s in SECTIONS]  # the page keeps core's one order of sections
     shown = [h.value for h in at.subheader if h.value in titles]
     assert shown == sorted(shown, key=titles.index) and len(shown) >= 6
