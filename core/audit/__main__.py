@@ -128,9 +128,7 @@ def _run(args: argparse.Namespace) -> dict:
         a if " " not in a else repr(a) for a in (argv_of(args))
     )
     if not args.no_record:
-        audits = dict(manifest.metrics.get("audits") or {})
-        audits[args.audit] = result
-        record_in_manifest(args.model, "audits", audits)
+        record_in_manifest(args.model, args.audit, result)
         log.info("recorded in %s", args.model / "manifest.json")
     return result
 

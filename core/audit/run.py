@@ -54,21 +54,26 @@ def write_synced(path: Path, data: bytes, fault: str = "audit.write.before_renam
         tmp.unlink(missing_ok=True)
 
 
-def record_in_manifest(folder: str | Path, key: str, value: dict[str, Any]) -> Manifest:
-    """Set ``metrics[key]`` in the manifest of ``folder`` and return the new manifest. The
-    weights are untouched (their hash still verifies); the manifest is replaced by an fsynced
-    rename under the folder's claim, so a kill leaves the old manifest or the new one."""
+def record_in_manifest(folder: str | Path, kind: str, result: dict[str, Any]) -> Manifest:
+    """Set ``metrics.audits[kind]`` in the manifest of ``folder`` (other audits kept) and return
+    the new manifest. Read and written under the folder's claim, so two audits finishing at once
+    both stay; the weights are untouched (their hash still verifies); the manifest is replaced by
+    an fsynced rename, so a kill leaves the old manifest or the new one."""
     folder = Path(folder)
-    with claim(folder):
+    with claim(folder, wait=60):
         manifest = verify_checkpoint(folder)
-        updated = Manifest(**{**manifest.__dict__, "metrics": {**manifest.metrics, key: value}})
+        audits = {**(manifest.metrics.get("audits") or {}), kind: result}
+        metrics = {**manifest.metrics, "audits": audits}
+        updated = Manifest(**{**manifest.__dict__, "metrics": metrics})
         raw = updated.to_json()
         refuse_data(raw, folder.name)
         try:
             text = json.dumps(raw, indent=2) + "\n"
             write_synced(folder / MANIFEST_FILE, text.encode(), "audit.manifest.before_rename")
         except OSError as exc:
-            raise storage_error(exc, folder, f"Recording {key} in '{folder.name}'") from None
+            raise storage_error(
+                exc, folder, f"Recording the {kind} audit in '{folder.name}'"
+            ) from None
     return updated
 
 

@@ -114,7 +114,7 @@ def test_the_card_shows_the_offline_audits_recorded_in_the_manifest(stored, rele
     audit = {"method": "canary audit", "epsilon_lower_bound": 0.0, "canaries": 40,
              "guesses": 8, "auroc": 0.5, "auroc_ci": [0.3, 0.7], "trained_with": "its own",
              "date": "2026-12-04"}  # fmt: skip
-    record_in_manifest(release_state / "models" / "cli-trained", "audits", {"canaries": audit})
+    record_in_manifest(release_state / "models" / "cli-trained", "canaries", audit)
     at = open_page("pages/5_Models.py")
     assert not at.exception and not at.error
     tables = [t.value.reset_index() for t in at.table if "trained with" in t.value.columns]

@@ -163,3 +163,22 @@ def test_the_audit_command_resumes_after_a_kill_and_records_aggregates(tmp_path,
                           f"--input=table={wrong}", "--option", "id_column=id", "--option",
                           "label_column=y", "--work", str(tmp_path / "x")])  # fmt: skip
     assert refused == 2 and "not the one" in capsys.readouterr().err
+
+
+def test_recording_an_audit_keeps_the_others_and_the_weights(tmp_path):
+    from core.audit.run import record_in_manifest
+    from core.ehrdiff.train import TrainConfig, train_ehrdiff
+    from tests.core.ehrdiff.test_pipeline import code_table
+
+    rng = np.random.default_rng(0)
+    model = train_ehrdiff(
+        code_table(rng.random((60, 2)) < 0.3), TrainConfig(units=(8,), embed_dim=8, steps=2),
+        device="cpu",
+    ).model  # fmt: skip
+    model.save(tmp_path / "m", data_card={}, training_command="", metrics={"final_loss": 1.0})
+    record_in_manifest(tmp_path / "m", "shadow", {"auroc": 0.5})
+    record_in_manifest(tmp_path / "m", "canaries", {"epsilon_lower_bound": 0.0})
+    record_in_manifest(tmp_path / "m", "shadow", {"auroc": 0.6})  # a rerun replaces its own
+    metrics = verify_checkpoint(tmp_path / "m").metrics
+    assert metrics["final_loss"] == 1.0
+    assert metrics["audits"] == {"shadow": {"auroc": 0.6}, "canaries": {"epsilon_lower_bound": 0.0}}
