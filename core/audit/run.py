@@ -8,6 +8,7 @@ plan's fingerprint; the results written to the manifest are aggregates only.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -106,8 +107,6 @@ class AuditWork:
         return np.load(self.folder / f"{name}.npy", allow_pickle=False)
 
     def save(self, name: str, values: np.ndarray) -> None:
-        import io
-
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(values, dtype=np.float64), allow_pickle=False)
         try:
