@@ -42,7 +42,10 @@ log = logging.getLogger("core.audit")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m core.audit", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m core.audit",
+        description=__doc__.split("\n\n")[0].replace("\n", " "),
+    )
     sub = p.add_subparsers(dest="audit", required=True)
     for name, help_text in (
         ("shadow", "shadow-model membership attack (LiRA; trains --shadows models)"),
@@ -64,8 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
             "--no-record", action="store_true", help="print the results, leave the manifest as is"
         )
         if name == "shadow":
-            s.add_argument("--shadows", type=int, default=8, help="shadow models (even)")
-            s.add_argument("--targets", type=int, default=400, help="records attacked (even)")
+            s.add_argument(
+                "--shadows", type=int, default=8, help="shadow models (even, at least 4)"
+            )
+            s.add_argument(
+                "--targets",
+                type=int,
+                default=400,
+                help="records attacked (even: half trained on, half held out)",
+            )
         else:
             s.add_argument(
                 "--canaries", type=int, default=None, help="held-out records used (default: all)"
@@ -88,13 +98,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> dict:
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(
+            f"--steps must be at least 1 (or left out: the model's own), got {args.steps}"
+        )
     manifest = verify_checkpoint(args.model)
+    device = select_device(args.device)
+    recipe = recipe_for(args.model, args.steps, device)  # refuses families it cannot retrain
     card = manifest.data_card
     cohort, _ = load_cohort_from_args(args)
     if card.get("cohort_fingerprint") != cohort.fingerprint():
         raise ConfigError(
             f"The cohort given is not the one '{manifest.model_id}' was trained on (fingerprints "
-            "differ): an audit needs the model's own training and held-out records."
+            "differ): an audit needs the model's own training and held-out records. Give the "
+            "files and --option values of its training command: "
+            f"{manifest.training_command or '(not recorded)'}"
         )
     rule = card.get("split") or {}
     holdout, seed = rule.get("holdout", 0.2), rule.get("seed", 0)
@@ -102,8 +120,6 @@ def _run(args: argparse.Namespace) -> dict:
         split = cohort.split(holdout, seed)
     else:
         split = split_cohort(cohort, holdout, seed)
-    device = select_device(args.device)
-    recipe = recipe_for(args.model, args.steps, device)
     parts = {
         "audit": args.audit,
         "model_sha256": manifest.sha256,
@@ -127,6 +143,7 @@ def _run(args: argparse.Namespace) -> dict:
     result["command"] = "python -m core.audit " + " ".join(
         a if " " not in a else repr(a) for a in (argv_of(args))
     )
+    result["device"] = str(device)
     if not args.no_record:
         record_in_manifest(args.model, args.audit, result)
         log.info("recorded in %s", args.model / "manifest.json")
@@ -134,10 +151,13 @@ def _run(args: argparse.Namespace) -> dict:
 
 
 def argv_of(args: argparse.Namespace) -> list[str]:
-    """The command line of this audit, with the work folder's path as given."""
-    out = [args.audit, "--model", str(args.model), "--cohort", args.cohort]
-    out += [f"--input={v}" for v in args.input] + [f"--option={v}" for v in args.option]
-    out += ["--work", str(args.work), "--seed", str(args.seed)]
+    """The command line of this audit with file names only (as the data card states them): a
+    manifest holds no local paths, and a long path cannot push it past its length guard."""
+    out = [args.audit, "--model", Path(args.model).name, "--cohort", args.cohort]
+    for slot, path in (v.split("=", 1) for v in args.input if "=" in v):
+        out.append(f"--input={slot}={Path(path).name}")
+    out += [f"--option={v}" for v in args.option]
+    out += ["--work", Path(args.work).name, "--seed", str(args.seed)]
     if args.steps:
         out += ["--steps", str(args.steps)]
     if args.audit == "shadow":

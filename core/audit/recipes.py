@@ -42,16 +42,21 @@ class Recipe:
         return f"the model's settings at {self.steps:,} steps instead of {self.recorded_steps:,}"
 
 
+def _require(manifest: Manifest, recorded: dict) -> None:
+    if not recorded:
+        raise ConfigError(
+            f"Model '{manifest.model_id}' records no training settings of its family (a distilled "
+            "model, or one trained by an earlier version): audit the model it was distilled "
+            "from, or retrain it with this version."
+        )
+
+
 def _ehrdiff(manifest: Manifest, folder: Path, steps: int | None, device: torch.device) -> Recipe:
     from core.ehrdiff.pipeline import GenerationSettings
     from core.ehrdiff.train import TrainConfig, train_ehrdiff
 
     raw = dict(manifest.config.get("train") or {})
-    if not raw:
-        raise ConfigError(
-            f"Model '{manifest.model_id}' does not record its training settings; retrain it with "
-            "this version to audit it."
-        )
+    _require(manifest, raw)
     raw.pop("dp", None)  # a private model is audited with its guarantee's own accountant
     base = TrainConfig(**{**raw, "units": tuple(raw["units"])})
     budget = steps or base.steps
@@ -73,11 +78,7 @@ def _flexgen(manifest: Manifest, folder: Path, steps: int | None, device: torch.
     from core.flexgen.train import FlexGenConfig, train_flexgen
 
     raw = dict((manifest.config.get("training") or {}).get("config") or {})
-    if not raw:
-        raise ConfigError(
-            f"Model '{manifest.model_id}' does not record its training settings; retrain it with "
-            "this version to audit it."
-        )
+    _require(manifest, raw)
     base = FlexGenConfig.from_json(raw)
     budget = steps or base.diffusion_iters
 
@@ -99,11 +100,7 @@ def _ehrpd(manifest: Manifest, folder: Path, steps: int | None, device: torch.de
     from core.ehrpd.train import EHRPDTrainConfig, train_ehrpd
 
     raw = dict((manifest.config.get("training") or {}).get("config") or {})
-    if not raw:
-        raise ConfigError(
-            f"Model '{manifest.model_id}' does not record its training settings; retrain it with "
-            "this version to audit it."
-        )
+    _require(manifest, raw)
     base = EHRPDTrainConfig(**{**raw, "ddpm": DDPMSchedule.from_json(raw["ddpm"])})
     budget = steps or base.steps
     # Every shadow learns its own vocabulary; all are compared over the audited model's.

@@ -62,6 +62,8 @@ def record_in_manifest(folder: str | Path, kind: str, result: dict[str, Any]) ->
     an fsynced rename, so a kill leaves the old manifest or the new one."""
     folder = Path(folder)
     with claim(folder, wait=60):
+        for leftover in folder.glob(f".{MANIFEST_FILE}.tmp-*"):  # a write killed before its rename
+            leftover.unlink(missing_ok=True)
         manifest = verify_checkpoint(folder)
         audits = {**(manifest.metrics.get("audits") or {}), kind: result}
         metrics = {**manifest.metrics, "audits": audits}
@@ -80,23 +82,27 @@ def record_in_manifest(folder: str | Path, kind: str, result: dict[str, Any]) ->
 
 class AuditWork:
     """A folder of finished pieces of one audit. ``plan`` (the audit's arguments, model and
-    cohort hashes) is written on first use; a folder holding another plan is refused, so a rerun
-    never mixes two audits' pieces."""
+    cohort hashes) is written with the first piece; a folder holding another plan is refused, so
+    a rerun never mixes two audits' pieces, while arguments refused before any piece leave
+    nothing that blocks the corrected rerun."""
 
     def __init__(self, folder: str | Path, plan: dict[str, Any]) -> None:
-        self.folder = Path(folder)
-        text = json.dumps(plan, sort_keys=True)
+        self.folder, self.plan = Path(folder), plan
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            for leftover in self.folder.glob(".*.tmp-*"):  # of a write killed before its rename
+                leftover.unlink(missing_ok=True)
             path = self.folder / "plan.json"
             if path.exists():
-                if json.dumps(json.loads(path.read_text()), sort_keys=True) != text:
+                held = json.loads(path.read_text())
+                differ = sorted(
+                    k for k in {*held, *plan} - {"fingerprint"} if held.get(k) != plan.get(k)
+                )
+                if differ:
                     raise ConfigError(
-                        f"{self.folder} holds the pieces of another audit (other model, cohort or "
-                        "arguments); give another --work folder or remove it."
+                        f"{self.folder} holds the pieces of another audit (it differs in "
+                        f"{', '.join(differ)}); give another --work folder or remove it."
                     )
-            else:
-                write_synced(path, text.encode())
         except OSError as exc:
             raise storage_error(exc, self.folder, "Preparing the audit's work folder") from None
 
@@ -110,6 +116,10 @@ class AuditWork:
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(values, dtype=np.float64), allow_pickle=False)
         try:
+            if not (self.folder / "plan.json").exists():
+                write_synced(
+                    self.folder / "plan.json", json.dumps(self.plan, sort_keys=True).encode()
+                )
             write_synced(self.folder / f"{name}.npy", buffer.getvalue())
         except OSError as exc:
             raise storage_error(exc, self.folder, f"Saving the audit piece {name}") from None
@@ -172,13 +182,13 @@ def run_shadow_audit(
     from its training split and half from its holdout, each in half of ``shadows`` models of its
     family trained on ``len(split.train)`` records of the cohort."""
     start = time.perf_counter()
-    table, enc = _encoding(cohort, split, recipe)
-    half = targets // 2
-    if half < 2 or half > min(len(split.train), len(split.holdout)):
+    most = 2 * min(len(split.train), len(split.holdout))
+    if targets % 2 or not 4 <= targets <= most:
         raise ConfigError(
-            f"{targets} targets need half from each side: the split has {len(split.train)} "
-            f"training and {len(split.holdout)} held-out records"
+            f"--targets must be even, from 4 to {most:,} (half from the {len(split.train):,} "
+            f"training and half from the {len(split.holdout):,} held-out records); got {targets}"
         )
+    half = targets // 2
     rng = np.random.default_rng(seed)
     target_rows = np.r_[
         rng.choice(split.train, half, replace=False), rng.choice(split.holdout, half, replace=False)
@@ -187,6 +197,14 @@ def run_shadow_audit(
     pool = np.setdiff1d(np.arange(_size(cohort)), target_rows)
     size = len(split.train)
     plan = inclusion_plan(len(target_rows), shadows, seed)
+    fill = size - int(plan.sum(axis=1).min())  # the most non-target records one shadow needs
+    if fill > len(pool):
+        raise ConfigError(
+            f"each shadow trains on {size:,} records like the audited model; with {targets} "
+            f"targets one needs {fill:,} non-target records and the cohort has {len(pool):,}: "
+            "use fewer --targets"
+        )
+    table, enc = _encoding(cohort, split, recipe)
     target_vectors = enc.encode(table.subset(target_rows))
 
     if not work.has("observed"):
@@ -214,6 +232,7 @@ def run_shadow_audit(
         recipe,
         attack.stats.details() | {"shadows": shadows, "targets": len(target_rows), "seed": seed},
         start,
+        reused=shadows - len(todo),
     )
 
 
@@ -237,7 +256,8 @@ def run_canary_audit(
         raise ConfigError(f"canaries come from the {len(split.holdout)} held-out records; got {m}")
     canary_rows = np.sort(rng.choice(split.holdout, m, replace=False))
     coins = canary_coins(m, seed)
-    if not work.has("canary-scores"):
+    reused = int(work.has("canary-scores"))
+    if not reused:
         rows = np.sort(np.r_[split.train, canary_rows[coins]])
         progress = Progress(1, recipe.steps)
         model = recipe.train(cohort.subset(rows), seed, progress.callback("canary model"))
@@ -259,15 +279,20 @@ def run_canary_audit(
             "seed": seed,
         },
         start,
+        reused=reused,
     )
 
 
-def _summary(method: str, recipe: Recipe, results: dict, start: float) -> dict[str, Any]:
+def _summary(
+    method: str, recipe: Recipe, results: dict, start: float, reused: int
+) -> dict[str, Any]:
     return {
         "method": method,
         "family": recipe.family,
         "trained_with": recipe.settings_note,
-        "seconds": round(time.perf_counter() - start, 1),
+        # a resumed audit: the time of this run only, and how many trained models it reused
+        "seconds_this_run": round(time.perf_counter() - start, 1),
+        "models_reused": reused,
         "date": datetime.now(UTC).date().isoformat(),
         **results,
     }

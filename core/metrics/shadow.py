@@ -38,9 +38,10 @@ DISTANCE_FLOOR = 1e-6
 
 def inclusion_plan(targets: int, shadows: int, seed: int) -> np.ndarray:
     """``[shadows, targets]`` booleans: which targets each shadow trains on. Every target is in
-    exactly half of the shadows (``shadows`` must be even and at least 2), chosen at random."""
-    if shadows < 2 or shadows % 2:
-        raise ConfigError(f"the shadow attack needs an even number of shadows >= 2, got {shadows}")
+    exactly half of the shadows, chosen at random. ``shadows`` must be even and at least 4: with
+    one "in" and one "out" model per target no spread around either can be estimated."""
+    if shadows < 4 or shadows % 2:
+        raise ConfigError(f"the shadow attack needs an even number of shadows >= 4, got {shadows}")
     if targets < 1:
         raise ConfigError(f"the shadow attack needs at least one target, got {targets}")
     rng = np.random.default_rng(seed)

@@ -124,7 +124,7 @@ def test_the_audit_command_resumes_after_a_kill_and_records_aggregates(tmp_path,
     assert train_main([*cohort, "--out", str(model), "--steps", "20", "--units", "16,16",
                        "--batch-size", "32", "--eval-steps", "2", "--device", "cpu"]) == 0  # fmt: skip
     audit = ["shadow", "--model", str(model), *cohort, "--work", str(tmp_path / "w"),
-             "--shadows", "2", "--targets", "16", "--device", "cpu"]  # fmt: skip
+             "--shadows", "4", "--targets", "16", "--device", "cpu"]  # fmt: skip
     killed = subprocess.run(
         [sys.executable, "-m", "core.audit", *audit], cwd=ROOT, capture_output=True, text=True,
         timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1",
@@ -143,7 +143,7 @@ def test_the_audit_command_resumes_after_a_kill_and_records_aggregates(tmp_path,
     verify_checkpoint(model)
     with caplog.at_level("INFO", logger="core.audit"):
         assert audit_main(audit) == 0
-    assert "2 of 2 shadow models already done" in caplog.text
+    assert "4 of 4 shadow models already done" in caplog.text
     assert audit_main(["canaries", "--model", str(model), *cohort,
                        "--work", str(tmp_path / "c"), "--device", "cpu"]) == 0  # fmt: skip
     manifest = json.loads((model / "manifest.json").read_text())
@@ -182,3 +182,24 @@ def test_recording_an_audit_keeps_the_others_and_the_weights(tmp_path):
     metrics = verify_checkpoint(tmp_path / "m").metrics
     assert metrics["final_loss"] == 1.0
     assert metrics["audits"] == {"shadow": {"auroc": 0.6}, "canaries": {"epsilon_lower_bound": 0.0}}
+
+
+def test_arguments_are_refused_before_any_training_and_leave_nothing_in_the_way(toy, tmp_path):
+    cohort, split = toy  # 200 training and 200 held-out records
+    audited = ehr_table(cohort.subset(split.train))
+    trained: list = []
+    recipe = _recipe("memoriser", trained)
+    for targets, match in ((21, "must be even"), (2, "from 4 to 400"), (402, "from 4 to 400")):
+        with pytest.raises(ConfigError, match=match):
+            run_shadow_audit(cohort, split, recipe, audited, AuditWork(tmp_path / "w", {"t": 1}),
+                             shadows=4, targets=targets)  # fmt: skip
+    # 400 targets leave 0 records to fill shadows of 200 holding about 200 targets each
+    with pytest.raises(ConfigError, match="use fewer --targets"):
+        run_shadow_audit(cohort, split, recipe, audited, AuditWork(tmp_path / "w", {"t": 1}),
+                         shadows=4, targets=400)  # fmt: skip
+    assert trained == [] and not (tmp_path / "w" / "plan.json").exists()
+    # the corrected rerun, even with other arguments, is not refused
+    run_shadow_audit(cohort, split, recipe, audited, AuditWork(tmp_path / "w", {"t": 2}),
+                     shadows=4, targets=40)  # fmt: skip
+    with pytest.raises(ConfigError, match="differs in t"):
+        AuditWork(tmp_path / "w", {"t": 3})

@@ -104,8 +104,10 @@ def test_the_per_target_calibration_finds_members_a_global_threshold_misses():
 
 
 def test_the_score_refuses_mismatched_inputs():
-    plan = inclusion_plan(4, 2, seed=0)
+    plan = inclusion_plan(4, 4, seed=0)
     with pytest.raises(ConfigError, match="disagree"):
-        lira_scores(np.zeros((2, 4)), plan, np.zeros(3))
+        lira_scores(np.zeros((4, 4)), plan, np.zeros(3))
     with pytest.raises(ConfigError, match="at least one shadow with it"):
-        lira_scores(np.zeros((2, 4)), np.ones((2, 4), bool), np.zeros(4))
+        lira_scores(np.zeros((4, 4)), np.ones((4, 4), bool), np.zeros(4))
+    with pytest.raises(ConfigError, match=">= 4"):
+        inclusion_plan(4, 2, seed=0)  # one "in" and one "out" model: no spread to estimate
