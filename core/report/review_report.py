@@ -222,12 +222,15 @@ def audit_frame(audits: dict[str, dict]) -> pd.DataFrame:
             if "auroc" in a:
                 row["AUROC (95% CI)"] = _interval(a["auroc"], a.get("auroc_ci", (np.nan, np.nan)))
             at_1 = (a.get("tpr_at_fpr") or {}).get("0.01")
-            row["TPR at 1.0% FPR"] = _interval(at_1["tpr"], at_1["tpr_ci"]) if at_1 else ""
+            row["TPR at 1.0% FPR"] = _interval(at_1["tpr"], at_1["tpr_ci"]) if at_1 else "—"
             row["ε lower bound (95%)"] = f"{a['epsilon_lower_bound']:.2f}"
             if kind == "shadow":
                 row["size"] = f"{a.get('shadows', '?')} shadows, {a.get('targets', 0):,} targets"
             else:
-                row["size"] = f"{a.get('canaries', 0):,} canaries, {a.get('guesses', 0):,} guesses"
+                row["size"] = (
+                    f"{a.get('canaries', 0):,} canaries; {a.get('correct', 0):,} of "
+                    f"{a.get('guesses', 0):,} guesses right"
+                )
             row["trained with"] = a.get("trained_with", "")
             row["date"] = a.get("date", "")
             rows.append(row)

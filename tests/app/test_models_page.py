@@ -112,14 +112,19 @@ def test_the_card_shows_the_offline_audits_recorded_in_the_manifest(stored, rele
     from core.audit.run import record_in_manifest
 
     audit = {"method": "canary audit", "epsilon_lower_bound": 0.0, "canaries": 40,
-             "guesses": 8, "auroc": 0.5, "auroc_ci": [0.3, 0.7], "trained_with": "its own",
+             "guesses": 8, "correct": 5, "auroc": 0.5, "auroc_ci": [0.3, 0.7], "trained_with": "its own",
              "date": "2026-12-04"}  # fmt: skip
     record_in_manifest(release_state / "models" / "cli-trained", "canaries", audit)
     at = open_page("pages/5_Models.py")
     assert not at.exception and not at.error
     tables = [t.value.reset_index() for t in at.table if "trained with" in t.value.columns]
     # the stored model's card (the shipped models' cards show their own audits above it)
-    (row,) = [r for t in tables for _, r in t.iterrows() if r["size"] == "40 canaries, 8 guesses"]
+    (row,) = [
+        r
+        for t in tables
+        for _, r in t.iterrows()
+        if r["size"] == "40 canaries; 5 of 8 guesses right"
+    ]
     assert row["audit"] == "canary audit" and row["ε lower bound (95%)"] == "0.00"
     assert row["AUROC (95% CI)"] == "0.500 (0.300-0.700)"
     metrics = next(

@@ -72,7 +72,7 @@ def test_offline_audits_recorded_with_the_model_are_shown_beside_the_battery():
     frame = audit_frame(audits)
     assert list(frame["audit"]) == ["canary audit", "shadow-model attack"]
     assert frame.iloc[1]["size"] == "8 shadows, 400 targets"
-    assert frame.iloc[0]["size"] == "100 canaries, 40 guesses"
+    assert frame.iloc[0]["size"] == "100 canaries; 40 of 40 guesses right"
     assert float(frame.iloc[0]["ε lower bound (95%)"]) > 1  # 40 of 40 guesses right
     assert frame.iloc[1]["AUROC (95% CI)"].startswith(f"{shadow['auroc']:.3f}")
     rv = _review("fresh", "independent")
