@@ -21,6 +21,7 @@ BASE = {
     "core",
     "core.errors",
     "core.faults",
+    "core.atomic",
     "core.config",
     "core.progress",
     "core.device",

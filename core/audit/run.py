@@ -11,9 +11,7 @@ import hashlib
 import io
 import json
 import logging
-import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from core import faults
+from core.atomic import write_atomically
 from core.audit.recipes import AnyCohort, Recipe
 from core.checkpoints import MANIFEST_FILE, Manifest, claim, verify_checkpoint
 from core.data.cohort import CohortSplit
@@ -39,20 +38,6 @@ log = logging.getLogger(__name__)
 # Shares of the canaries guessed "in" (highest scores) and as many "out" (lowest); the best of
 # them is reported with a Bonferroni correction (core.metrics.canary_audit.audit_over).
 GUESS_SHARES = (0.02, 0.05, 0.1, 0.25)
-
-
-def write_synced(path: Path, data: bytes, fault: str = "audit.write.before_rename") -> None:
-    """Write ``path`` whole or not at all: a temporary sibling, fsynced, renamed onto it."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        faults.point(fault)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def record_in_manifest(folder: str | Path, kind: str, result: dict[str, Any]) -> Manifest:
@@ -72,7 +57,9 @@ def record_in_manifest(folder: str | Path, kind: str, result: dict[str, Any]) ->
         refuse_data(raw, folder.name)
         try:
             text = json.dumps(raw, indent=2) + "\n"
-            write_synced(folder / MANIFEST_FILE, text.encode(), "audit.manifest.before_rename")
+            write_atomically(
+                folder / MANIFEST_FILE, text.encode(), point="audit.manifest.before_rename"
+            )
         except OSError as exc:
             raise storage_error(
                 exc, folder, f"Recording the {kind} audit in '{folder.name}'"
@@ -117,10 +104,9 @@ class AuditWork:
         np.save(buffer, np.asarray(values, dtype=np.float64), allow_pickle=False)
         try:
             if not (self.folder / "plan.json").exists():
-                write_synced(
-                    self.folder / "plan.json", json.dumps(self.plan, sort_keys=True).encode()
-                )
-            write_synced(self.folder / f"{name}.npy", buffer.getvalue())
+                plan = json.dumps(self.plan, sort_keys=True).encode()
+                write_atomically(self.folder / "plan.json", plan)
+            write_atomically(self.folder / f"{name}.npy", buffer.getvalue())
         except OSError as exc:
             raise storage_error(exc, self.folder, f"Saving the audit piece {name}") from None
 

@@ -14,8 +14,6 @@ import base64
 import hashlib
 import json
 import logging
-import os
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from filelock import FileLock
 
-from core import faults
+from core import atomic, faults
 from core.errors import ConfigError, storage_error
 from core.release import settings
 
@@ -156,26 +154,8 @@ def killed_writes(path: Path) -> list[Path]:
 
 
 def write_atomically(path: Path, data: bytes, mode: int, point: str = "key.before_rename") -> None:
-    """``data`` in a new file beside ``path``, fsynced, then renamed onto ``path``; ``point``
-    names the moment between the two for fault injection."""
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        faults.point(point)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    """A key file written whole or not at all (core.atomic), ``point`` its crash-test moment."""
+    atomic.write_atomically(path, data, mode, point)
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
