@@ -34,6 +34,7 @@ class Recipe:
     train: Callable[[AnyCohort, int, StepCallback | None], Any]
     sample: Callable[[Any, int, int], EHRTable]
     table: Callable[[AnyCohort], EHRTable] = ehr_table
+    settings: Any = None  # the family's training config, as recorded (seed and budget aside)
 
     @property
     def settings_note(self) -> str:
@@ -52,25 +53,30 @@ def _require(manifest: Manifest, recorded: dict) -> None:
 
 
 def _ehrdiff(manifest: Manifest, folder: Path, steps: int | None, device: torch.device) -> Recipe:
+    from core.ehrdiff.dp import DPConfig
     from core.ehrdiff.pipeline import GenerationSettings
     from core.ehrdiff.train import TrainConfig, train_ehrdiff
 
     raw = dict(manifest.config.get("train") or {})
     _require(manifest, raw)
-    raw.pop("dp", None)  # a private model is audited with its guarantee's own accountant
-    base = TrainConfig(**{**raw, "units": tuple(raw["units"])})
+    # A private model's retrainings are private alike: the canary audit then checks the guarantee.
+    dp = DPConfig(**raw["dp"]) if isinstance(raw.get("dp"), dict) else None
+    # Models trained before EDM's EMA ramp-up existed (the shipped ones) were trained without it.
+    raw.setdefault("ema_rampup", 0.0)
+    base = TrainConfig(**{**raw, "units": tuple(raw["units"]), "dp": dp})
     budget = steps or base.steps
 
     def train(cohort: Cohort, seed: int, callback: StepCallback | None) -> Any:
         config = replace(base, steps=budget, seed=seed)
         return train_ehrdiff(
-            ehr_table(cohort), config, model_id="audit", device=device, callback=callback
-        ).model
+            ehr_table(cohort), config, model_id="audit", device=device, callback=callback,
+            patient_ids=cohort.patient_ids,  # the privacy unit, for a private recipe
+        ).model  # fmt: skip
 
     def sample(model: Any, n: int, seed: int) -> EHRTable:
         return model.generate(GenerationSettings(n=n, seed=seed)).table
 
-    return Recipe("ehrdiff", budget, base.steps, train, sample)
+    return Recipe("ehrdiff", budget, base.steps, train, sample, settings=base)
 
 
 def _flexgen(manifest: Manifest, folder: Path, steps: int | None, device: torch.device) -> Recipe:
@@ -91,7 +97,7 @@ def _flexgen(manifest: Manifest, folder: Path, steps: int | None, device: torch.
     def sample(model: Any, n: int, seed: int) -> EHRTable:
         return model.generate(FlexGenSettings(n=n, seed=seed)).table
 
-    return Recipe("flexgen-ehr", budget, base.diffusion_iters, train, sample)
+    return Recipe("flexgen-ehr", budget, base.diffusion_iters, train, sample, settings=base)
 
 
 def _ehrpd(manifest: Manifest, folder: Path, steps: int | None, device: torch.device) -> Recipe:
@@ -116,7 +122,7 @@ def _ehrpd(manifest: Manifest, folder: Path, steps: int | None, device: torch.de
     def table(cohort: VisitCohort) -> EHRTable:
         return patient_table(cohort, vocabulary)
 
-    return Recipe("ehrpd", budget, base.steps, train, sample, table)
+    return Recipe("ehrpd", budget, base.steps, train, sample, table, settings=base)
 
 
 RECIPES: dict[str, Callable[[Manifest, Path, int | None, torch.device], Recipe]] = {

@@ -203,3 +203,32 @@ def test_arguments_are_refused_before_any_training_and_leave_nothing_in_the_way(
                      shadows=4, targets=40)  # fmt: skip
     with pytest.raises(ConfigError, match="differs in t"):
         AuditWork(tmp_path / "w", {"t": 3})
+
+
+@pytest.mark.slow
+def test_a_private_model_is_retrained_privately_and_an_old_one_without_ema_rampup(tmp_path):
+    import torch
+
+    from core.audit.recipes import recipe_for
+    from core.ehrdiff.train import TrainConfig, train_ehrdiff
+    from tests.core.ehrdiff.test_pipeline import code_table
+
+    rng = np.random.default_rng(0)
+    model = train_ehrdiff(
+        code_table(rng.random((60, 2)) < 0.3), TrainConfig(units=(8,), embed_dim=8, steps=2),
+        device="cpu",
+    ).model  # fmt: skip
+    recorded = {"units": [8], "embed_dim": 8, "steps": 2, "batch_size": 16, "seed": 0}
+    private = {**recorded, "ema_rampup": 0.05, "dp": {"epsilon": 3.0, "max_grad_norm": 1.0}}
+    card = {"data_card": {}, "training_command": "", "metrics": {}}
+    model.save(tmp_path / "dp", extra_config={"train": private}, **card)
+    model.save(tmp_path / "old", extra_config={"train": recorded}, **card)
+    cpu = torch.device("cpu")
+    dp = recipe_for(tmp_path / "dp", None, cpu).settings
+    assert dp.dp is not None and dp.dp.epsilon == 3.0 and dp.ema_rampup == 0.05
+    old = recipe_for(tmp_path / "old", 5, cpu)
+    assert old.settings.dp is None and old.settings.ema_rampup == 0.0
+    assert old.settings_note == "the model's settings at 5 steps instead of 2"
+    cohort = _cohort(60)
+    trained = old.train(cohort, 1, None)  # the patient ids reach the training (DP's unit)
+    assert old.sample(trained, 7, 0).n_records == 7
