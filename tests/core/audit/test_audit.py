@@ -165,16 +165,20 @@ def test_the_audit_command_resumes_after_a_kill_and_records_aggregates(tmp_path,
     assert refused == 2 and "not the one" in capsys.readouterr().err
 
 
-def test_recording_an_audit_keeps_the_others_and_the_weights(tmp_path):
-    from core.audit.run import record_in_manifest
+@pytest.fixture(scope="module")
+def tiny_model():
+    """An EHRDiff of two training steps: something to save with a manifest."""
     from core.ehrdiff.train import TrainConfig, train_ehrdiff
     from tests.core.ehrdiff.test_pipeline import code_table
 
-    rng = np.random.default_rng(0)
-    model = train_ehrdiff(
-        code_table(rng.random((60, 2)) < 0.3), TrainConfig(units=(8,), embed_dim=8, steps=2),
-        device="cpu",
-    ).model  # fmt: skip
+    codes = code_table(np.random.default_rng(0).random((60, 2)) < 0.3)
+    return train_ehrdiff(codes, TrainConfig(units=(8,), embed_dim=8, steps=2), device="cpu").model
+
+
+def test_recording_an_audit_keeps_the_others_and_the_weights(tiny_model, tmp_path):
+    from core.audit.run import record_in_manifest
+
+    model = tiny_model
     model.save(tmp_path / "m", data_card={}, training_command="", metrics={"final_loss": 1.0})
     record_in_manifest(tmp_path / "m", "shadow", {"auroc": 0.5})
     record_in_manifest(tmp_path / "m", "canaries", {"epsilon_lower_bound": 0.0})
@@ -206,18 +210,14 @@ def test_arguments_are_refused_before_any_training_and_leave_nothing_in_the_way(
 
 
 @pytest.mark.slow
-def test_a_private_model_is_retrained_privately_and_an_old_one_without_ema_rampup(tmp_path):
+def test_a_private_model_is_retrained_privately_and_an_old_one_without_ema_rampup(
+    tiny_model, tmp_path
+):
     import torch
 
     from core.audit.recipes import recipe_for
-    from core.ehrdiff.train import TrainConfig, train_ehrdiff
-    from tests.core.ehrdiff.test_pipeline import code_table
 
-    rng = np.random.default_rng(0)
-    model = train_ehrdiff(
-        code_table(rng.random((60, 2)) < 0.3), TrainConfig(units=(8,), embed_dim=8, steps=2),
-        device="cpu",
-    ).model  # fmt: skip
+    model = tiny_model
     recorded = {"units": [8], "embed_dim": 8, "steps": 2, "batch_size": 16, "seed": 0}
     private = {**recorded, "ema_rampup": 0.05, "dp": {"epsilon": 3.0, "max_grad_norm": 1.0}}
     card = {"data_card": {}, "training_command": "", "metrics": {}}
