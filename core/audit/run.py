@@ -216,7 +216,7 @@ def run_shadow_audit(
     return _summary(
         "shadow-model attack (LiRA on nearest-synthetic distance)",
         recipe,
-        attack.stats.details() | {"shadows": shadows, "targets": len(target_rows), "seed": seed},
+        attack.details() | {"seed": seed},
         start,
         reused=shadows - len(todo),
     )
