@@ -22,6 +22,7 @@ from core.errors import ConfigError
 from core.metrics.base import GateEvidence, MetricResult
 from core.metrics.bootstrap import interval, record_resamples, standard_error
 from core.metrics.ids import detection_id
+from core.metrics.memo import digest, shared
 from core.metrics.ranking import Ranking, auroc
 
 DETECTORS = ("logistic_regression", "gradient_boosting")
@@ -170,6 +171,32 @@ def boosting_columns(x: np.ndarray, limit: int = BOOSTING_FEATURES) -> np.ndarra
     return np.sort(np.argsort(-x.var(axis=0), kind="stable")[:limit])
 
 
+def _stacked(
+    a: np.ndarray, b: np.ndarray, max_per_class: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Balanced records of ``a`` (label 0) and ``b`` (label 1), standardised together."""
+    a, b = balanced_pair(a, b, max_per_class, np.random.default_rng(seed))
+    x = StandardScaler().fit_transform(np.concatenate([a, b]))
+    return x, np.r_[np.zeros(len(a)), np.ones(len(b))]
+
+
+def _reference(
+    real_train: np.ndarray,
+    real_holdout: np.ndarray,
+    cols: np.ndarray,
+    detector: str,
+    max_per_class: int,
+    n_boot: int,
+    seed: int,
+) -> tuple[float, tuple[float, float], int]:
+    """The detector on real training vs real holdout records: what "indistinguishable" scores
+    at this size (AUROC, its bootstrap interval, records per class)."""
+    x_ref, y_ref = _stacked(real_train, real_holdout, max_per_class, seed)
+    ref_scores, _ = out_of_fold_scores(x_ref[:, cols], y_ref, detector, seed)
+    ci = bootstrap_auroc_ci(y_ref, ref_scores, n_boot, seed)
+    return auroc(y_ref, ref_scores), ci, int(len(y_ref) // 2)
+
+
 def detection(
     real_train: np.ndarray,
     synth: np.ndarray,
@@ -198,27 +225,20 @@ def detection(
                 f"detection needs at least {2 * FOLDS} {label} records; got {len(data)}"
             )
     names = names or [f"dim {i}" for i in range(real_train.shape[1])]
-    rng = np.random.default_rng(seed)
-
-    def stacked(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        a, b = balanced_pair(a, b, max_per_class, rng)
-        x = StandardScaler().fit_transform(np.concatenate([a, b]))
-        return x, np.r_[np.zeros(len(a)), np.ones(len(b))]
-
-    x, y = stacked(real_train, synth)
+    x, y = _stacked(real_train, synth, max_per_class, seed)
     has_reference = len(real_holdout) >= FOLDS
-    if has_reference:
-        x_ref, y_ref = stacked(real_train, real_holdout)
     out = []
     for name in detectors:
         cols = boosting_columns(x) if name == "gradient_boosting" else np.arange(x.shape[1])
         scores, models = out_of_fold_scores(x[:, cols], y, name, seed)
         auc = auroc(y, scores)
-        ref_auc, ref_ci = float("nan"), (float("nan"), float("nan"))
+        ref_auc, ref_ci, ref_per_class = float("nan"), (float("nan"), float("nan")), 0
         if has_reference:
-            ref_scores, _ = out_of_fold_scores(x_ref[:, cols], y_ref, name, seed)
-            ref_auc = auroc(y_ref, ref_scores)
-            ref_ci = bootstrap_auroc_ci(y_ref, ref_scores, n_boot, seed)
+            # the same for every set reviewed against this split (given the columns): run once
+            ref = (real_train, real_holdout, cols, name, max_per_class, n_boot, seed)
+            ref_auc, ref_ci, ref_per_class = shared(
+                digest("detection-reference", *ref), _reference, *ref
+            )
         leaning = (
             _logistic_leaning(models, names)
             if name == "logistic_regression"
@@ -244,7 +264,7 @@ def detection(
                     "real_vs_real_auroc": ref_auc,
                     "real_vs_real_ci": ref_ci,
                     "records_per_class": int(len(y) // 2),
-                    "reference_records_per_class": int(len(y_ref) // 2) if has_reference else 0,
+                    "reference_records_per_class": ref_per_class,
                     "folds": FOLDS,
                     "detector": TITLES[name],
                     # SDMetrics' LogisticDetection scale: 1 = indistinguishable, 0 = separated

@@ -10,6 +10,7 @@ from core.errors import ConfigError
 from core.metrics.base import GateEvidence, MetricResult
 from core.metrics.bootstrap import interval, record_resamples, standard_error
 from core.metrics.ids import tstr_id
+from core.metrics.memo import digest, shared
 from core.metrics.ranking import Ranking
 
 CLASSIFIERS = ("random_forest", "logistic_regression")
@@ -27,6 +28,15 @@ def _classifier(name: str, seed: int):
 
 def _finite(values: np.ndarray) -> np.ndarray:
     return values[np.isfinite(values)]
+
+
+def _holdout_scores(
+    name: str, seed: int, x: np.ndarray, y: np.ndarray, x_holdout: np.ndarray
+) -> np.ndarray:
+    """P(label 1) on the holdout records of the classifier ``name`` fitted on (x, y)."""
+    scores = _classifier(name, seed).fit(x, y).predict_proba(x_holdout)[:, 1]
+    scores.flags.writeable = False  # may be shared between reviews
+    return scores
 
 
 def tstr(
@@ -51,10 +61,11 @@ def tstr(
     resamples = list(record_resamples(len(y_ho), n_boot, seed))
     out = []
     for clf_name in classifiers:
-        probs = {}
-        for source, (x, y) in (("real", (x_tr, y_tr)), ("synthetic", (x_sy, y_sy))):
-            clf = _classifier(clf_name, seed).fit(x, y)
-            probs[source] = clf.predict_proba(x_ho)[:, 1]
+        real_fit = (clf_name, seed, x_tr, y_tr, x_ho)  # the same for every set: fitted once
+        probs = {
+            "real": shared(digest("tstr-real", *real_fit), _holdout_scores, *real_fit),
+            "synthetic": _holdout_scores(clf_name, seed, x_sy, y_sy, x_ho),
+        }
         rank = {source: Ranking.of(y_ho, p) for source, p in probs.items()}
         for metric, stat in (("AUROC", "auroc"), ("AUPR", "average_precision")):
             real_v, syn_v = (getattr(rank[s], stat)() for s in ("real", "synthetic"))
