@@ -2,6 +2,11 @@
 synthetic records of 1,782 binary features, timed per metric on this machine.
 
     python -m benchmarks.metrics_suite [--reference-python PATH]
+    python -m benchmarks.metrics_suite --sizes 10000 20000 50000 100000 [--limit 900]
+
+With ``--sizes``, each size n (n synthetic records, n/2 training + n/2 holdout real ones) runs
+in its own process, so its peak memory is its own; the table gives seconds, peak memory and the
+slowest steps per size, and the growth exponent of time between the two largest sizes.
 
 The data are drawn from a sparse latent-factor model of diagnosis codes (correlated, prevalences
 0.1%..30%, a label driven by the codes); the "synthetic" set is an independent draw from the same
@@ -15,7 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import resource
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
@@ -111,8 +119,59 @@ def run_reference(python: str, folder: str, metric: str, limit: float) -> tuple[
     return out["value"], out["seconds"]
 
 
+def one_size(n: int) -> dict:
+    """The whole review of n synthetic against n/2 + n/2 real records: seconds, per-step seconds
+    and this process's peak resident memory."""
+    model = code_model(7)
+    half = n // 2
+    data = [draw(model, size, seed) for size, seed in ((half, 1), (n - half, 2), (n, 3))]
+    train, holdout, synth = (table(x, y, p) for (x, y), p in zip(data, "ths", strict=True))
+    del data
+    start = time.perf_counter()
+    result = review("independent draw", train, holdout, synth, settings=ReviewSettings())
+    seconds = time.perf_counter() - start
+    return {
+        "n": n,
+        "seconds": seconds,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "steps": {str(k): v for k, v in result.seconds.items()},
+        "subsampled_from": result.subsampled_from,
+    }
+
+
+def by_size(sizes: list[int], limit: float) -> None:
+    """Each size in its own process; prints the table and the growth exponent."""
+    print(
+        f"review suite by size: n synthetic + n/2 train + n/2 holdout real, {DIMS} binary features"
+    )
+    print(f"{'n':>8}{'seconds':>10}{'peak MB':>10}   slowest steps (s)")
+    done: list[dict] = []
+    for n in sizes:
+        cmd = [sys.executable, "-m", "benchmarks.metrics_suite", "--one-size", str(n)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, check=False)
+        except subprocess.TimeoutExpired:
+            print(f"{n:>8,}   did not finish in {limit:.0f} s")
+            continue
+        if proc.returncode != 0:
+            print(f"{n:>8,}   failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}")
+            continue
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        done.append(row)
+        top = sorted(row["steps"].items(), key=lambda kv: -kv[1])[:5]
+        steps = ", ".join(f"{k} {v:.1f}" for k, v in top)
+        print(f"{n:>8,}{row['seconds']:>10.1f}{row['peak_mb']:>10,.0f}   {steps}", flush=True)
+    if len(done) >= 2:
+        a, b = done[-2], done[-1]
+        k = math.log(b["seconds"] / a["seconds"]) / math.log(b["n"] / a["n"])
+        print(f"time grows as n^{k:.2f} between {a['n']:,} and {b['n']:,}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--sizes", type=int, nargs="+", help="review each size in its own process")
+    p.add_argument("--limit", type=float, default=900.0, help="seconds allowed per size")
+    p.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
     p.add_argument("--reference-python", default=None, help="a python with sdmetrics installed")
     p.add_argument(
         "--reference-limit", type=float, default=300.0, help="seconds allowed per SDMetrics metric"
@@ -124,6 +183,12 @@ def main() -> None:
         help="records per set for the side-by-side comparison (SDMetrics' pandas DCR does not fit 10,000 in memory)",
     )
     args = p.parse_args()
+    if args.one_size:
+        print(json.dumps(one_size(args.one_size)))
+        return
+    if args.sizes:
+        by_size(args.sizes, args.limit)
+        return
     model = code_model(7)
     x_tr, y_tr = draw(model, N_TRAIN, 1)
     x_ho, y_ho = draw(model, N_HOLDOUT, 2)
