@@ -42,8 +42,8 @@ from core.ehrdiff.network import EHRDiffMLP, NetworkConfig
 from core.ehrdiff.pipeline import CHUNK, EHRDiffModel, GenerationSettings
 from core.encoding.vectors import VectorEncoding
 from core.metrics.fidelity import dimension_wise_probability, dimension_wise_probability_from_means
-from core.metrics.fidelity import mmd as mmd_metric
 from core.metrics.ids import tstr_id
+from core.metrics.mmd import mmd as mmd_metric
 from core.metrics.utility import tstr
 from core.registry import MODELS
 

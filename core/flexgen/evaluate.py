@@ -12,7 +12,7 @@ from core.data.records import EHRTable, ehr_table
 from core.encoding.vectors import VectorEncoding
 from core.errors import ConfigError
 from core.flexgen.pipeline import FlexGenModel, FlexGenSettings
-from core.metrics import fidelity, privacy, utility
+from core.metrics import fidelity, mmd, privacy, utility
 
 # MMD over every pair is exact but quadratic; the experiment states this subsample.
 MMD_RECORDS = 2000
@@ -25,7 +25,7 @@ def score_table(
     x_tr, x_ho, x_sy = enc.encode(train), enc.encode(holdout), enc.encode(synth)
     out = {
         "r2_dimension_wise_probability": fidelity.dimension_wise_probability(x_tr, x_sy).value,
-        "mmd": fidelity.mmd(x_tr, x_sy, max_records=MMD_RECORDS, seed=seed).value,
+        "mmd": mmd.mmd(x_tr, x_sy, max_records=MMD_RECORDS, seed=seed).value,
         "mia_accuracy": privacy.membership_inference(x_tr, x_ho, x_sy, seed=seed).value,
     }
     if train.labels is not None and synth.labels is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import stats
 
 from core.encoding.marginals import significant
@@ -82,97 +81,6 @@ def dimension_wise_probability_from_means(
             "spearman_rho": spearman,
             "n_real": n_real,
             "n_synthetic": n_synth,
-        },
-    )
-
-
-def _as_tensor(x: np.ndarray, device: torch.device | str) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
-
-
-def _sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return d.clamp_min_(0.0)
-
-
-def median_heuristic_bandwidth(
-    x: np.ndarray, y: np.ndarray, sample: int = 2000, seed: int = 0
-) -> float:
-    """Median pairwise Euclidean distance of the pooled data (on a stated subsample)."""
-    rng = np.random.default_rng(seed)
-    pooled = np.concatenate([x, y])
-    pick = pooled[rng.choice(len(pooled), size=min(sample, len(pooled)), replace=False)]
-    t = _as_tensor(pick, "cpu")
-    d = _sq_dists(t, t)
-    iu = torch.triu_indices(len(t), len(t), offset=1)
-    med = float(d[iu[0], iu[1]].sqrt().median())
-    return med if med > 0 else 1.0
-
-
-def mmd(
-    real: np.ndarray,
-    synth: np.ndarray,
-    *,
-    bandwidth: float | None = None,
-    max_records: int | None = None,
-    block: int = 4096,
-    device: torch.device | str = "cpu",
-    seed: int = 0,
-) -> MetricResult:
-    """Unbiased Gaussian-kernel MMD^2, computed exactly over all pairs in blocks.
-
-    ``bandwidth`` defaults to the median heuristic (reported). ``max_records`` optionally draws a
-    stated random subsample of each set first; the default uses every record.
-    """
-    real = np.asarray(real, dtype=np.float32)
-    synth = np.asarray(synth, dtype=np.float32)
-    if real.shape[1] != synth.shape[1]:
-        raise ConfigError("MMD needs equal widths")
-    if len(real) < 2 or len(synth) < 2:
-        raise ConfigError("MMD needs at least two records in each set")
-    rng = np.random.default_rng(seed)
-    sub = None
-    if max_records is not None:
-        sub = max_records
-        if len(real) > max_records:
-            real = real[rng.choice(len(real), max_records, replace=False)]
-        if len(synth) > max_records:
-            synth = synth[rng.choice(len(synth), max_records, replace=False)]
-    h = bandwidth or median_heuristic_bandwidth(real, synth, seed=seed)
-    gamma = 1.0 / (2.0 * h * h)
-    x, y = _as_tensor(real, device), _as_tensor(synth, device)
-
-    def kernel_sum(a: torch.Tensor, b: torch.Tensor, same: bool) -> float:
-        total = 0.0
-        for i in range(0, len(a), block):
-            ai = a[i : i + block]
-            for j in range(0, len(b), block):
-                k = torch.exp(-gamma * _sq_dists(ai, b[j : j + block]))
-                total += float(k.sum(dtype=torch.float64))
-        if same:
-            total -= len(a)  # drop the diagonal k(x, x) = 1
-        return total
-
-    m, n = len(x), len(y)
-    value = (
-        kernel_sum(x, x, True) / (m * (m - 1))
-        + kernel_sum(y, y, True) / (n * (n - 1))
-        - 2 * kernel_sum(x, y, False) / (m * n)
-    )
-    return MetricResult(
-        id=MetricId.MMD,
-        name="MMD (Gaussian kernel, unbiased)",
-        category="fidelity",
-        value=float(value),
-        higher_is_better=False,
-        ideal=0.0,
-        details={
-            "bandwidth": h,
-            "bandwidth_rule": "median heuristic" if bandwidth is None else "given",
-            "subsample": sub,
-            "n_real": m,
-            "n_synthetic": n,
-            "exact": sub is None,
         },
     )
 

@@ -27,7 +27,7 @@ SUITE_VERSION = "2"  # 2: every training patient an attack target (issue #30)
 @dataclass(frozen=True)
 class ReviewSettings:
     seed: int = 0
-    mmd_max_records: int | None = None  # None = exact over all records
+    mmd_max_records: int | None = None  # None = all records (by blocks above 5,000)
     bootstrap: int = 200
     subsample: int = (
         50_000  # larger sets are subsampled to this many records (stated in the report)

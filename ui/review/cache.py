@@ -113,7 +113,7 @@ def review_key(ref: RealReference, synth: SyntheticSet, settings: ReviewSettings
 
 
 def _settings_shown(s: ReviewSettings) -> str:
-    mmd = "exact" if s.mmd_max_records is None else f"on {s.mmd_max_records:,} records"
+    mmd = "all records" if s.mmd_max_records is None else f"on {s.mmd_max_records:,} records"
     return f"seed {s.seed}, MMD {mmd}, {s.bootstrap:,} bootstrap resamples"
 
 

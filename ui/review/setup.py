@@ -101,7 +101,7 @@ def setup_panel(ref: RealReference, sets: dict) -> Setup:
         seed = int(c1.number_input("Seed", 0, 2**31 - 1, last.seed, key="review_seed"))
         mmd_sub = c2.selectbox(
             "MMD",
-            ("exact (all records)", "subsample 2,000 records"),
+            ("all records (exact up to 5,000)", "subsample 2,000 records"),
             index=0 if last.mmd_max_records is None else 1,
             key="review_mmd",
         )
@@ -112,6 +112,6 @@ def setup_panel(ref: RealReference, sets: dict) -> Setup:
         )
         run = st.button("Run review", type="primary", disabled=not chosen, key="review_run")
     settings = ReviewSettings(
-        seed=seed, mmd_max_records=None if mmd_sub.startswith("exact") else 2000, bootstrap=boot
+        seed=seed, mmd_max_records=None if mmd_sub.startswith("all") else 2000, bootstrap=boot
     )
     return Setup(chosen, settings, run)

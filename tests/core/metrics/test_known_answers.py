@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.metrics import fidelity, privacy, utility
+from core.metrics import fidelity, mmd, privacy, utility
 
 D = 60
 P = np.linspace(0.1, 0.6, D)
@@ -44,9 +44,9 @@ def test_dimension_wise_probability(sets):
 
 
 def test_mmd_identical_independent_disjoint(sets):
-    same = fidelity.mmd(sets["train"], sets["train"])
-    indep = fidelity.mmd(sets["train"], sets["independent"])
-    far = fidelity.mmd(sets["train"], sets["disjoint"])
+    same = mmd.mmd(sets["train"], sets["train"])
+    indep = mmd.mmd(sets["train"], sets["independent"])
+    far = mmd.mmd(sets["train"], sets["disjoint"])
     # The unbiased estimate on identical sets is -(2/m)(1 - mean off-diagonal kernel) <= 0.
     assert -2 / 600 <= same.value <= 0
     assert abs(indep.value) < 5e-3 and far.value > 20 * max(abs(indep.value), 1e-4)
@@ -54,12 +54,34 @@ def test_mmd_identical_independent_disjoint(sets):
 
 
 def test_mmd_blocks_and_subsample_agree(sets):
-    full = fidelity.mmd(sets["train"], sets["disjoint"], bandwidth=3.0)
-    blocked = fidelity.mmd(sets["train"], sets["disjoint"], bandwidth=3.0, block=97)
+    full = mmd.mmd(sets["train"], sets["disjoint"], bandwidth=3.0)
+    blocked = mmd.mmd(sets["train"], sets["disjoint"], bandwidth=3.0, block=97)
     assert blocked.value == pytest.approx(full.value, rel=1e-4)
-    sub = fidelity.mmd(sets["train"], sets["disjoint"], bandwidth=3.0, max_records=300)
+    sub = mmd.mmd(sets["train"], sets["disjoint"], bandwidth=3.0, max_records=300)
     assert sub.details["subsample"] == 300 and not sub.details["exact"]
     assert sub.value == pytest.approx(full.value, rel=0.2)
+
+
+def test_mmd_block_estimator_covers_the_exact_value_and_is_stated():
+    """Above ``exact_up_to`` the block estimator: its 95% interval holds the exact all-pairs value
+    (18 or more of 20 draws, independent and shifted alike), and the result says how it was
+    computed."""
+    shifted = P.copy()
+    shifted[:6] += 0.2  # a small difference the exact MMD sees
+    covered = {"same distribution": 0, "shifted": 0}
+    for seed in range(20):
+        real = draw(800, seed=100 + seed)
+        for case, p in (("same distribution", P), ("shifted", shifted)):
+            synth = draw(800, p=p, seed=200 + seed)
+            exact = mmd.mmd(real, synth, bandwidth=3.0)
+            blocks = mmd.mmd(real, synth, bandwidth=3.0, exact_up_to=500, block_records=100)
+            low, high = blocks.ci
+            covered[case] += low <= exact.value <= high
+    assert blocks.details["blocks"] == 8 and not blocks.details["exact"]
+    assert "block estimator: 8 blocks of about 100 + 100 records" == blocks.details["estimator"]
+    assert exact.details["exact"] and exact.ci is None
+    assert covered["same distribution"] >= 18 and covered["shifted"] >= 18, covered
+    assert blocks.ci[0] > 0  # the shift is found by the blocks too
 
 
 def test_correlation_difference(sets):
@@ -201,3 +223,23 @@ def test_privacy_filter_drops_the_copies_and_keeps_the_rest():
     keep, radius = privacy_filter(train, holdout, synth)
     assert not keep[:20].any() and radius > 0
     assert keep[20:].mean() > 0.95  # fresh records are rarely that close
+
+
+def test_tstr_fits_on_a_stated_stratified_subsample_that_agrees_with_the_whole():
+    train, synth, holdout = labelled(2400, 11), labelled(2400, 12), labelled(1200, 13)
+    whole = utility.tstr(train, synth, holdout, classifiers=("logistic_regression",), n_boot=100)
+    capped = utility.tstr(
+        train,
+        synth,
+        holdout,
+        classifiers=("logistic_regression",),
+        n_boot=100,
+        max_training_records=800,
+    )
+    for w, c in zip(whole, capped, strict=True):
+        assert w.details["synthetic_training_records"] == "2,400 of 2,400"
+        assert c.details["synthetic_training_records"] == "799 of 2,400"  # each label its share
+        assert c.details["real_training_records"] == "799 of 2,400"
+        assert w.ci[0] <= c.value <= w.ci[1] and c.ci[0] <= w.value <= c.ci[1]
+    x, y = utility.stratified_cap(*synth, 800, seed=0)
+    assert abs(y.mean() - synth[1].mean()) < 2 / 800 and len({*map(bytes, x)}) == len(x)
