@@ -176,9 +176,9 @@ for _spec in (
         "fidelity",
         "MMD",
         "Maximum mean discrepancy with a Gaussian kernel (median-heuristic bandwidth) over whole "
-        "records, over all pairs up to 5,000 records per set; above that, averaged over blocks of "
-        "1,000 + 1,000 records, with a 95% interval from the blocks' spread. 0 means the two "
-        "distributions cannot be told apart by this kernel.",
+        "records, over all pairs up to 5,000 records per set; above that, averaged over blocks "
+        "(about 1,000 records of the smaller set each), with a 95% interval from the blocks' "
+        "spread. 0 means the two distributions cannot be told apart by this kernel.",
         lambda i: mmd.mmd(i.x_train, i.x_synth, max_records=i.mmd_max_records, seed=i.seed),
     ),
     MetricSpec(
