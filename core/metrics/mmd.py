@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy import stats
 
 from core.errors import ConfigError
 from core.metrics.base import MetricResult
@@ -35,6 +36,7 @@ def median_heuristic_bandwidth(
 
 EXACT_MMD_RECORDS = 5_000  # per set; above it, the block estimator (stated in details)
 MMD_BLOCK_RECORDS = 1_000  # records of each set per block
+MIN_BLOCKS = 10  # the interval's spread needs enough blocks (Student t over blocks)
 
 
 def _kernel_sum(a: torch.Tensor, b: torch.Tensor, gamma: float, same: bool, block: int) -> float:
@@ -100,7 +102,9 @@ def mmd(
     if max(m, n) <= exact_up_to:
         value = _unbiased_mmd2(_as_tensor(real, device), _as_tensor(synth, device), gamma, block)
     else:
-        blocks = max(2, min(m, n) // max(block_records, 2))
+        # at least MIN_BLOCKS: with 2 blocks the spread is a guess (a walk-through found the
+        # exact value inside the "95%" interval 87.5% of the time at 1,600 vs 6,000 records)
+        blocks = max(MIN_BLOCKS, min(m, n) // max(block_records, 2))
         parts = zip(
             np.array_split(rng.permutation(m), blocks),
             np.array_split(rng.permutation(n), blocks),
@@ -115,7 +119,9 @@ def mmd(
             ]
         )
         value = float(per_block.mean())
-        half = 1.96 * float(per_block.std(ddof=1)) / np.sqrt(blocks)
+        half = (
+            float(stats.t.ppf(0.975, blocks - 1)) * float(per_block.std(ddof=1)) / np.sqrt(blocks)
+        )
         ci = (value - half, value + half)
     return MetricResult(
         id=MetricId.MMD,
