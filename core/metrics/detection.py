@@ -233,6 +233,7 @@ def detection(
     names = names or [f"dim {i}" for i in range(real_train.shape[1])]
     x, y = _stacked(real_train, synth, max_per_class, seed)
     has_reference = len(real_holdout) >= FOLDS
+    split_digest = digest(real_train, real_holdout) if has_reference else ""  # hashed once
     out = []
     for name in detectors:
         cols = boosting_columns(x) if name == "gradient_boosting" else np.arange(x.shape[1])
@@ -243,7 +244,11 @@ def detection(
             # the same for every set reviewed against this split (given the columns): run once
             ref = (real_train, real_holdout, cols, name, max_per_class, n_boot, seed)
             ref_auc, ref_ci, ref_per_class = shared(
-                digest("detection-reference", *ref), _reference, *ref
+                digest(
+                    "detection-reference", split_digest, cols, name, max_per_class, n_boot, seed
+                ),
+                _reference,
+                *ref,
             )
         leaning = (
             _logistic_leaning(models, names)

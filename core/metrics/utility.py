@@ -84,11 +84,14 @@ def tstr(
     # one set of resamples for every interval: the deficit's SE is paired (both models scored
     # on the same resampled holdout records, so their errors are shared)
     resamples = list(record_resamples(len(y_ho), n_boot, seed))
+    split_digest = digest(x_tr, y_tr, x_ho)  # hashed once, not once per classifier
     out = []
     for clf_name in classifiers:
         real_fit = (clf_name, seed, x_tr, y_tr, x_ho)  # the same for every set: fitted once
         probs = {
-            "real": shared(digest("tstr-real", *real_fit), _holdout_scores, *real_fit),
+            "real": shared(
+                digest("tstr-real", split_digest, clf_name, seed), _holdout_scores, *real_fit
+            ),
             "synthetic": _holdout_scores(clf_name, seed, x_sy, y_sy, x_ho),
         }
         rank = {source: Ranking.of(y_ho, p) for source, p in probs.items()}
