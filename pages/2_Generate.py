@@ -130,6 +130,8 @@ with errors.guard("The Generate page"):  # nothing raw reaches the browser
     made_with = {} if model is None else {"model": state.Input("the model", f"`{choice}`", choice)}
     made_with |= {} if form is None else state.settings_inputs(form)
     for name in [n for n in sets if before.get(n) is not sets[n]]:
+        if compatible:  # written in the session cohort's label names, so a download reads back
+            sets[name] = sets[name].labelled_as(target.label_classes)
         state.keep_generated(name, made_with)
 
     # --- generated sets -----------------------------------------------------------------------------

@@ -237,8 +237,12 @@ def table_from_frame(frame: pd.DataFrame, like: EHRTable, source: str) -> EHRTab
         index = {c: i for i, c in enumerate(classes)} | {str(i): i for i in range(len(classes))}
         mapped = text.map(index)
         if mapped.isna().any():
+            found = text[mapped.isna()].iloc[0]
             raise CohortError(
-                f"label values must be one of {classes}", source=source, column=label_col
+                f"label value {found!r} is not one of the cohort's {classes} "
+                f"(nor their indices 0-{len(classes) - 1})",
+                source=source,
+                column=label_col,
             )
         labels = mapped.to_numpy(dtype=np.int64)
     ids = (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -79,6 +79,25 @@ class SyntheticSet:
             seconds=0.0,
             network_evaluations=0,
             origin=origin,
+        )
+
+    def labelled_as(self, classes: tuple[str, ...]) -> SyntheticSet:
+        """The same records with their label classes named as ``classes`` (a cohort's own
+        names for the same class indices), so that a download reads back against that cohort.
+        Unchanged when there are no labels or the number of classes differs."""
+        own = self.table.label_classes
+        if self.table.labels is None or not classes or tuple(classes) == own:
+            return self
+        if own and len(own) != len(classes):
+            return self
+        if not own and int(self.table.labels.max(initial=-1)) >= len(classes):
+            return self
+        named = {"label_classes": tuple(classes)}
+        return replace(
+            self,
+            table=replace(self.table, **named),
+            cohort=None if self.cohort is None else replace(self.cohort, **named),
+            visits=None if self.visits is None else replace(self.visits, **named),
         )
 
     @property

@@ -7,6 +7,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from core.data.io import read_table
+from core.data.records import ehr_table, table_from_frame
+from core.report.export import export_files
 from tests.app.pages import ROOT, load_demo, open_page
 from ui import models
 
@@ -68,8 +71,16 @@ def test_shipped_physionet_model_fits_demo_stays_and_plots_against_them():
     at.slider(key="gen_mix").set_value(0.5)
     generate(at)
     assert not at.exception and not at.error
-    [synth] = at.session_state["css.synthetic_sets"].values()
+    [(name, synth)] = at.session_state["css.synthetic_sets"].items()
     assert 0.35 < (synth.table.labels == 1).mean() < 0.65
+    # Its downloads read back against the cohort it was made for, as the Review reads an upload:
+    # the model names its classes survived/died, the demo file 0/1.
+    cohort = at.session_state["css.cohort"]
+    real = ehr_table(cohort)
+    assert synth.table.label_classes == real.label_classes == ("0", "1")
+    for f in export_files(name, synth)[:2]:
+        back = table_from_frame(read_table(f.build(), f.filename), real, f.filename)
+        assert (back.labels == synth.table.labels).all() and back.n_records == 200
 
 
 def test_tampered_checkpoint_is_refused_in_the_page(tmp_path, monkeypatch):
