@@ -207,10 +207,12 @@ REVIEW_CHOICE_COHORT = "css.review_choice_cohort"  # the cohort the current choi
 def prune_review_choice(compatible: list[str], default: int = 3) -> None:
     """Keep only comparable sets selected; the first ``default`` ones on the first visit. The
     choice is remembered per cohort: switching back to a cohort brings its sets back."""
-    chosen = st.session_state.get(REVIEW_CHOICE, compatible[:default])
     remembered = st.session_state.setdefault(REVIEW_CHOICE_BY_COHORT, {})
     cohort = active_shelf_name()
-    if st.session_state.get(REVIEW_CHOICE_COHORT, cohort) != cohort and cohort in remembered:
+    chosen = st.session_state.get(REVIEW_CHOICE)
+    if chosen is None:  # Streamlit drops a widget's state on another page: back to the last choice
+        chosen = remembered.get(cohort, compatible[:default])
+    elif st.session_state.get(REVIEW_CHOICE_COHORT, cohort) != cohort and cohort in remembered:
         chosen = remembered[cohort]  # switched back: this cohort's sets, as last chosen
     kept = [n for n in chosen if n in compatible]
     remembered[cohort] = kept

@@ -247,3 +247,18 @@ def test_a_changed_cohort_marks_the_review_out_of_date_and_blocks_its_release():
     at.checkbox(key="gate_override").check().run()  # 2 training records: the gate fails
     at.text_input(key="gate_reason").set_value("tabletop exercise").run()
     assert not at.button(key="gate_release").disabled
+
+
+def test_the_chosen_sets_survive_a_visit_to_another_page():
+    at = open_page(timeout=TIMEOUT)
+    load_demo(at, "ICU stays")
+    at.switch_page("pages/3_Review.py").run()
+    for _ in range(2):
+        at.button(key="review_baseline").click().run()
+    first, second = "Independent marginals (baseline)", "Independent marginals (baseline) (2)"
+    assert at.multiselect(key="review_sets").value == [first, second]
+    at.multiselect(key="review_sets").set_value([second]).run()
+    at.switch_page("pages/2_Generate.py").run()
+    assert state.REVIEW_CHOICE not in at.session_state  # Streamlit dropped the widget's state
+    at.switch_page("pages/3_Review.py").run()
+    assert at.multiselect(key="review_sets").value == [second]
