@@ -89,6 +89,7 @@ def mmd(
         raise ConfigError("MMD needs at least two records in each set")
     rng = np.random.default_rng(seed)
     sub = None
+    cut = max_records is not None and max(len(real), len(synth)) > max_records
     if max_records is not None:
         sub = max_records
         if len(real) > max_records:
@@ -135,9 +136,10 @@ def mmd(
             "bandwidth": h,
             "bandwidth_rule": "median heuristic" if bandwidth is None else "given",
             "subsample": sub,
+            "subsampled": cut,
             "n_real": m,
             "n_synthetic": n,
-            "exact": sub is None and blocks == 1,
+            "exact": not cut and blocks == 1,
             "estimator": "all pairs"
             if blocks == 1
             else f"block estimator: {blocks} blocks of about {m // blocks:,} + {n // blocks:,} records",

@@ -295,3 +295,27 @@ def detection_text(result: MetricResult) -> str:
         f"{result.value:.3f} (95% CI {lo:.3f} to {hi:.3f}; 0.5 = cannot tell); real holdout vs "
         f"training records: {d['real_vs_real_auroc']:.3f}. It leans most on {d['leans_on']}."
     )
+
+
+def how_computed(review: Review) -> str:
+    """One line on how the estimates that may be approximate were computed for this set: the MMD
+    estimator and its 95% CI, and how many records each TSTR model was fitted on ("n of N")."""
+    parts = []
+    mmd = review.get(MetricId.MMD)
+    if mmd is not None:
+        d = mmd.details
+        how = "exact, over all pairs" if d.get("exact") else d.get("estimator", "all pairs")
+        sub = " (a random subsample of each set)" if d.get("subsampled") else ""
+        ci = f"; 95% CI {mmd.ci[0]:.3g} to {mmd.ci[1]:.3g}" if mmd.ci else ""
+        parts.append(
+            f"MMD {mmd.value:.3g}: {how} of {d['n_real']:,} real and {d['n_synthetic']:,} "
+            f"synthetic records{sub}{ci}"
+        )
+    tstr = next((r for r in review.results if r.spec == MetricId.TSTR), None)
+    if tstr is not None and "synthetic_training_records" in tstr.details:
+        d = tstr.details
+        parts.append(
+            f"TSTR models fitted on {d['synthetic_training_records']} synthetic records "
+            f"(the real-data reference on {d['real_training_records']} real training records)"
+        )
+    return "; ".join(parts) + "." if parts else ""

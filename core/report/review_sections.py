@@ -41,6 +41,7 @@ from core.report.review_report import (
     column_frame,
     detection_text,
     figures_for,
+    how_computed,
     make_context,
     validity_text,
 )
@@ -142,6 +143,11 @@ def _summary_html(section: Section, doc: ReviewDocument, fig: Figures) -> str:
         f"<tbody>{''.join(rows)}</tbody></table>"
         '<p class="meta">Highlighted: the value closest to the ideal in each row. Privacy metrics '
         "are measured against the real training (members) and holdout (non-members) patients.</p>"
+        + "".join(
+            f"<p class='meta'>{html.escape(rv.name)}: {html.escape(how)}</p>"
+            for rv in doc.reviews
+            if (how := how_computed(rv))
+        )
     )
 
 

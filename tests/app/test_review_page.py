@@ -46,6 +46,11 @@ def test_demo_cohort_two_sets_side_by_side_and_report():
     mia = rows.loc["Membership inference accuracy (distance attack)"]
     assert 0.5 <= mia["EHRDiff"] < 0.6
     # Per-column fidelity: a sortable table per set, worst column first; the summary row stays.
+    # how the estimates were made: MMD's estimator and interval, TSTR's records ("n of N")
+    how = [c.value for c in at.caption if c.value.startswith("EHRDiff: MMD ")]
+    assert len(how) == 1 and "exact, over all pairs of 1,600 real and 800 synthetic" in how[0]
+    assert "TSTR models fitted on 800 of 800 synthetic records" in how[0]
+    assert "on 1,600 of 1,600 real training records" in how[0]
     worst = rows.loc["Per-column fidelity (worst column's KS or TV)"]
     assert 0 < worst["EHRDiff"] <= 1
     assert "Per-column fidelity" in [h.value for h in at.subheader]

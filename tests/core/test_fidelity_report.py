@@ -1,6 +1,7 @@
 """Issue #33's measures in the report: figures, the 'what gives the set away' paragraph, the JSON."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ from core.data.cohort import FeatureSpec
 from core.data.records import EHRTable
 from core.metrics.suite import ReviewSettings, review
 from core.report import review_figures as rf
-from core.report.review_report import ReportContext, figures_for, to_json
+from core.report.review_report import ReportContext, figures_for, how_computed, to_json
 from core.report.review_sections import ReviewDocument, build_html
 
 FEATURES = (
@@ -93,3 +94,25 @@ def test_the_report_follows_the_one_section_order(reviewed):
     assert {"Summary", "Membership attacks", "Per-column fidelity", "Release gate"} <= set(shown)
     assert shown[-1] == "Settings"
     assert section("exposure").html is None  # the per-patient view is never exported
+
+
+def test_the_summary_says_how_the_mmd_was_estimated_with_its_interval(reviewed):
+    context = ReportContext("toy", "0" * 64, {"train": 300}, {"seed": 0})
+    page = build_html(ReviewDocument([reviewed], context))
+    mmd = reviewed.get("mmd")
+    assert (
+        f"shifted: MMD {mmd.value:.3g}: exact, over all pairs of 300 real and 300 synthetic" in page
+    )
+    assert "95% CI" not in page.split("shifted: MMD")[1].split("</p>")[0]  # exact: no interval
+    # above the exact size, the block estimator's interval is stated
+    blocked = replace(
+        mmd,
+        ci=(0.01, 0.03),
+        details=mmd.details
+        | {"exact": False, "estimator": "block estimator: 10 blocks of about 30 + 30 records"},
+    )
+    text = how_computed(replace(reviewed, results=[blocked]))
+    assert text == (
+        f"MMD {mmd.value:.3g}: block estimator: 10 blocks of about 30 + 30 records of 300 real "
+        "and 300 synthetic records; 95% CI 0.01 to 0.03."
+    )

@@ -22,6 +22,7 @@ from core.report.review_report import (
     battery_note,
     column_frame,
     figures_for,
+    how_computed,
     to_json,
     validity_text,
 )
@@ -60,6 +61,8 @@ def _summary(section: Section, view: PageView) -> None:
         for spec_id in dict.fromkeys(summary["spec"]):
             st.markdown(f"**{metric_specs.title(spec_id)}.** {metric_specs.explanation(spec_id)}")
     for rv in reviews:
+        if how := how_computed(rv):
+            st.caption(f"{rv.name}: {how}")
         if rv.skipped:
             st.caption(
                 f"{rv.name}: not computed: "
