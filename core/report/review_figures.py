@@ -95,7 +95,15 @@ def dcr_histogram(result: MetricResult) -> go.Figure:
 def mmd_bars(results: dict[str, MetricResult]) -> go.Figure:
     names = list(results)
     values = [results[n].value for n in names]
-    bw = {f"{results[n].details['bandwidth']:.3g}" for n in names}
+    bw = dict.fromkeys(f"{results[n].details['bandwidth']:.3g}" for n in names)  # bars' order
+    cis = [results[n].ci for n in names]
+    error = None
+    if any(ci is not None for ci in cis):  # the block estimator's 95% interval
+        error = dict(
+            type="data",
+            array=[0 if ci is None else ci[1] - v for ci, v in zip(cis, values, strict=True)],
+            arrayminus=[0 if ci is None else v - ci[0] for ci, v in zip(cis, values, strict=True)],
+        )
     fig = go.Figure(
         go.Bar(
             x=names,
@@ -103,10 +111,11 @@ def mmd_bars(results: dict[str, MetricResult]) -> go.Figure:
             marker_color="#1f6f8b",
             text=[f"{v:.2e}" for v in values],
             textposition="outside",
+            error_y=error,
         )
     )
     fig.update_layout(
-        title=f"MMD² (Gaussian kernel, bandwidth {', '.join(sorted(bw))}; 0 is ideal)",
+        title=f"MMD² (Gaussian kernel, bandwidth {', '.join(bw)}; 0 is ideal)",
         yaxis_title="MMD²",
         height=380,
         **_LAYOUT,

@@ -116,3 +116,14 @@ def test_the_summary_says_how_the_mmd_was_estimated_with_its_interval(reviewed):
         f"MMD {mmd.value:.3g}: block estimator: 10 blocks of about 30 + 30 records of 300 real "
         "and 300 synthetic records; 95% CI 0.01 to 0.03."
     )
+
+
+def test_mmd_bars_name_bandwidths_in_the_bars_order_and_draw_block_intervals(reviewed):
+    exact = reviewed.get("mmd")
+    blocked = replace(
+        exact, ci=(0.5 * exact.value, 2 * exact.value), details=exact.details | {"bandwidth": 0.25}
+    )
+    fig = rf.mmd_bars({"b": blocked, "a": exact})
+    assert f"bandwidth 0.25, {exact.details['bandwidth']:.3g};" in fig.layout.title.text
+    assert list(fig.data[0].error_y.array) == pytest.approx([exact.value, 0])
+    assert list(fig.data[0].error_y.arrayminus) == pytest.approx([0.5 * exact.value, 0])
